@@ -1,0 +1,541 @@
+/* livy_api: one Livy REST request in, one response out. */
+#include "livy_api.h"
+#include "livy_db.h"
+#include "livy_json.h"
+#include "livy_params.h"
+#include "livy_view.h"
+
+#include <apr_strings.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSIONS_PAGE_DEFAULT 100
+#define LOG_PAGE_DEFAULT 100
+
+void livy_api_error(livy_api_response_t *resp, apr_pool_t *p, int status, const char *msg)
+{
+    resp->status = status;
+    resp->body = livy_json_msg(p, msg, &resp->body_len);
+}
+
+static void reply_json(livy_api_response_t *resp, apr_pool_t *p, int status, json_t *j)
+{
+    livy_json_own(p, j);
+    resp->status = status;
+    resp->body = livy_json_dump(p, j, &resp->body_len);
+}
+
+/* A query that failed: the database is gone (503, discard the connection) or we have a bug
+ * (500, with the detail for the error log). */
+static void reply_db_failure(livy_api_response_t *resp, livy_conn_t *c, PGresult *res,
+                             apr_pool_t *p)
+{
+    const char *detail = livy_db_error(c->pg, p);
+    if (PQstatus(c->pg) != CONNECTION_OK || !strncmp(livy_store_sqlstate(res), "08", 2)
+        || !strncmp(livy_store_sqlstate(res), "57P", 3)) {
+        resp->conn_broken = 1;
+        resp->log_detail = detail;
+        livy_api_error(resp, p, 503, "The session database is unavailable; try again shortly.");
+    } else {
+        resp->log_detail = detail;
+        livy_api_error(resp, p, 500, "Internal error in the session store; see the server's "
+                                     "error log.");
+    }
+}
+
+static int ok_tuples(PGresult *res)
+{
+    return res && PQresultStatus(res) == PGRES_TUPLES_OK;
+}
+
+int livy_api_route(const livy_api_request_t *req, apr_pool_t *p, livy_route_t *r,
+                   livy_api_response_t *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    livy_route_parse(req->path, p, r);
+    if (r->route == LIVY_ROUTE_NONE) {
+        livy_api_error(resp, p, 404, apr_psprintf(p, "No such resource: %s", req->path));
+        return 1;
+    }
+    if (!(livy_method_from_name(req->method) & r->allowed)) {
+        resp->allow = livy_route_allow_header(r->allowed);
+        livy_api_error(resp, p, 405, apr_psprintf(p, "Method %s is not allowed here; use %s.",
+                                                   req->method, resp->allow));
+        return 1;
+    }
+    return 0;
+}
+
+int livy_api_check_schema(livy_conn_t *conn, apr_pool_t *p, livy_api_response_t *resp)
+{
+    if (conn->schema_ok)
+        return 0;
+    const char *err = NULL;
+    int version = livy_db_schema_version(conn->pg, p, &err);
+    if (version < 0) {
+        reply_db_failure(resp, conn, NULL, p);
+        return 1;
+    }
+    if (version < LIVY_SCHEMA_VERSION) {
+        resp->log_detail = apr_psprintf(p, "database schema version %d is older than version %d, "
+                                        "which this mod_livy needs: run `livy-supervisor --config "
+                                        "FILE --migrate`", version, LIVY_SCHEMA_VERSION);
+        livy_api_error(resp, p, 503, apr_psprintf(p, "The session database has schema version "
+                       "%d but this server needs version %d: an operator must run "
+                       "`livy-supervisor --migrate`.", version, LIVY_SCHEMA_VERSION));
+        return 1;
+    }
+    conn->schema_ok = 1;
+    return 0;
+}
+
+/* ---- sessions ---- */
+
+static int state_is_ended(const char *state)
+{
+    static const char *const ended[] = {"shutting_down", "error", "dead", "killed", "success"};
+    for (size_t i = 0; i < sizeof ended / sizeof ended[0]; i++)
+        if (!strcmp(state, ended[i]))
+            return 1;
+    return 0;
+}
+
+/* Looks the session up by id or name (a per-session request: counts as a heartbeat).
+ * Returns the one-row result, or NULL with resp set (404, or a database failure). */
+static PGresult *lookup_session(const livy_route_t *r, livy_conn_t *c, apr_pool_t *p,
+                                livy_api_response_t *resp)
+{
+    PGresult *res;
+    if (r->session_id >= 0) {
+        const char *params[1] = {apr_psprintf(p, "%" APR_INT64_T_FMT, r->session_id)};
+        res = livy_store_exec(c, Q_SESSION_BY_ID, 1, params);
+    } else {
+        const char *ref = r->session_ref;
+        int all_digits = ref[strspn(ref, "0123456789")] == '\0';
+        if (all_digits) { /* an id too large to exist */
+            livy_api_error(resp, p, 404, apr_psprintf(p, "Session '%s' not found.", ref));
+            return NULL;
+        }
+        const char *params[1] = {ref};
+        res = livy_store_exec(c, Q_SESSION_BY_NAME, 1, params);
+    }
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return NULL;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        livy_api_error(resp, p, 404, apr_psprintf(p, "Session '%s' not found.", r->session_ref));
+        return NULL;
+    }
+    return res;
+}
+
+static void get_version(livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
+{
+    PGresult *res = livy_store_exec(c, Q_VERSION, 0, NULL);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "version", json_string(LIVY_API_VERSION));
+    json_object_set_new(o, "server", json_string(LIVY_SERVER_NAME));
+    json_object_set_new(o, "schemaVersion", json_integer(atoi(PQgetvalue(res, 0, 0))));
+    PQclear(res);
+    reply_json(resp, p, 200, o);
+}
+
+static void list_sessions(const livy_api_request_t *req, livy_conn_t *c, apr_pool_t *p,
+                          livy_api_response_t *resp)
+{
+    const char *err;
+    apr_table_t *params = livy_params_parse(req->query, p, &err);
+    int64_t from, size;
+    if (!params || livy_param_int(params, "from", 0, 0, &from, p, &err) != 0
+        || livy_param_int(params, "size", SESSIONS_PAGE_DEFAULT, 0, &size, p, &err) != 0) {
+        livy_api_error(resp, p, 400, err);
+        return;
+    }
+    const char *qp[2] = {apr_psprintf(p, "%" APR_INT64_T_FMT, from),
+                         apr_psprintf(p, "%" APR_INT64_T_FMT, size)};
+    PGresult *res = livy_store_exec(c, Q_SESSIONS_PAGE, 2, qp);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        if (!PQgetisnull(res, i, 1))
+            json_array_append_new(list, livy_view_session(res, i, 1, 1));
+    json_t *o = json_object();
+    json_object_set_new(o, "from", json_integer(from));
+    json_object_set_new(o, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+    json_object_set_new(o, "sessions", list);
+    PQclear(res);
+    reply_json(resp, p, 200, o);
+}
+
+static const char *json_text(apr_pool_t *p, json_t *j)
+{
+    return livy_json_dump(p, j, NULL);
+}
+
+static const char *int_text(apr_pool_t *p, int v)
+{
+    return apr_psprintf(p, "%d", v);
+}
+
+static void create_session(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                           livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
+{
+    livy_session_req_t s;
+    const char *err;
+    if (livy_validate_session_create(req->body, req->body_len, &cfg->validate, p, &s, &err)) {
+        livy_api_error(resp, p, 400, err);
+        return;
+    }
+    const char *params[20] = {
+        s.name, s.kind, req->user, NULL /* proxyUser: impersonation is off */,
+        s.driver_memory, int_text(p, s.driver_cores), s.executor_memory,
+        int_text(p, s.executor_cores), int_text(p, s.num_executors), s.queue,
+        json_text(p, s.conf), json_text(p, s.jars), json_text(p, s.py_files),
+        json_text(p, s.files), json_text(p, s.archives), int_text(p, s.heartbeat_timeout),
+        s.ttl, s.idle_timeout,
+        s.ttl_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.ttl_ms) : NULL,
+        s.idle_timeout_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.idle_timeout_ms) : NULL,
+    };
+    PGresult *res = livy_store_exec(c, Q_SESSION_INSERT, 20, params);
+    if (!ok_tuples(res)) {
+        if (!strcmp(livy_store_sqlstate(res), "23505"))
+            livy_api_error(resp, p, 400, apr_psprintf(p, "Duplicate session name '%s': a live "
+                                                      "session already has it.", s.name));
+        else
+            reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    json_t *view = livy_view_session(res, 0, 0, 1);
+    resp->location = apr_psprintf(p, "%s/sessions/%s", cfg->base_path, PQgetvalue(res, 0, SC_ID));
+    PQclear(res);
+    reply_json(resp, p, 201, view);
+}
+
+static void session_command(livy_query_e q, PGresult *session, livy_conn_t *c, apr_pool_t *p,
+                            livy_api_response_t *resp, int *changed)
+{
+    const char *params[1] = {PQgetvalue(session, 0, SC_ID)};
+    PGresult *res = livy_store_exec(c, q, 1, params);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        reply_db_failure(resp, c, res, p);
+        *changed = -1;
+    } else {
+        *changed = st == PGRES_TUPLES_OK ? atoi(PQgetvalue(res, 0, 0)) : atoi(PQcmdTuples(res));
+    }
+    PQclear(res);
+}
+
+/* ---- statements ---- */
+
+static void create_statement(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                             PGresult *session, livy_conn_t *c, apr_pool_t *p,
+                             livy_api_response_t *resp)
+{
+    livy_statement_req_t st;
+    const char *err;
+    const char *sid = PQgetvalue(session, 0, SC_ID);
+    const char *state = PQgetvalue(session, 0, SC_STATE);
+    if (livy_validate_statement_create(req->body, req->body_len, &cfg->validate, p, &st, &err)) {
+        livy_api_error(resp, p, 400, err);
+        return;
+    }
+    if (state_is_ended(state)) {
+        livy_api_error(resp, p, 400, apr_psprintf(p, "Session %s is %s: it no longer accepts "
+                                                  "statements.", sid, state));
+        return;
+    }
+    if (!st.kind && !strcmp(PQgetvalue(session, 0, SC_KIND), "shared")) {
+        livy_api_error(resp, p, 400, apr_psprintf(p, "Session %s is a shared session: say which "
+                       "interpreter runs the code with 'kind' (spark, pyspark, sparkr or sql).",
+                       sid));
+        return;
+    }
+    const char *params[3] = {sid, st.code, st.kind};
+    PGresult *res = livy_store_exec(c, Q_STATEMENT_INSERT, 3, params);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    if (PQntuples(res) == 0) { /* the session ended between the lookup and the insert */
+        PQclear(res);
+        livy_api_error(resp, p, 400, apr_psprintf(p, "Session %s has ended: it no longer accepts "
+                                                  "statements.", sid));
+        return;
+    }
+    json_t *view = livy_view_statement(res, 0);
+    resp->location = apr_psprintf(p, "%s/sessions/%s/statements/%s", cfg->base_path, sid,
+                                  PQgetvalue(res, 0, ST_ID));
+    PQclear(res);
+    reply_json(resp, p, 201, view);
+}
+
+static void list_statements(const livy_api_request_t *req, PGresult *session, livy_conn_t *c,
+                            apr_pool_t *p, livy_api_response_t *resp)
+{
+    const char *err;
+    apr_table_t *qp = livy_params_parse(req->query, p, &err);
+    int64_t from, size;
+    if (!qp || livy_param_int(qp, "from", 0, 0, &from, p, &err) != 0
+        || livy_param_int(qp, "size", -1, 0, &size, p, &err) != 0) {
+        livy_api_error(resp, p, 400, err);
+        return;
+    }
+    const char *order = apr_table_get(qp, "order");
+    if (order && strcmp(order, "desc") != 0 && strcmp(order, "asc") != 0) {
+        livy_api_error(resp, p, 400, apr_psprintf(p, "Query parameter 'order' must be 'asc' or "
+                                                  "'desc', got '%s'.", order));
+        return;
+    }
+    const char *params[3] = {PQgetvalue(session, 0, SC_ID),
+                             apr_psprintf(p, "%" APR_INT64_T_FMT, from),
+                             size >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, size) : NULL};
+    PGresult *res = livy_store_exec(c, order && !strcmp(order, "desc") ? Q_STATEMENTS_DESC
+                                                                        : Q_STATEMENTS_ASC,
+                                    3, params);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(list, livy_view_statement(res, i));
+    PQclear(res);
+    json_t *o = json_object();
+    /* ids are gapless from 0, so the next id is the count */
+    json_object_set_new(o, "total_statements",
+                        json_integer(strtoll(PQgetvalue(session, 0, SC_NEXT_STATEMENT), NULL, 10)));
+    json_object_set_new(o, "statements", list);
+    reply_json(resp, p, 200, o);
+}
+
+static int statement_ref_ok(const livy_route_t *r, PGresult *session, apr_pool_t *p,
+                            livy_api_response_t *resp)
+{
+    if (r->statement_id < 0 || r->statement_id > 2147483647) {
+        livy_api_error(resp, p, 404, apr_psprintf(p, "Statement '%s' not found in session %s.",
+                                                  r->statement_ref,
+                                                  PQgetvalue(session, 0, SC_ID)));
+        return 0;
+    }
+    return 1;
+}
+
+static void get_statement(const livy_route_t *r, PGresult *session, livy_conn_t *c,
+                          apr_pool_t *p, livy_api_response_t *resp)
+{
+    if (!statement_ref_ok(r, session, p, resp))
+        return;
+    const char *params[2] = {PQgetvalue(session, 0, SC_ID),
+                             apr_psprintf(p, "%" APR_INT64_T_FMT, r->statement_id)};
+    PGresult *res = livy_store_exec(c, Q_STATEMENT_GET, 2, params);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+    } else if (PQntuples(res) == 0) {
+        livy_api_error(resp, p, 404, apr_psprintf(p, "Statement '%s' not found in session %s.",
+                                                  r->statement_ref, params[0]));
+    } else {
+        reply_json(resp, p, 200, livy_view_statement(res, 0));
+    }
+    PQclear(res);
+}
+
+static void cancel_statement(const livy_api_request_t *req, const livy_route_t *r,
+                             PGresult *session, livy_conn_t *c, apr_pool_t *p,
+                             livy_api_response_t *resp)
+{
+    const char *err;
+    if (livy_validate_empty_object(req->body, req->body_len, p, &err) != 0) {
+        livy_api_error(resp, p, 400, err);
+        return;
+    }
+    if (!statement_ref_ok(r, session, p, resp))
+        return;
+    const char *params[2] = {PQgetvalue(session, 0, SC_ID),
+                             apr_psprintf(p, "%" APR_INT64_T_FMT, r->statement_id)};
+    PGresult *res = livy_store_exec(c, Q_STATEMENT_CANCEL, 2, params);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+    } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        livy_api_error(resp, p, 404, apr_psprintf(p, "Statement '%s' not found in session %s.",
+                                                  r->statement_ref, params[0]));
+    } else {
+        livy_api_error(resp, p, 200, "canceled"); /* Livy's spelling, in its {"msg"} body */
+    }
+    PQclear(res);
+}
+
+/* ---- log ---- */
+
+static void get_log(const livy_api_request_t *req, PGresult *session, livy_conn_t *c,
+                    apr_pool_t *p, livy_api_response_t *resp)
+{
+    const char *err;
+    apr_table_t *qp = livy_params_parse(req->query, p, &err);
+    int64_t from, size;
+    if (!qp || livy_param_int(qp, "from", -1, 0, &from, p, &err) != 0
+        || livy_param_int(qp, "size", LOG_PAGE_DEFAULT, -LIVY_PARAM_MAX, &size, p, &err) != 0) {
+        livy_api_error(resp, p, 400, err);
+        return;
+    }
+    const char *id = PQgetvalue(session, 0, SC_ID);
+    const char *tp[1] = {id};
+    PGresult *res = livy_store_exec(c, Q_LOG_TOTAL, 1, tp);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    int64_t total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (size < 0) /* all lines */
+        size = total;
+    if (from < 0) /* the tail by default */
+        from = total > size ? total - size : 0;
+    const char *params[3] = {id, apr_psprintf(p, "%" APR_INT64_T_FMT, from),
+                             apr_psprintf(p, "%" APR_INT64_T_FMT, size)};
+    res = livy_store_exec(c, Q_LOG_PAGE, 3, params);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    json_t *lines = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(lines, json_string(PQgetvalue(res, i, 0)));
+    PQclear(res);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(strtoll(id, NULL, 10)));
+    json_object_set_new(o, "from", json_integer(from));
+    json_object_set_new(o, "total", json_integer(total));
+    json_object_set_new(o, "log", lines);
+    reply_json(resp, p, 200, o);
+}
+
+/* ---- dispatch ---- */
+
+static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                        const livy_route_t *r, livy_conn_t *c, apr_pool_t *p,
+                        livy_api_response_t *resp)
+{
+    livy_method_e m = livy_method_from_name(req->method);
+    const char *err;
+    PGresult *s = lookup_session(r, c, p, resp);
+    if (!s)
+        return;
+    const char *id = PQgetvalue(s, 0, SC_ID);
+    const char *state = PQgetvalue(s, 0, SC_STATE);
+    int changed = 0;
+
+    switch (r->route) {
+    case LIVY_ROUTE_SESSION:
+        if (m == LIVY_M_DELETE) {
+            session_command(Q_SESSION_DELETE, s, c, p, resp, &changed);
+            if (changed >= 0)
+                livy_api_error(resp, p, 200, "deleted");
+        } else {
+            reply_json(resp, p, 200, livy_view_session(s, 0, 0, 1));
+        }
+        break;
+    case LIVY_ROUTE_SESSION_STATE: {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer(strtoll(id, NULL, 10)));
+        json_object_set_new(o, "state", json_string(state));
+        reply_json(resp, p, 200, o);
+        break;
+    }
+    case LIVY_ROUTE_SESSION_LOG:
+        get_log(req, s, c, p, resp);
+        break;
+    case LIVY_ROUTE_SESSION_STOP:
+        if (livy_validate_empty_object(req->body, req->body_len, p, &err) != 0) {
+            livy_api_error(resp, p, 400, err);
+            break;
+        }
+        session_command(Q_SESSION_STOP, s, c, p, resp, &changed);
+        if (changed >= 0) {
+            resp->status = 204;
+            resp->body = NULL;
+            resp->body_len = 0;
+        }
+        break;
+    case LIVY_ROUTE_SESSION_CONNECT:
+        if (livy_validate_empty_object(req->body, req->body_len, p, &err) != 0) {
+            livy_api_error(resp, p, 400, err);
+        } else if (state_is_ended(state)) {
+            livy_api_error(resp, p, 400, apr_psprintf(p, "Session %s is %s: it cannot be "
+                                                      "connected to.", id, state));
+        } else {
+            session_command(Q_SESSION_ACTIVITY, s, c, p, resp, &changed);
+            if (changed >= 0)
+                reply_json(resp, p, 200, livy_view_session(s, 0, 0, 1));
+        }
+        break;
+    case LIVY_ROUTE_SESSION_COMPLETION: {
+        livy_completion_req_t cr;
+        if (livy_validate_completion(req->body, req->body_len, p, &cr, &err) != 0) {
+            livy_api_error(resp, p, 400, err);
+        } else if (state_is_ended(state)) {
+            livy_api_error(resp, p, 400, apr_psprintf(p, "Session %s is %s.", id, state));
+        } else {
+            session_command(Q_SESSION_ACTIVITY, s, c, p, resp, &changed);
+            if (changed >= 0) {
+                json_t *o = json_object();
+                json_object_set_new(o, "candidates", json_array());
+                reply_json(resp, p, 200, o);
+            }
+        }
+        break;
+    }
+    case LIVY_ROUTE_STATEMENTS:
+        if (m == LIVY_M_POST)
+            create_statement(cfg, req, s, c, p, resp);
+        else
+            list_statements(req, s, c, p, resp);
+        break;
+    case LIVY_ROUTE_STATEMENT:
+        get_statement(r, s, c, p, resp);
+        break;
+    case LIVY_ROUTE_STATEMENT_CANCEL:
+        cancel_statement(req, r, s, c, p, resp);
+        break;
+    default:
+        livy_api_error(resp, p, 404, "No such resource.");
+    }
+    PQclear(s);
+}
+
+void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                     const livy_route_t *r, livy_conn_t *conn, apr_pool_t *p,
+                     livy_api_response_t *resp)
+{
+    livy_method_e m = livy_method_from_name(req->method);
+    switch (r->route) {
+    case LIVY_ROUTE_VERSION:
+        get_version(conn, p, resp);
+        return;
+    case LIVY_ROUTE_SESSIONS:
+        if (m == LIVY_M_POST)
+            create_session(cfg, req, conn, p, resp);
+        else
+            list_sessions(req, conn, p, resp);
+        return;
+    default:
+        per_session(cfg, req, r, conn, p, resp);
+    }
+}

@@ -1,0 +1,60 @@
+/* livy_api: one Livy REST request in, one response out. Routing, validation, the store and the
+ * views meet here; the httpd module only moves bytes, and the unit tests call it directly. */
+#ifndef LIVY_API_H
+#define LIVY_API_H
+
+#include "livy_route.h"
+#include "livy_store.h"
+#include "livy_validate.h"
+
+#include <apr_pools.h>
+
+#ifndef LIVY_PACKAGE_VERSION
+#define LIVY_PACKAGE_VERSION "0.1.0"
+#endif
+
+#define LIVY_API_VERSION "0.9.0" /* the Livy API level served; clients gate features on it */
+#define LIVY_SERVER_NAME "mod_livy/" LIVY_PACKAGE_VERSION
+
+typedef struct {
+    livy_validate_opts_t validate;
+    const char *base_path; /* where the handler is mounted, without a trailing slash ("" for /) */
+} livy_api_config_t;
+
+typedef struct {
+    const char *method;    /* "GET", "POST"... */
+    const char *path;      /* relative to the mount point, decoded */
+    const char *query;     /* raw query string, or NULL */
+    const char *body;      /* the request body (may be NULL when empty) */
+    size_t body_len;
+    const char *user;      /* the authenticated user, NULL when anonymous */
+} livy_api_request_t;
+
+typedef struct {
+    int status;
+    char *body;            /* NULL: no body (204) */
+    size_t body_len;
+    const char *location;  /* Location header, or NULL */
+    const char *allow;     /* Allow header (405), or NULL */
+    int conn_broken;       /* the database connection failed: discard it */
+    const char *log_detail;/* for the error log when status >= 500 */
+} livy_api_response_t;
+
+/* Routes the request: fills r and returns 1 when the request is already answered in resp
+ * (404, 405) without the database. */
+int livy_api_route(const livy_api_request_t *req, apr_pool_t *p, livy_route_t *r,
+                   livy_api_response_t *resp);
+
+/* Makes sure the connection's database has the schema this build needs (checked once per
+ * connection). Returns 1 when resp is set (503). */
+int livy_api_check_schema(livy_conn_t *conn, apr_pool_t *p, livy_api_response_t *resp);
+
+/* Serves a routed request on conn. */
+void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                     const livy_route_t *r, livy_conn_t *conn, apr_pool_t *p,
+                     livy_api_response_t *resp);
+
+/* Sets resp to a JSON error {"msg": msg}. */
+void livy_api_error(livy_api_response_t *resp, apr_pool_t *p, int status, const char *msg);
+
+#endif

@@ -1,0 +1,23 @@
+/* livy_params: query-string parsing and validation of from/size/order; no I/O, fuzzable. */
+#ifndef LIVY_PARAMS_H
+#define LIVY_PARAMS_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <stdint.h>
+
+/* Parses "a=1&b=x%20y" into a table of decoded values (first occurrence wins on lookup).
+ * Returns NULL with *errmsg set when an escape is malformed. */
+apr_table_t *livy_params_parse(const char *query, apr_pool_t *p, const char **errmsg);
+
+/* Reads integer parameter `name`: absent → *value = def, returns 0. Present: must be a decimal
+ * integer in [min, LIVY_PARAM_MAX]; otherwise returns -1 with *errmsg naming the parameter. */
+#define LIVY_PARAM_MAX 2147483647L
+int livy_param_int(apr_table_t *params, const char *name, int64_t def, int64_t min,
+                   int64_t *value, apr_pool_t *p, const char **errmsg);
+
+/* Parses a duration such as "500ms", "10s", "10m", "1h", "2d" (a bare number means seconds)
+ * into milliseconds. Returns 0, or -1 when malformed, negative or out of range. */
+int livy_parse_duration_ms(const char *text, int64_t *ms);
+
+#endif

@@ -1,0 +1,149 @@
+/* livy_store: the API's SQL, as named prepared statements prepared once per connection. */
+#include "livy_store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The session columns every session query returns (see SC_* in livy_store.h). `s` is the row. */
+#define SESSION_COLS \
+    "s.id, s.name, s.app_id, s.owner, s.proxy_user, s.state, s.kind, s.driver_log_url, " \
+    "s.spark_ui_url, s.ttl, s.idle_timeout, s.driver_memory, s.driver_cores, " \
+    "s.executor_memory, s.executor_cores, s.conf, s.archives, s.files, s.heartbeat_timeout_s, " \
+    "s.jars, s.num_executors, s.py_files, s.queue, "
+/* The last 10 log lines, oldest first, as a JSON array of strings. */
+#define SESSION_LOG10 \
+    "(SELECT coalesce(json_agg(t.line ORDER BY t.seq), '[]') FROM " \
+    "(SELECT l.line, l.seq FROM session_log l WHERE l.session_id = s.id " \
+    " ORDER BY l.seq DESC LIMIT 10) t)"
+#define SESSION_TAIL ", s.ended_at IS NOT NULL, s.next_statement_id"
+
+/* A per-session request counts as a heartbeat for sessions that asked for one; written at most
+ * once a second so that polling clients do not turn every GET into a write. */
+#define HEARTBEAT_CTE(where) \
+    "WITH hb AS (UPDATE sessions SET last_heartbeat_at = now() WHERE " where \
+    " AND NOT deleted AND heartbeat_timeout_s > 0 AND ended_at IS NULL" \
+    " AND last_heartbeat_at < now() - interval '1 second' RETURNING 1) "
+
+#define STATEMENT_COLS "id, code, state, output, progress, started, completed"
+#define EPOCH_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+#define ENDED_STATES "('shutting_down','error','dead','killed','success')"
+
+static const char *const query_sql[Q__COUNT] = {
+    [Q_VERSION] = "SELECT coalesce(max(version), 0) FROM livy_schema_version",
+
+    [Q_SESSION_BY_ID] =
+        HEARTBEAT_CTE("id = $1")
+        "SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
+        " FROM sessions s WHERE s.id = $1 AND NOT s.deleted",
+
+    [Q_SESSION_BY_NAME] =
+        HEARTBEAT_CTE("id = (SELECT id FROM sessions WHERE name = $1 AND NOT deleted"
+                      " ORDER BY ended_at IS NULL DESC, id DESC LIMIT 1)")
+        "SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
+        " FROM sessions s WHERE s.name = $1 AND NOT s.deleted"
+        " ORDER BY s.ended_at IS NULL DESC, s.id DESC LIMIT 1",
+
+    /* total first, then the page; the LEFT JOIN keeps the total when the page is empty */
+    [Q_SESSIONS_PAGE] =
+        "SELECT c.listed, p.* FROM session_count c LEFT JOIN LATERAL ("
+        " SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
+        " FROM sessions s WHERE NOT s.deleted ORDER BY s.id OFFSET $1 LIMIT $2) p ON true",
+
+    [Q_SESSION_INSERT] =
+        "WITH s AS (INSERT INTO sessions (name, kind, owner, proxy_user, driver_memory,"
+        " driver_cores, executor_memory, executor_cores, num_executors, queue, conf, jars,"
+        " py_files, files, archives, heartbeat_timeout_s, ttl, idle_timeout, ttl_ms,"
+        " idle_timeout_ms) VALUES ($1, $2, $3, $4, $5, $6::int, $7, $8::int, $9::int, $10,"
+        " $11::json, $12::json, $13::json, $14::json, $15::json, $16::int, $17, $18,"
+        " $19::bigint, $20::bigint) RETURNING *),"
+        " n AS (SELECT pg_notify('livy_sessions', id::text) FROM s)"
+        " SELECT " SESSION_COLS "'[]'::json" SESSION_TAIL " FROM s, n",
+
+    [Q_SESSION_DELETE] =
+        "WITH u AS (UPDATE sessions SET deleted = true,"
+        " stop_requested = CASE WHEN ended_at IS NULL THEN 'delete' ELSE stop_requested END,"
+        " state = CASE WHEN ended_at IS NOT NULL THEN state"
+        "  WHEN supervisor_id IS NULL THEN 'dead' ELSE 'shutting_down' END,"
+        " ended_at = CASE WHEN ended_at IS NULL AND supervisor_id IS NULL THEN now()"
+        "  ELSE ended_at END,"
+        " state_changed_at = now()"
+        " WHERE id = $1 AND NOT deleted RETURNING id),"
+        " n AS (SELECT pg_notify('livy_sessions', id::text) FROM u)"
+        " SELECT count(*) FROM n",
+
+    [Q_SESSION_STOP] =
+        "WITH u AS (UPDATE sessions SET stop_requested = 'stop',"
+        " state = CASE WHEN supervisor_id IS NULL THEN 'dead' ELSE 'shutting_down' END,"
+        " ended_at = CASE WHEN supervisor_id IS NULL THEN now() ELSE NULL END,"
+        " state_changed_at = now()"
+        " WHERE id = $1 AND NOT deleted AND ended_at IS NULL AND state <> 'shutting_down'"
+        " RETURNING id),"
+        " n AS (SELECT pg_notify('livy_sessions', id::text) FROM u)"
+        " SELECT count(*) FROM n",
+
+    [Q_SESSION_ACTIVITY] =
+        "UPDATE sessions SET last_activity_at = now() WHERE id = $1 AND NOT deleted",
+
+    [Q_STATEMENT_INSERT] =
+        "WITH s AS (UPDATE sessions SET next_statement_id = next_statement_id + 1,"
+        " last_activity_at = now()"
+        " WHERE id = $1 AND NOT deleted AND ended_at IS NULL AND state NOT IN " ENDED_STATES
+        " AND ($3::text IS NOT NULL OR kind <> 'shared')"
+        " RETURNING id, next_statement_id - 1 AS sid, kind),"
+        " ins AS (INSERT INTO statements (session_id, id, code, kind)"
+        " SELECT s.id, s.sid, $2, coalesce($3, s.kind) FROM s"
+        " RETURNING session_id, " STATEMENT_COLS "),"
+        " n AS (SELECT pg_notify('livy_statements', session_id::text) FROM ins)"
+        " SELECT ins.id, ins.code, ins.state, ins.output, ins.progress, ins.started,"
+        " ins.completed FROM ins, n",
+
+    [Q_STATEMENT_GET] =
+        "SELECT " STATEMENT_COLS " FROM statements WHERE session_id = $1 AND id = $2",
+
+    [Q_STATEMENTS_ASC] =
+        "SELECT " STATEMENT_COLS " FROM statements WHERE session_id = $1"
+        " ORDER BY id OFFSET $2 LIMIT $3",
+
+    [Q_STATEMENTS_DESC] =
+        "SELECT " STATEMENT_COLS " FROM statements WHERE session_id = $1"
+        " ORDER BY id DESC OFFSET $2 LIMIT $3",
+
+    /* waiting → cancelled at once; running → the supervisor sees cancel_requested */
+    [Q_STATEMENT_CANCEL] =
+        "WITH u AS (UPDATE statements SET cancel_requested = true,"
+        " state = CASE WHEN state = 'waiting' THEN 'cancelled' ELSE state END,"
+        " progress = CASE WHEN state = 'waiting' THEN 1 ELSE progress END,"
+        " completed = CASE WHEN state = 'waiting' THEN " EPOCH_MS " ELSE completed END"
+        " WHERE session_id = $1 AND id = $2 AND state IN ('waiting','running','cancelling')"
+        " RETURNING session_id),"
+        " a AS (UPDATE sessions SET last_activity_at = now() WHERE id = $1 RETURNING id),"
+        " n AS (SELECT pg_notify('livy_statements', session_id::text) FROM u)"
+        " SELECT (SELECT count(*) FROM n), (SELECT count(*) FROM a),"
+        " EXISTS (SELECT 1 FROM statements WHERE session_id = $1 AND id = $2)",
+
+    [Q_LOG_TOTAL] = "SELECT count(*) FROM session_log WHERE session_id = $1",
+
+    [Q_LOG_PAGE] =
+        "SELECT line FROM session_log WHERE session_id = $1 ORDER BY seq OFFSET $2 LIMIT $3",
+};
+
+PGresult *livy_store_exec(livy_conn_t *c, livy_query_e q, int nparams, const char *const *params)
+{
+    char name[24];
+    snprintf(name, sizeof name, "livy_q%d", (int)q);
+    if (!(c->prepared & (1ULL << q))) {
+        PGresult *prep = PQprepare(c->pg, name, query_sql[q], 0, NULL);
+        ExecStatusType st = PQresultStatus(prep);
+        if (st != PGRES_COMMAND_OK)
+            return prep; /* the caller sees the failure in the status */
+        PQclear(prep);
+        c->prepared |= 1ULL << q;
+    }
+    return PQexecPrepared(c->pg, name, nparams, params, NULL, NULL, 0);
+}
+
+const char *livy_store_sqlstate(const PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}

@@ -1,0 +1,54 @@
+/* livy_store: the API's SQL. Every query is a named prepared statement, prepared once per
+ * connection on first use; parameters only, never SQL built from request text. */
+#ifndef LIVY_STORE_H
+#define LIVY_STORE_H
+
+#include <apr_pools.h>
+#include <libpq-fe.h>
+
+typedef enum {
+    Q_VERSION = 0,
+    Q_SESSION_BY_ID,
+    Q_SESSION_BY_NAME,
+    Q_SESSIONS_PAGE,
+    Q_SESSION_INSERT,
+    Q_SESSION_DELETE,
+    Q_SESSION_STOP,
+    Q_SESSION_ACTIVITY,
+    Q_STATEMENT_INSERT,
+    Q_STATEMENT_GET,
+    Q_STATEMENTS_ASC,
+    Q_STATEMENTS_DESC,
+    Q_STATEMENT_CANCEL,
+    Q_LOG_TOTAL,
+    Q_LOG_PAGE,
+    Q__COUNT
+} livy_query_e;
+
+/* A pooled connection: the libpq handle and what has been prepared on it. */
+typedef struct {
+    PGconn *pg;
+    unsigned long long prepared; /* bit i: query i is prepared */
+    int schema_ok;               /* the schema version has been checked on this connection */
+} livy_conn_t;
+
+/* Columns of the session queries, in this order (views read them by index). */
+enum {
+    SC_ID = 0, SC_NAME, SC_APP_ID, SC_OWNER, SC_PROXY_USER, SC_STATE, SC_KIND,
+    SC_DRIVER_LOG_URL, SC_SPARK_UI_URL, SC_TTL, SC_IDLE_TIMEOUT, SC_DRIVER_MEMORY,
+    SC_DRIVER_CORES, SC_EXECUTOR_MEMORY, SC_EXECUTOR_CORES, SC_CONF, SC_ARCHIVES, SC_FILES,
+    SC_HEARTBEAT, SC_JARS, SC_NUM_EXECUTORS, SC_PY_FILES, SC_QUEUE, SC_LOG, SC_ENDED,
+    SC_NEXT_STATEMENT, SC__COUNT
+};
+
+/* Columns of the statement queries. */
+enum { ST_ID = 0, ST_CODE, ST_STATE, ST_OUTPUT, ST_PROGRESS, ST_STARTED, ST_COMPLETED };
+
+/* Runs prepared query q with text parameters (NULL = SQL NULL). Prepares it on first use.
+ * Returns the result (caller PQclear()s it) or NULL when preparing failed; check the status. */
+PGresult *livy_store_exec(livy_conn_t *c, livy_query_e q, int nparams, const char *const *params);
+
+/* SQLSTATE of a failed result, or "" */
+const char *livy_store_sqlstate(const PGresult *res);
+
+#endif

@@ -1,0 +1,404 @@
+/* livy_validate: request bodies checked field by field, as Livy does; fuzzable. */
+#include "livy_validate.h"
+#include "livy_json.h"
+#include "livy_params.h"
+
+#include <apr_strings.h>
+#include <string.h>
+
+#define INT_FIELD_MAX 1000000 /* cores, executors, heartbeat seconds: beyond this is a typo */
+
+const char *livy_kind_canonical(const char *kind, int allow_shared)
+{
+    static const struct { const char *alias, *canonical; } kinds[] = {
+        {"spark", "spark"}, {"scala", "spark"}, {"pyspark", "pyspark"}, {"python", "pyspark"},
+        {"sparkr", "sparkr"}, {"r", "sparkr"}, {"sql", "sql"}, {"shared", "shared"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (!strcmp(kind, kinds[i].alias)) {
+            if (!allow_shared && !strcmp(kinds[i].canonical, "shared"))
+                return NULL;
+            return kinds[i].canonical;
+        }
+    }
+    return NULL;
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* Parses body as one JSON object (duplicate keys rejected). Empty body: NULL with a message. */
+static json_t *parse_object(const char *body, size_t len, int empty_ok, apr_pool_t *p,
+                            const char **errmsg)
+{
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    if (i == len) {
+        if (empty_ok)
+            return livy_json_own(p, json_object());
+        *errmsg = "The request body is empty: send a JSON object ({} for the defaults).";
+        return NULL;
+    }
+    json_error_t err;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root) {
+        *errmsg = apr_psprintf(p, "The request body is not valid JSON: %s (at line %d, column %d).",
+                               err.text, err.line, err.column);
+        return NULL;
+    }
+    livy_json_own(p, root);
+    if (!json_is_object(root)) {
+        *errmsg = apr_psprintf(p, "The request body must be a JSON object, not %s.",
+                               type_name(root));
+        return NULL;
+    }
+    return root;
+}
+
+static int want_string(json_t *v, const char *field, const char **out, apr_pool_t *p,
+                       const char **errmsg)
+{
+    if (json_is_null(v)) {
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        *errmsg = apr_psprintf(p, "Field '%s' must be a string, not %s.", field, type_name(v));
+        return -1;
+    }
+    *out = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    return 0;
+}
+
+static int want_int(json_t *v, const char *field, int *out, apr_pool_t *p, const char **errmsg)
+{
+    if (json_is_null(v)) {
+        *out = 0;
+        return 0;
+    }
+    if (!json_is_integer(v)) {
+        *errmsg = apr_psprintf(p, "Field '%s' must be an integer, not %s.", field, type_name(v));
+        return -1;
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < 0 || n > INT_FIELD_MAX) {
+        *errmsg = apr_psprintf(p, "Field '%s' must be between 0 and %d, got %" APR_INT64_T_FMT ".",
+                               field, INT_FIELD_MAX, (apr_int64_t)n);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+static int want_string_list(json_t *v, const char *field, json_t **out, apr_pool_t *p,
+                            const char **errmsg)
+{
+    if (json_is_null(v)) {
+        *out = livy_json_own(p, json_array());
+        return 0;
+    }
+    if (!json_is_array(v)) {
+        *errmsg = apr_psprintf(p, "Field '%s' must be a list of strings, not %s.", field,
+                               type_name(v));
+        return -1;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item)) {
+            *errmsg = apr_psprintf(p, "Field '%s' must be a list of strings; item %zu is %s.",
+                                   field, i, type_name(item));
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+static int is_blocked(const livy_validate_opts_t *opts, const char *key)
+{
+    if (!opts || !opts->blocked_conf)
+        return 0;
+    for (int i = 0; i < opts->blocked_conf->nelts; i++)
+        if (!strcmp(APR_ARRAY_IDX(opts->blocked_conf, i, const char *), key))
+            return 1;
+    return 0;
+}
+
+/* conf: an object whose values are strings, numbers or booleans, coerced to strings. */
+static int want_conf(json_t *v, const livy_validate_opts_t *opts, json_t **out, apr_pool_t *p,
+                     const char **errmsg)
+{
+    json_t *conf = livy_json_own(p, json_object());
+    *out = conf;
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_object(v)) {
+        *errmsg = apr_psprintf(p, "Field 'conf' must be an object of strings, not %s.",
+                               type_name(v));
+        return -1;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(v, key, val) {
+        if (is_blocked(opts, key)) {
+            *errmsg = apr_psprintf(p, "Configuration '%s' is set by the server and cannot be "
+                                   "changed by a session.", key);
+            return -1;
+        }
+        if (!*key) {
+            *errmsg = "Field 'conf' has an empty key.";
+            return -1;
+        }
+        switch (json_typeof(val)) {
+        case JSON_STRING:
+            json_object_set(conf, key, val);
+            break;
+        case JSON_INTEGER:
+            json_object_set_new(conf, key, json_string(apr_psprintf(p, "%" APR_INT64_T_FMT,
+                                                        (apr_int64_t)json_integer_value(val))));
+            break;
+        case JSON_REAL:
+            json_object_set_new(conf, key, json_string(apr_psprintf(p, "%.17g", json_real_value(val))));
+            break;
+        case JSON_TRUE:
+        case JSON_FALSE:
+            json_object_set_new(conf, key, json_string(json_is_true(val) ? "true" : "false"));
+            break;
+        default:
+            *errmsg = apr_psprintf(p, "Configuration '%s' must be a string, number or boolean, "
+                                   "not %s.", key, type_name(val));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int want_duration(json_t *v, const char *field, const char **text, int64_t *ms,
+                         apr_pool_t *p, const char **errmsg)
+{
+    *ms = -1;
+    if (want_string(v, field, text, p, errmsg) != 0)
+        return -1;
+    if (*text && livy_parse_duration_ms(*text, ms) != 0) {
+        *errmsg = apr_psprintf(p, "Field '%s' must be a duration such as \"500ms\", \"30s\", "
+                               "\"10m\", \"1h\" or \"2d\", got \"%s\".", field, *text);
+        return -1;
+    }
+    return 0;
+}
+
+static int name_is_valid(const char *name, apr_pool_t *p, const char **errmsg)
+{
+    if (!*name) {
+        *errmsg = "Field 'name' must not be empty.";
+        return 0;
+    }
+    const char *c = name;
+    while (*c >= '0' && *c <= '9')
+        c++;
+    if (!*c) {
+        *errmsg = apr_psprintf(p, "Session name '%s' is all digits, which would read as a "
+                               "session id: choose a name with a letter in it.", name);
+        return 0;
+    }
+    if (strchr(name, '/')) {
+        *errmsg = "Field 'name' must not contain '/': names are used in URLs.";
+        return 0;
+    }
+    return 1;
+}
+
+int livy_validate_session_create(const char *body, size_t len, const livy_validate_opts_t *opts,
+                                 apr_pool_t *p, livy_session_req_t *out, const char **errmsg)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = "shared";
+    out->ttl_ms = out->idle_timeout_ms = -1;
+    out->conf = livy_json_own(p, json_object());
+    out->jars = livy_json_own(p, json_array());
+    out->py_files = livy_json_own(p, json_array());
+    out->files = livy_json_own(p, json_array());
+    out->archives = livy_json_own(p, json_array());
+
+    json_t *root = parse_object(body, len, 0, p, errmsg);
+    if (!root)
+        return -1;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        int rc;
+        if (!strcmp(key, "kind")) {
+            const char *kind;
+            rc = want_string(v, key, &kind, p, errmsg);
+            if (rc == 0 && kind) {
+                out->kind = livy_kind_canonical(kind, 1);
+                if (!out->kind) {
+                    *errmsg = apr_psprintf(p, "Unknown session kind '%s': use spark, pyspark, "
+                                           "sparkr, sql or shared.", kind);
+                    rc = -1;
+                }
+            }
+        } else if (!strcmp(key, "proxyUser")) {
+            rc = want_string(v, key, &out->proxy_user, p, errmsg);
+        } else if (!strcmp(key, "name")) {
+            rc = want_string(v, key, &out->name, p, errmsg);
+            if (rc == 0 && out->name && !name_is_valid(out->name, p, errmsg))
+                rc = -1;
+        } else if (!strcmp(key, "driverMemory")) {
+            rc = want_string(v, key, &out->driver_memory, p, errmsg);
+        } else if (!strcmp(key, "executorMemory")) {
+            rc = want_string(v, key, &out->executor_memory, p, errmsg);
+        } else if (!strcmp(key, "queue")) {
+            rc = want_string(v, key, &out->queue, p, errmsg);
+        } else if (!strcmp(key, "driverCores")) {
+            rc = want_int(v, key, &out->driver_cores, p, errmsg);
+        } else if (!strcmp(key, "executorCores")) {
+            rc = want_int(v, key, &out->executor_cores, p, errmsg);
+        } else if (!strcmp(key, "numExecutors")) {
+            rc = want_int(v, key, &out->num_executors, p, errmsg);
+        } else if (!strcmp(key, "heartbeatTimeoutInSecond")) {
+            rc = want_int(v, key, &out->heartbeat_timeout, p, errmsg);
+        } else if (!strcmp(key, "jars")) {
+            rc = want_string_list(v, key, &out->jars, p, errmsg);
+        } else if (!strcmp(key, "pyFiles")) {
+            rc = want_string_list(v, key, &out->py_files, p, errmsg);
+        } else if (!strcmp(key, "files")) {
+            rc = want_string_list(v, key, &out->files, p, errmsg);
+        } else if (!strcmp(key, "archives")) {
+            rc = want_string_list(v, key, &out->archives, p, errmsg);
+        } else if (!strcmp(key, "conf")) {
+            rc = want_conf(v, opts, &out->conf, p, errmsg);
+        } else if (!strcmp(key, "ttl")) {
+            rc = want_duration(v, key, &out->ttl, &out->ttl_ms, p, errmsg);
+        } else if (!strcmp(key, "idleTimeout")) {
+            rc = want_duration(v, key, &out->idle_timeout, &out->idle_timeout_ms, p, errmsg);
+        } else {
+            *errmsg = apr_psprintf(p, "Unknown field '%s' in the session request.", key);
+            rc = -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int livy_validate_statement_create(const char *body, size_t len,
+                                   const livy_validate_opts_t *opts, apr_pool_t *p,
+                                   livy_statement_req_t *out, const char **errmsg)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root = parse_object(body, len, 0, p, errmsg);
+    if (!root)
+        return -1;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "code")) {
+            if (!json_is_string(v)) {
+                *errmsg = apr_psprintf(p, "Field 'code' must be a string, not %s.", type_name(v));
+                return -1;
+            }
+            out->code = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+            if (opts && opts->max_code_bytes && json_string_length(v) > opts->max_code_bytes) {
+                *errmsg = apr_psprintf(p, "Field 'code' is %zu bytes, over the limit of %"
+                                       APR_SIZE_T_FMT " bytes.", json_string_length(v),
+                                       opts->max_code_bytes);
+                return -1;
+            }
+        } else if (!strcmp(key, "kind")) {
+            const char *kind;
+            if (want_string(v, key, &kind, p, errmsg) != 0)
+                return -1;
+            if (kind) {
+                out->kind = livy_kind_canonical(kind, 0);
+                if (!out->kind) {
+                    *errmsg = apr_psprintf(p, "Unknown statement kind '%s': use spark, pyspark, "
+                                           "sparkr or sql.", kind);
+                    return -1;
+                }
+            }
+        } else {
+            *errmsg = apr_psprintf(p, "Unknown field '%s' in the statement request.", key);
+            return -1;
+        }
+    }
+    if (!out->code) {
+        *errmsg = "Field 'code' is required.";
+        return -1;
+    }
+    return 0;
+}
+
+int livy_validate_completion(const char *body, size_t len, apr_pool_t *p,
+                             livy_completion_req_t *out, const char **errmsg)
+{
+    memset(out, 0, sizeof *out);
+    out->cursor = -1;
+    json_t *root = parse_object(body, len, 0, p, errmsg);
+    if (!root)
+        return -1;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "code")) {
+            if (!json_is_string(v)) {
+                *errmsg = apr_psprintf(p, "Field 'code' must be a string, not %s.", type_name(v));
+                return -1;
+            }
+            out->code = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+        } else if (!strcmp(key, "kind")) {
+            const char *kind;
+            if (want_string(v, key, &kind, p, errmsg) != 0)
+                return -1;
+            if (kind && !(out->kind = livy_kind_canonical(kind, 0))) {
+                *errmsg = apr_psprintf(p, "Unknown statement kind '%s': use spark, pyspark, "
+                                       "sparkr or sql.", kind);
+                return -1;
+            }
+        } else if (!strcmp(key, "cursor")) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0) {
+                *errmsg = "Field 'cursor' must be a non-negative integer.";
+                return -1;
+            }
+            out->cursor = json_integer_value(v);
+        } else {
+            *errmsg = apr_psprintf(p, "Unknown field '%s' in the completion request.", key);
+            return -1;
+        }
+    }
+    if (!out->code) {
+        *errmsg = "Field 'code' is required.";
+        return -1;
+    }
+    if (!out->kind) {
+        *errmsg = "Field 'kind' is required.";
+        return -1;
+    }
+    return 0;
+}
+
+int livy_validate_empty_object(const char *body, size_t len, apr_pool_t *p, const char **errmsg)
+{
+    json_t *root = parse_object(body, len, 1, p, errmsg);
+    if (!root)
+        return -1;
+    if (json_object_size(root) != 0) {
+        const char *key = json_object_iter_key(json_object_iter(root));
+        *errmsg = apr_psprintf(p, "Unknown field '%s': this request takes no fields.", key);
+        return -1;
+    }
+    return 0;
+}

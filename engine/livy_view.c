@@ -1,0 +1,76 @@
+/* livy_view: the exact Livy JSON shapes (key order included) built from store rows. */
+#include "livy_view.h"
+#include "livy_json.h"
+#include "livy_store.h"
+
+#include <stdlib.h>
+
+static const char *text_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static json_t *str(const PGresult *res, int row, int col)
+{
+    return livy_json_string_or_null(text_or_null(res, row, col));
+}
+
+static json_t *integer(const PGresult *res, int row, int col)
+{
+    const char *v = text_or_null(res, row, col);
+    return json_integer(v ? strtoll(v, NULL, 10) : 0);
+}
+
+static json_t *stored(const PGresult *res, int row, int col, json_t *fallback)
+{
+    return livy_json_parse_stored(text_or_null(res, row, col), fallback);
+}
+
+json_t *livy_view_session(const PGresult *res, int row, int c, int show_log)
+{
+    json_t *o = json_object();
+    json_t *app_info = json_object();
+    json_object_set_new(app_info, "driverLogUrl", str(res, row, c + SC_DRIVER_LOG_URL));
+    json_object_set_new(app_info, "sparkUiUrl", str(res, row, c + SC_SPARK_UI_URL));
+    json_object_set_new(app_info, "executorLogUrls", json_null());
+
+    json_object_set_new(o, "id", integer(res, row, c + SC_ID));
+    json_object_set_new(o, "name", str(res, row, c + SC_NAME));
+    json_object_set_new(o, "appId", str(res, row, c + SC_APP_ID));
+    json_object_set_new(o, "owner", str(res, row, c + SC_OWNER));
+    json_object_set_new(o, "proxyUser", str(res, row, c + SC_PROXY_USER));
+    json_object_set_new(o, "state", str(res, row, c + SC_STATE));
+    json_object_set_new(o, "kind", str(res, row, c + SC_KIND));
+    json_object_set_new(o, "appInfo", app_info);
+    json_object_set_new(o, "log", show_log ? stored(res, row, c + SC_LOG, json_array())
+                                           : json_array());
+    json_object_set_new(o, "ttl", str(res, row, c + SC_TTL));
+    json_object_set_new(o, "idleTimeout", str(res, row, c + SC_IDLE_TIMEOUT));
+    json_object_set_new(o, "driverMemory", str(res, row, c + SC_DRIVER_MEMORY));
+    json_object_set_new(o, "driverCores", integer(res, row, c + SC_DRIVER_CORES));
+    json_object_set_new(o, "executorMemory", str(res, row, c + SC_EXECUTOR_MEMORY));
+    json_object_set_new(o, "executorCores", integer(res, row, c + SC_EXECUTOR_CORES));
+    json_object_set_new(o, "conf", stored(res, row, c + SC_CONF, json_object()));
+    json_object_set_new(o, "archives", stored(res, row, c + SC_ARCHIVES, json_array()));
+    json_object_set_new(o, "files", stored(res, row, c + SC_FILES, json_array()));
+    json_object_set_new(o, "heartbeatTimeoutInSecond", integer(res, row, c + SC_HEARTBEAT));
+    json_object_set_new(o, "jars", stored(res, row, c + SC_JARS, json_array()));
+    json_object_set_new(o, "numExecutors", integer(res, row, c + SC_NUM_EXECUTORS));
+    json_object_set_new(o, "pyFiles", stored(res, row, c + SC_PY_FILES, json_array()));
+    json_object_set_new(o, "queue", str(res, row, c + SC_QUEUE));
+    return o;
+}
+
+json_t *livy_view_statement(const PGresult *res, int row)
+{
+    json_t *o = json_object();
+    const char *progress = text_or_null(res, row, ST_PROGRESS);
+    json_object_set_new(o, "id", integer(res, row, ST_ID));
+    json_object_set_new(o, "code", str(res, row, ST_CODE));
+    json_object_set_new(o, "state", str(res, row, ST_STATE));
+    json_object_set_new(o, "output", stored(res, row, ST_OUTPUT, json_null()));
+    json_object_set_new(o, "progress", json_real(progress ? strtod(progress, NULL) : 0.0));
+    json_object_set_new(o, "started", integer(res, row, ST_STARTED));
+    json_object_set_new(o, "completed", integer(res, row, ST_COMPLETED));
+    return o;
+}

@@ -1,0 +1,544 @@
+/* store_supervisor: the supervisor's SQL (claiming, states, results, log, timeouts).
+ * Every query is a prepared statement with parameters; prepare once per connection. */
+#include "store_supervisor.h"
+
+#include "livy_db.h"
+
+#include <apr_strings.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_COLS                                                                            \
+    "id, kind, name, proxy_user, driver_memory, driver_cores, executor_memory, executor_cores, " \
+    "num_executors, queue, conf::text, jars::text, py_files::text, files::text, "               \
+    "archives::text, state, repl_pid, repl_socket, stop_requested, app_id, "                    \
+    "ended_at IS NOT NULL"
+
+/* The session's next state once a statement settles: busy while anything else waits or runs. */
+#define NEXT_STATE_EXCEPT(stmt_param)                                                     \
+    "(SELECT CASE WHEN EXISTS (SELECT 1 FROM statements WHERE session_id = $1::bigint"    \
+    " AND id <> " stmt_param " AND state IN ('waiting','running','cancelling'))"          \
+    " THEN 'busy' ELSE 'idle' END AS state)"
+
+enum {
+    Q_REGISTER,
+    Q_HEARTBEAT,
+    Q_MARK_STOPPED,
+    Q_PEERS,
+    Q_TAKEOVER,
+    Q_REAP,
+    Q_CLAIM,
+    Q_SET_CHILD,
+    Q_CLEAR_CHILD,
+    Q_READY,
+    Q_FLAGS,
+    Q_SHUTTING_DOWN,
+    Q_ERROR,
+    Q_END,
+    Q_APPEND_LOG,
+    Q_TIMEOUTS,
+    Q_EXPIRE,
+    Q_PENDING,
+    Q_STARTED,
+    Q_CANCELLING,
+    Q_PROGRESS,
+    Q_RESULT,
+    Q_COUNT
+};
+
+static const struct {
+    const char *name;
+    const char *sql;
+} queries[Q_COUNT] = {
+    [Q_REGISTER] = {"livy_sv_register",
+        "INSERT INTO supervisors (host, pid, capacity) VALUES ($1, $2::int, $3::int) RETURNING id"},
+    [Q_HEARTBEAT] = {"livy_sv_heartbeat",
+        "WITH old AS (SELECT stopped_at FROM supervisors WHERE id = $1::bigint FOR UPDATE) "
+        "UPDATE supervisors v SET heartbeat_at = now(), stopped_at = NULL FROM old "
+        "WHERE v.id = $1::bigint RETURNING old.stopped_at IS NOT NULL"},
+    [Q_MARK_STOPPED] = {"livy_sv_mark_stopped",
+        "UPDATE supervisors SET stopped_at = now() WHERE id = $1::bigint"},
+    [Q_PEERS] = {"livy_sv_peers",
+        "SELECT id, pid, stopped_at IS NOT NULL, "
+        "(extract(epoch FROM now() - heartbeat_at) * 1000)::bigint FROM supervisors v "
+        "WHERE host = $1 AND id <> $2::bigint AND (stopped_at IS NULL OR EXISTS "
+        "(SELECT 1 FROM sessions s WHERE s.supervisor_id = v.id "
+        "AND (s.ended_at IS NULL OR s.repl_pid IS NOT NULL))) ORDER BY id"},
+    [Q_TAKEOVER] = {"livy_sv_takeover",
+        "WITH old AS (UPDATE supervisors SET stopped_at = coalesce(stopped_at, now()) "
+        "WHERE id = $1::bigint) "
+        "UPDATE sessions SET supervisor_id = $2::bigint WHERE supervisor_id = $1::bigint "
+        "AND (ended_at IS NULL OR repl_pid IS NOT NULL) RETURNING " SESSION_COLS},
+    /* Row locks make this safe to race: a session already ended by one reaper is skipped by
+     * the other when it re-checks ended_at. */
+    [Q_REAP] = {"livy_sv_reap",
+        "WITH dead AS (UPDATE supervisors SET stopped_at = coalesce(stopped_at, now()) "
+        "  WHERE id <> $1::bigint AND heartbeat_at < now() - $2::bigint * interval '1 millisecond' "
+        "  AND EXISTS (SELECT 1 FROM sessions s WHERE s.supervisor_id = supervisors.id "
+        "              AND s.ended_at IS NULL) "
+        "  RETURNING id, host), "
+        "s AS (UPDATE sessions SET state = 'dead', ended_at = now(), state_changed_at = now(), "
+        "  next_log_seq = next_log_seq + 1 "
+        "  WHERE supervisor_id IN (SELECT id FROM dead) AND ended_at IS NULL "
+        "  RETURNING id, next_log_seq - 1 AS seq, supervisor_id), "
+        "st AS (UPDATE statements SET state = 'cancelled', progress = 1, completed = $3::bigint "
+        "  WHERE session_id IN (SELECT id FROM s) AND state IN ('waiting','running','cancelling')) "
+        "INSERT INTO session_log (session_id, seq, line) "
+        "SELECT s.id, s.seq, 'livy-supervisor: the supervisor that ran this session (host ' "
+        "  || dead.host || ', supervisor ' || dead.id || ') stopped heartbeating for more than ' "
+        "  || ($2::bigint / 1000) || 's; the session is presumed dead' "
+        "FROM s JOIN dead ON dead.id = s.supervisor_id RETURNING session_id"},
+    [Q_CLAIM] = {"livy_sv_claim",
+        "UPDATE sessions SET supervisor_id = $1::bigint, state = 'starting', started_at = now(), "
+        "state_changed_at = now() "
+        "WHERE id IN (SELECT id FROM sessions WHERE supervisor_id IS NULL "
+        "AND state = 'not_started' AND NOT deleted AND stop_requested IS NULL "
+        "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT $2::int) RETURNING " SESSION_COLS},
+    [Q_SET_CHILD] = {"livy_sv_set_child",
+        "UPDATE sessions SET repl_pid = $2::int, repl_socket = $3 WHERE id = $1::bigint"},
+    [Q_CLEAR_CHILD] = {"livy_sv_clear_child",
+        "UPDATE sessions SET repl_pid = NULL WHERE id = $1::bigint"},
+    [Q_READY] = {"livy_sv_ready",
+        "UPDATE sessions s SET app_id = coalesce($2, s.app_id), "
+        "spark_ui_url = coalesce($3, s.spark_ui_url), state = n.state, "
+        "state_changed_at = CASE WHEN s.state <> n.state THEN now() ELSE s.state_changed_at END, "
+        "last_activity_at = CASE WHEN s.state IN ('starting','recovering') THEN now() "
+        "  ELSE s.last_activity_at END "
+        "FROM " NEXT_STATE_EXCEPT("-1") " n "
+        "WHERE s.id = $1::bigint AND s.ended_at IS NULL "
+        "AND s.state IN ('starting','recovering','idle','busy')"},
+    [Q_FLAGS] = {"livy_sv_flags",
+        "SELECT stop_requested, ended_at IS NOT NULL, deleted, state FROM sessions "
+        "WHERE id = $1::bigint"},
+    [Q_SHUTTING_DOWN] = {"livy_sv_shutting_down",
+        "UPDATE sessions SET state = 'shutting_down', state_changed_at = now() "
+        "WHERE id = $1::bigint AND ended_at IS NULL "
+        "AND state IN ('not_started','starting','recovering','idle','busy')"},
+    [Q_ERROR] = {"livy_sv_error",
+        "UPDATE sessions SET state = 'error', state_changed_at = now() "
+        "WHERE id = $1::bigint AND ended_at IS NULL AND state <> 'error'"},
+    [Q_END] = {"livy_sv_end",
+        "WITH st AS (UPDATE statements SET state = 'cancelled', progress = 1, "
+        "  completed = $3::bigint WHERE session_id = $1::bigint "
+        "  AND state IN ('waiting','running','cancelling')) "
+        "UPDATE sessions SET state = CASE WHEN ended_at IS NULL THEN $2::text ELSE state END, "
+        "state_changed_at = CASE WHEN ended_at IS NULL THEN now() ELSE state_changed_at END, "
+        "ended_at = coalesce(ended_at, now()), repl_pid = NULL WHERE id = $1::bigint"},
+    /* seq stays gapless: the batch takes next_log_seq .. next_log_seq + n - 1. */
+    [Q_APPEND_LOG] = {"livy_sv_append_log",
+        "WITH s AS (UPDATE sessions SET next_log_seq = next_log_seq + json_array_length($2::json) "
+        "  WHERE id = $1::bigint "
+        "  RETURNING next_log_seq - json_array_length($2::json) AS base, next_log_seq AS next), "
+        "ins AS (INSERT INTO session_log (session_id, seq, line) "
+        "  SELECT $1::bigint, s.base + l.ord - 1, l.line "
+        "  FROM s, json_array_elements_text($2::json) WITH ORDINALITY AS l(line, ord)) "
+        "DELETE FROM session_log WHERE session_id = $1::bigint "
+        "AND seq < (SELECT next FROM s) - $3::bigint"},
+    [Q_TIMEOUTS] = {"livy_sv_timeouts",
+        "UPDATE sessions s SET stop_requested = 'stop', state = 'shutting_down', "
+        "state_changed_at = now() "
+        "FROM (SELECT id, CASE "
+        "  WHEN coalesce(ttl_ms, $3::bigint) > 0 "
+        "   AND created_at < now() - coalesce(ttl_ms, $3::bigint) * interval '1 millisecond' "
+        "   THEN 'ttl' "
+        "  WHEN heartbeat_timeout_s > 0 "
+        "   AND last_heartbeat_at < now() - heartbeat_timeout_s * interval '1 second' "
+        "   THEN 'heartbeat' "
+        "  WHEN state = 'idle' AND coalesce(idle_timeout_ms, $2::bigint) > 0 "
+        "   AND last_activity_at < now() - coalesce(idle_timeout_ms, $2::bigint) "
+        "       * interval '1 millisecond' THEN 'idle' END AS reason, "
+        "  coalesce(ttl_ms, $3::bigint) AS ttl, heartbeat_timeout_s::bigint * 1000 AS hb, "
+        "  coalesce(idle_timeout_ms, $2::bigint) AS idle "
+        "  FROM sessions WHERE supervisor_id = $1::bigint AND ended_at IS NULL "
+        "  AND stop_requested IS NULL AND state IN ('starting','idle','busy')) t "
+        "WHERE s.id = t.id AND t.reason IS NOT NULL AND s.stop_requested IS NULL "
+        "AND s.ended_at IS NULL "
+        "RETURNING s.id, t.reason, "
+        "CASE t.reason WHEN 'ttl' THEN t.ttl WHEN 'heartbeat' THEN t.hb ELSE t.idle END"},
+    [Q_EXPIRE] = {"livy_sv_expire",
+        "UPDATE sessions SET deleted = true WHERE NOT deleted AND ended_at IS NOT NULL "
+        "AND ended_at < now() - $1::bigint * interval '1 millisecond' RETURNING id"},
+    [Q_PENDING] = {"livy_sv_pending",
+        "SELECT id, code, kind, state, cancel_requested FROM statements "
+        "WHERE session_id = $1::bigint AND id >= $2::int "
+        "AND (state IN ('waiting','running','cancelling') OR cancel_requested) ORDER BY id"},
+    [Q_STARTED] = {"livy_sv_started",
+        "WITH st AS (UPDATE statements SET state = 'running', started = $3::bigint "
+        "  WHERE session_id = $1::bigint AND id = $2::int AND state = 'waiting' RETURNING 1) "
+        "UPDATE sessions SET state = 'busy', state_changed_at = now() "
+        "WHERE id = $1::bigint AND state = 'idle' AND EXISTS (SELECT 1 FROM st)"},
+    [Q_CANCELLING] = {"livy_sv_cancelling",
+        "UPDATE statements SET state = 'cancelling' "
+        "WHERE session_id = $1::bigint AND id = $2::int AND state = 'running'"},
+    [Q_PROGRESS] = {"livy_sv_progress",
+        "UPDATE statements SET progress = $3::float8 "
+        "WHERE session_id = $1::bigint AND id = $2::int AND state IN ('running','cancelling')"},
+    [Q_RESULT] = {"livy_sv_result",
+        "WITH st AS (UPDATE statements SET state = $3::text, output = $4::jsonb, progress = 1, "
+        "  completed = $5::bigint, "
+        "  started = CASE WHEN started = 0 AND $3::text = 'available' THEN $5::bigint "
+        "    ELSE started END "
+        "  WHERE session_id = $1::bigint AND id = $2::int "
+        "  AND state NOT IN ('available','cancelled') RETURNING 1) "
+        "UPDATE sessions s SET state = n.state, "
+        "state_changed_at = CASE WHEN s.state <> n.state THEN now() ELSE s.state_changed_at END, "
+        "last_activity_at = now() "
+        "FROM " NEXT_STATE_EXCEPT("$2::int") " n "
+        "WHERE s.id = $1::bigint AND s.state IN ('idle','busy')"},
+};
+
+int store_sv_prepare(PGconn *conn, apr_pool_t *p, const char **errmsg)
+{
+    for (int i = 0; i < Q_COUNT; i++) {
+        PGresult *res = PQprepare(conn, queries[i].name, queries[i].sql, 0, NULL);
+        int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        if (!ok) {
+            *errmsg = apr_psprintf(p, "preparing %s: %s", queries[i].name, livy_db_error(conn, p));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Runs prepared query q; returns the result when its status is the expected one, else NULL with
+ * *errmsg set. The caller PQclear()s. */
+static PGresult *run(PGconn *conn, int q, int nparams, const char *const *params,
+                     ExecStatusType want, apr_pool_t *p, const char **errmsg)
+{
+    PGresult *res = PQexecPrepared(conn, queries[q].name, nparams, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != want) {
+        *errmsg = apr_psprintf(p, "%s: %s", queries[q].name, livy_db_error(conn, p));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static int run_command(PGconn *conn, int q, int nparams, const char *const *params, apr_pool_t *p,
+                       const char **errmsg)
+{
+    PGresult *res = run(conn, q, nparams, params, PGRES_COMMAND_OK, p, errmsg);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+static const char *i64(apr_int64_t v, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, v);
+}
+
+static const char *int_text(int v, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%d", v);
+}
+
+/* A nullable text column, copied into p. */
+static const char *text_or_null(PGresult *res, int row, int col, apr_pool_t *p)
+{
+    return PQgetisnull(res, row, col) ? NULL : apr_pstrdup(p, PQgetvalue(res, row, col));
+}
+
+static int int_col(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : atoi(PQgetvalue(res, row, col));
+}
+
+static apr_int64_t i64_col(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : apr_atoi64(PQgetvalue(res, row, col));
+}
+
+static int bool_col(PGresult *res, int row, int col)
+{
+    return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
+}
+
+static int compare_session_ids(const void *a, const void *b)
+{
+    apr_int64_t x = ((const store_sv_session_t *)a)->id, y = ((const store_sv_session_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads SESSION_COLS rows, sorted by id (RETURNING has no order). */
+static apr_array_header_t *session_rows(PGresult *res, apr_pool_t *p)
+{
+    int n = PQntuples(res);
+    apr_array_header_t *a = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_session_t));
+    for (int r = 0; r < n; r++) {
+        store_sv_session_t *s = apr_array_push(a);
+        s->id = i64_col(res, r, 0);
+        s->kind = text_or_null(res, r, 1, p);
+        s->name = text_or_null(res, r, 2, p);
+        s->proxy_user = text_or_null(res, r, 3, p);
+        s->driver_memory = text_or_null(res, r, 4, p);
+        s->driver_cores = int_col(res, r, 5);
+        s->executor_memory = text_or_null(res, r, 6, p);
+        s->executor_cores = int_col(res, r, 7);
+        s->num_executors = int_col(res, r, 8);
+        s->queue = text_or_null(res, r, 9, p);
+        s->conf = text_or_null(res, r, 10, p);
+        s->jars = text_or_null(res, r, 11, p);
+        s->py_files = text_or_null(res, r, 12, p);
+        s->files = text_or_null(res, r, 13, p);
+        s->archives = text_or_null(res, r, 14, p);
+        s->state = text_or_null(res, r, 15, p);
+        s->repl_pid = int_col(res, r, 16);
+        s->repl_socket = text_or_null(res, r, 17, p);
+        s->stop_requested = text_or_null(res, r, 18, p);
+        s->app_id = text_or_null(res, r, 19, p);
+        s->ended = bool_col(res, r, 20);
+    }
+    qsort(a->elts, (size_t)a->nelts, sizeof(store_sv_session_t), compare_session_ids);
+    return a;
+}
+
+int store_sv_register(PGconn *conn, const char *host, int pid, int capacity, apr_int64_t *id,
+                      apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {host, int_text(pid, p), int_text(capacity, p)};
+    PGresult *res = run(conn, Q_REGISTER, 3, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    *id = i64_col(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_heartbeat(PGconn *conn, apr_int64_t id, int *was_stopped, apr_pool_t *p,
+                       const char **errmsg)
+{
+    const char *params[] = {i64(id, p)};
+    PGresult *res = run(conn, Q_HEARTBEAT, 1, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        *errmsg = apr_psprintf(p, "the supervisors row %" APR_INT64_T_FMT " has disappeared", id);
+        return -1;
+    }
+    *was_stopped = bool_col(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_mark_stopped(PGconn *conn, apr_int64_t id, apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(id, p)};
+    return run_command(conn, Q_MARK_STOPPED, 1, params, p, errmsg);
+}
+
+int store_sv_peers(PGconn *conn, const char *host, apr_int64_t me, apr_array_header_t **peers,
+                   apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {host, i64(me, p)};
+    PGresult *res = run(conn, Q_PEERS, 2, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    int n = PQntuples(res);
+    *peers = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_peer_t));
+    for (int r = 0; r < n; r++) {
+        store_sv_peer_t *peer = apr_array_push(*peers);
+        peer->id = i64_col(res, r, 0);
+        peer->pid = int_col(res, r, 1);
+        peer->stopped = bool_col(res, r, 2);
+        peer->heartbeat_age_ms = i64_col(res, r, 3);
+    }
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_takeover(PGconn *conn, apr_int64_t old, apr_int64_t me, apr_array_header_t **sessions,
+                      apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(old, p), i64(me, p)};
+    PGresult *res = run(conn, Q_TAKEOVER, 2, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    *sessions = session_rows(res, p);
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_reap_dead_supervisors(PGconn *conn, apr_int64_t me, apr_int64_t dead_after_ms,
+                                   apr_int64_t now_ms, int *count, apr_pool_t *p,
+                                   const char **errmsg)
+{
+    const char *params[] = {i64(me, p), i64(dead_after_ms, p), i64(now_ms, p)};
+    PGresult *res = run(conn, Q_REAP, 3, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    *count = PQntuples(res);
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_claim(PGconn *conn, apr_int64_t me, int n, apr_array_header_t **sessions,
+                   apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(me, p), int_text(n, p)};
+    PGresult *res = run(conn, Q_CLAIM, 2, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    *sessions = session_rows(res, p);
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_set_child(PGconn *conn, apr_int64_t session, int pid, const char *socket_path,
+                       apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(session, p), int_text(pid, p), socket_path};
+    return run_command(conn, Q_SET_CHILD, 3, params, p, errmsg);
+}
+
+int store_sv_clear_child(PGconn *conn, apr_int64_t session, apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(session, p)};
+    return run_command(conn, Q_CLEAR_CHILD, 1, params, p, errmsg);
+}
+
+int store_sv_set_ready(PGconn *conn, apr_int64_t session, const char *app_id,
+                       const char *spark_ui_url, apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(session, p), app_id, spark_ui_url};
+    return run_command(conn, Q_READY, 3, params, p, errmsg);
+}
+
+int store_sv_flags(PGconn *conn, apr_int64_t session, store_sv_flags_t *flags, apr_pool_t *p,
+                   const char **errmsg)
+{
+    const char *params[] = {i64(session, p)};
+    PGresult *res = run(conn, Q_FLAGS, 1, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    memset(flags, 0, sizeof *flags);
+    if (PQntuples(res) == 1) {
+        flags->found = 1;
+        flags->stop_requested = text_or_null(res, 0, 0, p);
+        flags->ended = bool_col(res, 0, 1);
+        flags->deleted = bool_col(res, 0, 2);
+        flags->state = text_or_null(res, 0, 3, p);
+    }
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_set_shutting_down(PGconn *conn, apr_int64_t session, apr_pool_t *p,
+                               const char **errmsg)
+{
+    const char *params[] = {i64(session, p)};
+    return run_command(conn, Q_SHUTTING_DOWN, 1, params, p, errmsg);
+}
+
+int store_sv_set_error(PGconn *conn, apr_int64_t session, apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(session, p)};
+    return run_command(conn, Q_ERROR, 1, params, p, errmsg);
+}
+
+int store_sv_end(PGconn *conn, apr_int64_t session, const char *state, apr_int64_t now_ms,
+                 apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(session, p), state, i64(now_ms, p)};
+    return run_command(conn, Q_END, 3, params, p, errmsg);
+}
+
+int store_sv_append_log(PGconn *conn, apr_int64_t session, const char *lines_json, int max_lines,
+                        apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(session, p), lines_json, int_text(max_lines, p)};
+    return run_command(conn, Q_APPEND_LOG, 3, params, p, errmsg);
+}
+
+int store_sv_timeouts(PGconn *conn, apr_int64_t me, apr_int64_t idle_default_ms,
+                      apr_int64_t ttl_default_ms, apr_array_header_t **stopped, apr_pool_t *p,
+                      const char **errmsg)
+{
+    const char *params[] = {i64(me, p), i64(idle_default_ms, p), i64(ttl_default_ms, p)};
+    PGresult *res = run(conn, Q_TIMEOUTS, 3, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    int n = PQntuples(res);
+    *stopped = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_timeout_t));
+    for (int r = 0; r < n; r++) {
+        store_sv_timeout_t *t = apr_array_push(*stopped);
+        t->id = i64_col(res, r, 0);
+        t->reason = text_or_null(res, r, 1, p);
+        t->limit_ms = i64_col(res, r, 2);
+    }
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_expire_ended(PGconn *conn, apr_int64_t retain_ms, apr_array_header_t **ids,
+                          apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(retain_ms, p)};
+    PGresult *res = run(conn, Q_EXPIRE, 1, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    int n = PQntuples(res);
+    *ids = apr_array_make(p, n > 0 ? n : 1, sizeof(apr_int64_t));
+    for (int r = 0; r < n; r++)
+        APR_ARRAY_PUSH(*ids, apr_int64_t) = i64_col(res, r, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_pending(PGconn *conn, apr_int64_t session, int from_id,
+                     apr_array_header_t **statements, apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(session, p), int_text(from_id, p)};
+    PGresult *res = run(conn, Q_PENDING, 2, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    int n = PQntuples(res);
+    *statements = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_statement_t));
+    for (int r = 0; r < n; r++) {
+        store_sv_statement_t *st = apr_array_push(*statements);
+        st->id = int_col(res, r, 0);
+        st->code = text_or_null(res, r, 1, p);
+        st->kind = text_or_null(res, r, 2, p);
+        st->state = text_or_null(res, r, 3, p);
+        st->cancel_requested = bool_col(res, r, 4);
+    }
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_started(PGconn *conn, apr_int64_t session, int id, apr_int64_t started_ms,
+                     apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(session, p), int_text(id, p), i64(started_ms, p)};
+    return run_command(conn, Q_STARTED, 3, params, p, errmsg);
+}
+
+int store_sv_cancelling(PGconn *conn, apr_int64_t session, int id, apr_pool_t *p,
+                        const char **errmsg)
+{
+    const char *params[] = {i64(session, p), int_text(id, p)};
+    return run_command(conn, Q_CANCELLING, 2, params, p, errmsg);
+}
+
+int store_sv_progress(PGconn *conn, apr_int64_t session, int id, double progress, apr_pool_t *p,
+                      const char **errmsg)
+{
+    if (progress < 0)
+        progress = 0;
+    if (progress > 1)
+        progress = 1;
+    const char *params[] = {i64(session, p), int_text(id, p), apr_psprintf(p, "%.6f", progress)};
+    return run_command(conn, Q_PROGRESS, 3, params, p, errmsg);
+}
+
+int store_sv_result(PGconn *conn, apr_int64_t session, int id, const char *state,
+                    const char *output_json, apr_int64_t completed_ms, apr_pool_t *p,
+                    const char **errmsg)
+{
+    const char *params[] = {i64(session, p), int_text(id, p), state, output_json,
+                            i64(completed_ms, p)};
+    return run_command(conn, Q_RESULT, 5, params, p, errmsg);
+}

@@ -1,0 +1,192 @@
+/* mod_livy: the httpd glue. Registers the hooks and the `livy` handler, reads the bounded
+ * request body, hands the request to the engine (livy_api) on a pooled connection, and writes
+ * the engine's JSON answer. */
+#include "mod_livy.h"
+
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+
+#include <apr_strings.h>
+
+
+static const char *default_blocked_conf[] = {"spark.master", "spark.submit.deployMode"};
+
+static void write_response(request_rec *r, const livy_api_response_t *resp)
+{
+    r->status = resp->status;
+    if (resp->location)
+        apr_table_setn(r->headers_out, "Location", resp->location);
+    if (resp->allow)
+        apr_table_setn(r->headers_out, "Allow", resp->allow);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (!resp->body)
+        return;
+    ap_set_content_type(r, "application/json; charset=UTF-8");
+    ap_set_content_length(r, (apr_off_t)resp->body_len);
+    if (!r->header_only)
+        ap_rwrite(resp->body, (int)resp->body_len, r);
+}
+
+static int reply_error(request_rec *r, int status, const char *msg)
+{
+    livy_api_response_t resp = {0};
+    livy_api_error(&resp, r->pool, status, msg);
+    write_response(r, &resp);
+    return OK;
+}
+
+/* Reads the whole body, up to max bytes. Returns OK, or an HTTP status for the error reply
+ * (with *msg set). Content-Encoding is ignored on purpose: the Java client sends
+ * "Content-Encoding: UTF-8" with a plain body. */
+static int read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len,
+                     const char **msg)
+{
+    *body = NULL;
+    *len = 0;
+    int rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    if (rc != OK) {
+        *msg = "The request body could not be read.";
+        return rc == HTTP_LENGTH_REQUIRED ? HTTP_LENGTH_REQUIRED : HTTP_BAD_REQUEST;
+    }
+    if (!ap_should_client_block(r))
+        return OK;
+    if (r->remaining > max) {
+        *msg = apr_psprintf(r->pool, "The request body of %" APR_OFF_T_FMT " bytes is over "
+                            "the limit of %" APR_OFF_T_FMT " bytes (LivyMaxBodySize).",
+                            r->remaining, max);
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    apr_size_t cap = r->remaining > 0 ? (apr_size_t)r->remaining + 1 : 8192;
+    char *buf = apr_palloc(r->pool, cap);
+    apr_size_t n = 0;
+    for (;;) {
+        if (n + 1 >= cap) {
+            apr_size_t ncap = cap * 2;
+            char *nbuf = apr_palloc(r->pool, ncap);
+            memcpy(nbuf, buf, n);
+            buf = nbuf;
+            cap = ncap;
+        }
+        long got = ap_get_client_block(r, buf + n, cap - n - 1);
+        if (got < 0) {
+            *msg = "The request body could not be read.";
+            return HTTP_BAD_REQUEST;
+        }
+        if (got == 0)
+            break;
+        n += (apr_size_t)got;
+        if ((apr_off_t)n > max) {
+            *msg = apr_psprintf(r->pool, "The request body is over the limit of %"
+                                APR_OFF_T_FMT " bytes (LivyMaxBodySize).", max);
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+    }
+    buf[n] = '\0';
+    *body = buf;
+    *len = n;
+    return OK;
+}
+
+static int livy_handler(request_rec *r)
+{
+    if (!r->handler || strcmp(r->handler, "livy") != 0)
+        return DECLINED;
+
+    livy_server_conf_t *sconf = ap_get_module_config(r->server->module_config, &livy_module);
+    livy_dir_conf_t *dconf = ap_get_module_config(r->per_dir_config, &livy_module);
+    const char *base = dconf->base_path ? dconf->base_path : "";
+
+    /* The path relative to the mount point. */
+    const char *path = r->uri;
+    size_t blen = strlen(base);
+    if (blen && !strncmp(path, base, blen) && (path[blen] == '/' || path[blen] == '\0'))
+        path += blen;
+
+    livy_api_request_t req = {
+        .method = r->method, .path = path, .query = r->args, .user = r->user,
+    };
+    livy_api_response_t resp;
+    livy_route_t route;
+    if (livy_api_route(&req, r->pool, &route, &resp)) {
+        if (resp.status == HTTP_METHOD_NOT_ALLOWED)
+            ap_discard_request_body(r);
+        write_response(r, &resp);
+        return OK;
+    }
+
+    apr_off_t max_body = dconf->max_body > 0 ? dconf->max_body : LIVY_DEFAULT_MAX_BODY;
+    if (r->method_number == M_POST) {
+        const char *msg;
+        char *body;
+        apr_size_t len;
+        int rc = read_body(r, max_body, &body, &len, &msg);
+        if (rc != OK) {
+            if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
+                r->connection->keepalive = AP_CONN_CLOSE; /* do not read the rest */
+            return reply_error(r, rc, msg);
+        }
+        req.body = body;
+        req.body_len = len;
+    } else if (ap_discard_request_body(r) != OK) {
+        return reply_error(r, HTTP_BAD_REQUEST, "The request body could not be read.");
+    }
+
+    livy_api_config_t cfg = {.base_path = base};
+    apr_array_header_t blocked = {0};
+    if (sconf->blocked_conf) {
+        cfg.validate.blocked_conf = sconf->blocked_conf;
+    } else {
+        blocked.pool = r->pool;
+        blocked.elt_size = sizeof(const char *);
+        blocked.nelts = blocked.nalloc = 2;
+        blocked.elts = (char *)default_blocked_conf;
+        cfg.validate.blocked_conf = &blocked;
+    }
+    cfg.validate.max_code_bytes = dconf->max_statement > 0 ? (apr_size_t)dconf->max_statement : 0;
+
+    const char *why;
+    livy_conn_t *conn = livy_pool_acquire(r, sconf, &why);
+    if (!conn) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "livy: answering 503: %s", why);
+        return reply_error(r, HTTP_SERVICE_UNAVAILABLE,
+                           apr_psprintf(r->pool, "The session database is unavailable (%s); "
+                                        "try again shortly.", why));
+    }
+    if (!livy_api_check_schema(conn, r->pool, &resp))
+        livy_api_handle(&cfg, &req, &route, conn, r->pool, &resp);
+    livy_pool_release(sconf, conn, resp.conn_broken);
+
+    if (resp.status >= 500)
+        ap_log_rerror(APLOG_MARK, resp.status == 503 ? APLOG_WARNING : APLOG_ERR, 0, r,
+                      "livy: answering %d: %s", resp.status,
+                      resp.log_detail ? resp.log_detail : "(no detail)");
+    write_response(r, &resp);
+    return OK;
+}
+
+static void livy_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    livy_pool_child_init(pchild, s);
+}
+
+static void livy_register_hooks(apr_pool_t *p)
+{
+    ap_hook_post_config(livy_supervisor_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(livy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(livy_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(livy) = {
+    STANDARD20_MODULE_STUFF,
+    livy_create_dir_conf,
+    livy_merge_dir_conf,
+    livy_create_server_conf,
+    livy_merge_server_conf,
+    livy_directives,
+    livy_register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

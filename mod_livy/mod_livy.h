@@ -1,0 +1,56 @@
+/* mod_livy: configuration shared by the module's files (directives, pool, handler, supervisor). */
+#ifndef MOD_LIVY_H
+#define MOD_LIVY_H
+
+#include "httpd.h"
+#include "http_config.h"
+
+#include <apr_reslist.h>
+#include <apr_tables.h>
+
+#include "livy_api.h"
+
+typedef enum { LIVY_SUPERVISOR_EXTERNAL = 0, LIVY_SUPERVISOR_MANAGED = 1 } livy_supervisor_mode_e;
+
+/* Per server (virtual host). */
+typedef struct {
+    const char *conninfo;             /* LivyDatabase */
+    int pool_max;                     /* LivyDatabasePoolSize; 0 = the MPM's threads per child */
+    apr_interval_time_t acquire_timeout; /* LivyDatabaseAcquireTimeout */
+    livy_supervisor_mode_e supervisor_mode; /* LivySupervisor */
+    int supervisor_mode_set;
+    const char *supervisor_binary;    /* LivySupervisorBinary */
+    const char *supervisor_config;    /* LivySupervisorConfig */
+    apr_array_header_t *blocked_conf; /* LivyBlockedConf */
+    apr_reslist_t *pool;              /* built in child_init; shared with vhosts of the same DB */
+} livy_server_conf_t;
+
+/* Per directory / location. */
+typedef struct {
+    const char *base_path;            /* the <Location> the handler is mounted at */
+    apr_off_t max_body;               /* LivyMaxBodySize; -1 = unset */
+    apr_off_t max_statement;          /* LivyMaxStatementSize; -1 = unset */
+} livy_dir_conf_t;
+
+#define LIVY_DEFAULT_MAX_BODY (1024 * 1024)
+#define LIVY_DEFAULT_ACQUIRE_TIMEOUT apr_time_from_sec(5)
+
+extern module AP_MODULE_DECLARE_DATA livy_module;
+extern const command_rec livy_directives[];
+
+void *livy_create_server_conf(apr_pool_t *p, server_rec *s);
+void *livy_merge_server_conf(apr_pool_t *p, void *base, void *add);
+void *livy_create_dir_conf(apr_pool_t *p, char *dir);
+void *livy_merge_dir_conf(apr_pool_t *p, void *base, void *add);
+
+/* The connection pool (mod_livy_pool.c). */
+void livy_pool_child_init(apr_pool_t *pchild, server_rec *s);
+/* Borrows a live connection; NULL with *why set when none can be had in time. */
+livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, const char **why);
+void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken);
+
+/* The managed supervisor (mod_livy_supervisor.c). */
+int livy_supervisor_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                server_rec *s);
+
+#endif

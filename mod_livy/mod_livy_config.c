@@ -1,0 +1,183 @@
+/* mod_livy_config: the Livy* directives, and how server and directory configs merge. */
+#include "mod_livy.h"
+
+#include "http_log.h"
+
+#include <apr_strings.h>
+#include <stdlib.h>
+
+void *livy_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    livy_server_conf_t *c = apr_pcalloc(p, sizeof *c);
+    c->acquire_timeout = -1;
+    c->pool_max = -1;
+    return c;
+}
+
+void *livy_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    livy_server_conf_t *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof *c);
+    c->conninfo = add->conninfo ? add->conninfo : base->conninfo;
+    c->pool_max = add->pool_max >= 0 ? add->pool_max : base->pool_max;
+    c->acquire_timeout = add->acquire_timeout >= 0 ? add->acquire_timeout : base->acquire_timeout;
+    c->supervisor_mode = add->supervisor_mode_set ? add->supervisor_mode : base->supervisor_mode;
+    c->supervisor_mode_set = add->supervisor_mode_set || base->supervisor_mode_set;
+    c->supervisor_binary = add->supervisor_binary ? add->supervisor_binary : base->supervisor_binary;
+    c->supervisor_config = add->supervisor_config ? add->supervisor_config : base->supervisor_config;
+    c->blocked_conf = add->blocked_conf ? add->blocked_conf : base->blocked_conf;
+    return c;
+}
+
+void *livy_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    livy_dir_conf_t *c = apr_pcalloc(p, sizeof *c);
+    c->max_body = -1;
+    c->max_statement = -1;
+    if (dir) {
+        /* Location paths are mount points; "/" mounts at the root. */
+        size_t n = strlen(dir);
+        while (n > 0 && dir[n - 1] == '/')
+            n--;
+        c->base_path = apr_pstrmemdup(p, dir, n);
+    }
+    return c;
+}
+
+void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    livy_dir_conf_t *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof *c);
+    c->base_path = add->base_path ? add->base_path : base->base_path;
+    c->max_body = add->max_body >= 0 ? add->max_body : base->max_body;
+    c->max_statement = add->max_statement >= 0 ? add->max_statement : base->max_statement;
+    return c;
+}
+
+static livy_server_conf_t *server_conf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &livy_module);
+}
+
+static const char *set_database(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    if (err)
+        return err;
+    server_conf(cmd)->conninfo = arg;
+    return NULL;
+}
+
+static const char *set_pool_size(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *end;
+    long n = strtol(arg, &end, 10);
+    if (*end || n < 1 || n > 1024)
+        return "LivyDatabasePoolSize must be a number of connections between 1 and 1024";
+    server_conf(cmd)->pool_max = (int)n;
+    return NULL;
+}
+
+static const char *set_acquire_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *end;
+    double secs = strtod(arg, &end);
+    if (*end || secs <= 0 || secs > 600)
+        return "LivyDatabaseAcquireTimeout must be a number of seconds between 0 and 600";
+    server_conf(cmd)->acquire_timeout = (apr_interval_time_t)(secs * APR_USEC_PER_SEC);
+    return NULL;
+}
+
+static const char *set_supervisor(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err)
+        return err;
+    livy_server_conf_t *c = server_conf(cmd);
+    if (!strcasecmp(arg, "managed"))
+        c->supervisor_mode = LIVY_SUPERVISOR_MANAGED;
+    else if (!strcasecmp(arg, "external"))
+        c->supervisor_mode = LIVY_SUPERVISOR_EXTERNAL;
+    else
+        return "LivySupervisor must be 'managed' (httpd starts livy-supervisor) or 'external'";
+    c->supervisor_mode_set = 1;
+    return NULL;
+}
+
+static const char *set_supervisor_binary(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err)
+        return err;
+    server_conf(cmd)->supervisor_binary = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *set_supervisor_config(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err)
+        return err;
+    server_conf(cmd)->supervisor_config = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *add_blocked_conf(cmd_parms *cmd, void *dc, const char *arg)
+{
+    livy_server_conf_t *c = server_conf(cmd);
+    if (!c->blocked_conf)
+        c->blocked_conf = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    if (strcasecmp(arg, "none") != 0)
+        APR_ARRAY_PUSH(c->blocked_conf, const char *) = arg;
+    return NULL;
+}
+
+static const char *parse_size(const char *arg, apr_off_t *out, const char *name, apr_pool_t *p)
+{
+    char *end;
+    apr_off_t n;
+    if (apr_strtoff(&n, arg, &end, 10) != APR_SUCCESS || n < 1)
+        return apr_psprintf(p, "%s must be a positive number of bytes (k/m suffixes allowed)",
+                            name);
+    if (*end == 'k' || *end == 'K')
+        n *= 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        n *= 1024 * 1024, end++;
+    if (*end)
+        return apr_psprintf(p, "%s: unexpected '%s' after the number", name, end);
+    *out = n;
+    return NULL;
+}
+
+static const char *set_max_body(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    livy_dir_conf_t *dc = dcv;
+    return parse_size(arg, &dc->max_body, "LivyMaxBodySize", cmd->pool);
+}
+
+static const char *set_max_statement(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    livy_dir_conf_t *dc = dcv;
+    return parse_size(arg, &dc->max_statement, "LivyMaxStatementSize", cmd->pool);
+}
+
+const command_rec livy_directives[] = {
+    AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
+                  "libpq connection string of the session database"),
+    AP_INIT_TAKE1("LivyDatabasePoolSize", set_pool_size, NULL, RSRC_CONF,
+                  "database connections per httpd process (default: threads per process)"),
+    AP_INIT_TAKE1("LivyDatabaseAcquireTimeout", set_acquire_timeout, NULL, RSRC_CONF,
+                  "seconds a request waits for a free database connection before a 503"),
+    AP_INIT_TAKE1("LivySupervisor", set_supervisor, NULL, RSRC_CONF,
+                  "'managed': httpd starts and respawns livy-supervisor; 'external' (default)"),
+    AP_INIT_TAKE1("LivySupervisorBinary", set_supervisor_binary, NULL, RSRC_CONF,
+                  "path of livy-supervisor, for LivySupervisor managed"),
+    AP_INIT_TAKE1("LivySupervisorConfig", set_supervisor_config, NULL, RSRC_CONF,
+                  "configuration file given to the managed livy-supervisor"),
+    AP_INIT_ITERATE("LivyBlockedConf", add_blocked_conf, NULL, RSRC_CONF,
+                    "Spark conf keys sessions may not set (default spark.master "
+                    "spark.submit.deployMode; 'none' for none)"),
+    AP_INIT_TAKE1("LivyMaxBodySize", set_max_body, NULL, RSRC_CONF | ACCESS_CONF,
+                  "largest request body accepted, in bytes (default 1m)"),
+    AP_INIT_TAKE1("LivyMaxStatementSize", set_max_statement, NULL, RSRC_CONF | ACCESS_CONF,
+                  "largest statement code accepted, in bytes (default: the body limit)"),
+    {NULL}
+};

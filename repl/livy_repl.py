@@ -1,0 +1,1178 @@
+# REPL child driver for mod_livy: hosts one PySpark SparkSession for one interactive session and
+# talks to the supervisor over a Unix socket, as described in docs/repl-protocol.md.
+"""The REPL child of one mod_livy interactive session.
+
+Run by the supervisor (see docs/repl-protocol.md)::
+
+    python livy_repl.py --session-id N --socket RUN_DIR/session-N.sock \\
+        --conf-file RUN_DIR/session-N.conf.json --kind KIND --log-file RUN_DIR/session-N.log
+
+Threads:
+  * the main thread starts Spark, then runs statements one at a time (Python signal handlers only
+    run there, which is what lets a cancel interrupt user code with KeyboardInterrupt);
+  * an acceptor thread and one reader thread per supervisor connection handle the control ops
+    (execute, cancel, ack, complete, hello, shutdown), so a cancel is seen while a statement runs;
+  * a reader thread relays the JVM's stdout/stderr as log lines;
+  * a progress thread reports the running statement's Spark progress;
+  * short-lived threads run a cancel ladder or a completion.
+
+Choices the protocol leaves open:
+  * ``execution_count`` is the statement id, as in Livy, whose REPL numbers both alike.
+  * Messages are only sent on a connection after its ``hello``; until then log lines are buffered,
+    and ``started``/``progress`` are dropped (the ``hello`` answer carries the running statement).
+  * The pid file is ``session-N.pid`` next to the socket.
+  * The conf file may carry ``cancel_kill_after_seconds`` (default 30): when a cancelled statement
+    has still not stopped after that long, the statement is reported cancelled, a ``fatal`` says
+    the interpreter is stuck, and the child exits so the supervisor can replace it.
+  * Output over ``output_max_bytes`` (measured as the UTF-8 JSON of the whole ``output`` object):
+    row-shaped data (SQL ``application/json`` and the table mime type) keeps as many leading rows
+    as fit; other non-text data (``image/png``, ``%json`` values) is dropped; ``text/plain`` is cut
+    and ends with ``[output truncated: N bytes over the limit of M ...]`` saying what was dropped.
+    Error outputs keep their ``ename`` and get ``evalue``/``traceback`` cut the same way.
+"""
+
+import argparse
+import ast
+import base64
+import builtins
+import collections
+import datetime
+import decimal
+import io
+import json
+import math
+import numbers
+import os
+import re
+import rlcompleter
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import warnings
+
+PROTOCOL_VERSION = 1
+LOG_BUFFER_MAX_LINES = 10000
+JVM_TAIL_LINES = 40  # JVM output kept for a fatal message
+PROGRESS_INTERVAL_S = 0.25
+CANCEL_RETRY_INTERVAL_S = 0.5
+CANCEL_INTERRUPT_AFTER_S = 1.0
+DEFAULT_CANCEL_KILL_AFTER_S = 30.0
+SHUTDOWN_FORCE_AFTER_S = 15.0
+FATAL_DELIVERY_WAIT_S = 10.0
+SOCKET_SEND_TIMEOUT_S = 10.0
+MAX_CONTROL_LINE_BYTES = 256 * 1024 * 1024
+MAX_COMPLETIONS = 500
+
+CODE_FILENAME = "<stdin>"  # what user frames are called in tracebacks, as in Livy
+DRIVER_FILENAMES = {__file__, os.path.abspath(__file__)}
+
+KIND_ALIASES = {"python": "pyspark", "scala": "spark", "r": "sparkr"}
+TABLE_MIME = "application/vnd.livy.table.v1+json"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def encode_message(obj):
+    """One protocol line. allow_nan=False because NaN is not JSON and would break the supervisor's
+    parser; 'replace' because lone surrogates in user strings cannot be encoded as UTF-8."""
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return (text + "\n").encode("utf-8", "replace")
+
+
+def encoded_size(obj):
+    return len(encode_message(obj)) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Output shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def ok_output(count, data):
+    return {"status": "ok", "execution_count": count, "data": data}
+
+
+def error_output(count, ename, evalue, traceback_lines):
+    return {
+        "status": "error",
+        "execution_count": count,
+        "ename": ename,
+        "evalue": evalue,
+        "traceback": list(traceback_lines),
+    }
+
+
+def strip_driver_frames(tb):
+    """Skips the leading traceback entries that belong to this file, so users see their code."""
+    while tb is not None and tb.tb_frame.f_code.co_filename in DRIVER_FILENAMES:
+        tb = tb.tb_next
+    return tb
+
+
+def exception_output(count, exc, with_traceback=True):
+    tb = strip_driver_frames(exc.__traceback__) if with_traceback else None
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return error_output(count, type(exc).__name__, str(exc), lines)
+
+
+def fit_text(text, budget_bytes):
+    """The longest prefix of text whose JSON string encoding fits in budget_bytes."""
+    if budget_bytes <= 2:
+        return ""
+    low, high = 0, min(len(text), budget_bytes)  # every character costs at least one byte
+    while low < high:
+        middle = (low + high + 1) // 2
+        if encoded_size(text[:middle]) <= budget_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
+
+
+def is_row_shaped(value):
+    return isinstance(value, dict) and isinstance(value.get("data"), list)
+
+
+def bound_output(output, limit):
+    """Makes output fit in limit bytes of JSON (see the module docstring for the rules).
+
+    A limit smaller than the marker itself still yields the marker: the output can then exceed the
+    limit by that much, which beats returning nothing."""
+    size = encoded_size(output)
+    if limit is None or limit <= 0 or size <= limit:
+        return output
+    over = size - limit
+    if output.get("status") == "error":
+        return bound_error_output(output, limit, over)
+
+    output = dict(output, data=dict(output["data"]))
+    data = output["data"]
+    notes = []
+    marker_reserve = 300  # room left for the text marker while trimming rows
+    for mime in [m for m in data if m != "text/plain"]:
+        value = data[mime]
+        if is_row_shaped(value):
+            rows = value["data"]
+            trimmed = dict(value)
+            data[mime] = trimmed
+
+            def fits(row_count):
+                trimmed["data"] = rows[:row_count]
+                return encoded_size(output) + marker_reserve <= limit
+
+            low, high = 0, len(rows)
+            while low < high:
+                middle = (low + high + 1) // 2
+                if fits(middle):
+                    low = middle
+                else:
+                    high = middle - 1
+            trimmed["data"] = rows[:low]
+            notes.append("%s shows %d of %d rows" % (mime, low, len(rows)))
+        else:
+            del data[mime]
+            notes.append("%s output of %d bytes omitted" % (mime, encoded_size(value)))
+        if encoded_size(output) + marker_reserve <= limit:
+            break
+
+    marker = "[output truncated: %d bytes over the limit of %d%s]" % (
+        over,
+        limit,
+        "".join("; " + note for note in notes),
+    )
+    text = data.get("text/plain", "")
+    data["text/plain"] = ""
+    room = limit - encoded_size(output) - (encoded_size("\n" + marker) - 2)
+    kept = fit_text(text, room + 2)
+    data["text/plain"] = kept + "\n" + marker if kept else marker
+    return output
+
+
+def bound_error_output(output, limit, over):
+    """Keeps ename, the head of evalue and the leading traceback lines that fit, then a marker
+    line. The evalue gets at most half the room so that some traceback survives."""
+    marker = "[output truncated: %d bytes over the limit of %d]" % (over, limit)
+    evalue = output.get("evalue") or ""
+    lines = output.get("traceback") or []
+    output = dict(output, evalue="", traceback=[marker + "\n"])
+    room = limit - encoded_size(output)
+    kept_evalue = fit_text(evalue, room // 2 + 2)
+    output["evalue"] = kept_evalue if kept_evalue == evalue else kept_evalue + " " + marker
+    room = limit - encoded_size(output)
+    kept_lines = []
+    for line in lines:
+        cost = encoded_size(line) + 1  # the comma
+        if cost > room:
+            break
+        kept_lines.append(line)
+        room -= cost
+    output["traceback"] = kept_lines + [marker + "\n"]
+    return output
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON-safe values for SQL rows and %table
+# ---------------------------------------------------------------------------------------------
+
+
+def json_safe(value):
+    """Turns a value from a Spark Row into plain JSON: dates, decimals and the like become
+    strings, nested structs become objects, non-finite floats become 'NaN'/'Infinity' strings."""
+    from pyspark.sql import Row
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value).replace("inf", "Infinity").replace(
+            "nan", "NaN"
+        )
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Row):
+        if hasattr(value, "__fields__"):
+            return {name: json_safe(item) for name, item in zip(value.__fields__, value)}
+        return [json_safe(item) for item in value]
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, numbers.Real) and not isinstance(value, decimal.Decimal):
+        return json_safe(float(value))
+    return str(value)
+
+
+def table_cell(value):
+    """(Livy table type name, JSON value) for one %table cell, with Livy's type names."""
+    from pyspark.sql import Row
+
+    if value is None:
+        return "NULL_TYPE", None
+    if isinstance(value, bool):
+        return "BOOLEAN_TYPE", value
+    if isinstance(value, numbers.Integral):
+        return "INT_TYPE", int(value)
+    if isinstance(value, decimal.Decimal):
+        return "DECIMAL_TYPE", str(value)
+    if isinstance(value, numbers.Real):
+        return "DOUBLE_TYPE", json_safe(float(value))
+    if isinstance(value, str):
+        return "STRING_TYPE", value
+    if isinstance(value, datetime.datetime):
+        return "TIMESTAMP_TYPE", str(value)
+    if isinstance(value, datetime.date):
+        return "DATE_TYPE", str(value)
+    if isinstance(value, Row) and hasattr(value, "__fields__"):
+        value = value.asDict()
+    if isinstance(value, (list, tuple)):
+        return "ARRAY_TYPE", [table_cell(item)[1] for item in value]
+    if isinstance(value, dict):
+        return "MAP_TYPE", {str(key): table_cell(item)[1] for key, item in value.items()}
+    return "STRING_TYPE", str(value)
+
+
+def build_table(value, row_cap):
+    """Livy's %table: a list of rows (Rows, dicts, lists or scalars) becomes headers + data.
+    A DataFrame is accepted too (its first row_cap rows)."""
+    from pyspark.sql import DataFrame, Row
+
+    if isinstance(value, DataFrame):
+        value = value.take(row_cap)
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    headers = {}
+    data = []
+    for row in value:
+        if isinstance(row, Row) and hasattr(row, "__fields__"):
+            row = row.asDict()
+        if isinstance(row, dict):
+            cells = sorted(row.items(), key=lambda item: str(item[0]))
+        elif isinstance(row, (list, tuple)):
+            cells = list(enumerate(row))
+        else:
+            cells = [(0, row)]
+        converted = []
+        for name, cell in cells:
+            cell_type, cell_value = table_cell(cell)
+            header = headers.get(name)
+            if header is None:
+                headers[name] = {"name": str(name), "type": cell_type}
+            elif cell_type != "NULL_TYPE" and header["type"] != cell_type:
+                if header["type"] != "NULL_TYPE":
+                    raise ValueError(
+                        "table rows have different types: column '%s' holds %s and %s"
+                        % (name, header["type"], cell_type)
+                    )
+                header["type"] = cell_type
+            converted.append(cell_value)
+        data.append(converted)
+    ordered = [headers[key] for key in sorted(headers, key=lambda key: (str(type(key)), key))]
+    return {TABLE_MIME: {"headers": ordered, "data": data}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Statement output capture
+# ---------------------------------------------------------------------------------------------
+
+
+class StatementStream(io.TextIOBase):
+    """Stands in for sys.stdout and sys.stderr for the child's whole life. While a statement runs
+    it writes into that statement's buffer (stdout and stderr interleaved in order, as a terminal
+    shows them); between statements into the real stream. Being one long-lived object, a logging
+    handler created by user code in one statement keeps working in later ones."""
+
+    def __init__(self, real_stream):
+        self.real_stream = real_stream
+        self.target = real_stream
+
+    def write(self, text):
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8", "replace")
+        try:
+            return self.target.write(text)
+        except (OSError, ValueError):
+            return len(text)  # a closed real stream must not fail user code
+
+    def flush(self):
+        try:
+            self.target.flush()
+        except (OSError, ValueError):
+            pass
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+
+# ---------------------------------------------------------------------------------------------
+# Python statements
+# ---------------------------------------------------------------------------------------------
+
+
+class UnknownMagic(Exception):
+    pass
+
+
+def parse_python_chunks(code):
+    """Livy's rule: code that parses is Python; otherwise lines starting with '%' are magics and
+    the runs of other lines between them are Python. Raises SyntaxError if a run does not parse."""
+    try:
+        return [("python", ast.parse(code, CODE_FILENAME, "exec"))]
+    except SyntaxError:
+        pass
+    chunks = []
+    python_lines = []
+    for line in code.rstrip().split("\n"):
+        if line.startswith("%"):
+            if python_lines:
+                chunks.append(("python", ast.parse("\n".join(python_lines), CODE_FILENAME)))
+                python_lines = []
+            name, _, argument = line[1:].partition(" ")
+            chunks.append(("magic", name.strip(), argument.strip()))
+        else:
+            python_lines.append(line)
+    if python_lines:
+        chunks.append(("python", ast.parse("\n".join(python_lines), CODE_FILENAME)))
+    return chunks
+
+
+def run_python_tree(tree, namespace):
+    """All statements but the last in 'exec' mode, the last in 'single' mode so that a bare
+    expression echoes its repr (through sys.displayhook, into the captured stdout)."""
+    body = tree.body
+    for node in body[:-1]:
+        exec(compile(ast.Module([node], type_ignores=[]), CODE_FILENAME, "exec"), namespace)
+    for node in body[-1:]:
+        exec(compile(ast.Interactive([node]), CODE_FILENAME, "single"), namespace)
+
+
+def eval_magic_argument(argument, namespace, magic):
+    if not argument:
+        raise UnknownMagic("%%%s needs an expression, e.g. %%%s value" % (magic, magic))
+    return eval(compile(argument, CODE_FILENAME, "eval"), namespace)
+
+
+def magic_json(argument, namespace, driver):
+    value = eval_magic_argument(argument, namespace, "json")
+    encode_message(value)  # fails here, as the statement's error, if value is not JSON
+    return {"application/json": value}
+
+
+def magic_table(argument, namespace, driver):
+    value = eval_magic_argument(argument, namespace, "table")
+    return build_table(value, driver.sql_row_cap)
+
+
+def magic_matplot(argument, namespace, driver):
+    value = eval_magic_argument(argument, namespace, "matplot")
+    try:
+        import matplotlib  # noqa: F401  (only to give a clear error when it is missing)
+    except ImportError:
+        raise UnknownMagic("%matplot needs matplotlib, which is not installed for this server")
+    figure = value.gcf() if hasattr(value, "gcf") else value
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
+    return {"image/png": base64.b64encode(image.getvalue()).decode("ascii"), "text/plain": ""}
+
+
+MAGICS = {"json": magic_json, "table": magic_table, "matplot": magic_matplot}
+
+
+# ---------------------------------------------------------------------------------------------
+# Connection to the supervisor
+# ---------------------------------------------------------------------------------------------
+
+
+class Statement:
+    def __init__(self, statement_id, code, kind):
+        self.id = statement_id
+        self.code = code
+        self.kind = kind
+        self.cancel_requested = False
+        self.interrupt_sent = False
+        self.finished = False
+        self.done = threading.Event()
+        self.cancel_ladder = None
+
+
+class ReplDriver:
+    def __init__(self, args):
+        self.session_id = args.session_id
+        self.socket_path = args.socket
+        self.conf_path = args.conf_file
+        self.session_kind = KIND_ALIASES.get(args.kind, args.kind)
+        self.log_path = args.log_file
+        self.pid_path = os.path.join(
+            os.path.dirname(os.path.abspath(self.socket_path)), "session-%s.pid" % self.session_id
+        )
+
+        # One reentrant lock guards all state and every socket write, so each message goes out
+        # whole and hello's replay is not interleaved with new messages.
+        self.lock = threading.RLock()
+        self.work_available = threading.Condition(self.lock)
+        self.connection = None
+        self.connection_live = False  # a hello arrived on the current connection
+        self.buffered_logs = collections.deque(maxlen=LOG_BUFFER_MAX_LINES)
+        self.dropped_log_lines = 0
+        self.unacked_results = collections.OrderedDict()
+        self.seen_statement_ids = set()
+        self.queue = collections.deque()
+        self.running = None
+        self.state = "starting"
+        self.app_id = None
+        self.spark_ui_url = None
+        self.fatal_message = None
+        self.fatal_delivered = threading.Event()
+        self.shutdown_requested = False
+        self.exiting = False
+
+        self.log_file = None
+        self.listener = None
+        self.jvm_tail = collections.deque(maxlen=JVM_TAIL_LINES)
+        self.jvm_reader = None
+        self.gateway = None
+        self.sc = None
+        self.spark = None
+        self.status_tracker = None
+        self.namespace = {"__name__": "__main__", "__builtins__": builtins}
+        self.armed_statement = None  # the statement a SIGINT may interrupt, if it is cancelled
+        self.main_thread_id = threading.main_thread().ident
+        self.output_max_bytes = 1048576
+        self.sql_row_cap = 1000
+        self.cancel_kill_after_s = DEFAULT_CANCEL_KILL_AFTER_S
+        self.stdout = StatementStream(sys.stdout)
+        self.stderr = StatementStream(sys.stderr)
+
+    # -- logging --------------------------------------------------------------------------------
+
+    def log(self, message):
+        self.log_line("%s INFO ReplDriver: %s" % (time.strftime("%y/%m/%d %H:%M:%S"), message))
+
+    def log_line(self, line):
+        """Every line goes to the log file; to the supervisor now, or after the next hello."""
+        with self.lock:
+            if self.log_file is not None:
+                try:
+                    self.log_file.write(line + "\n")
+                    self.log_file.flush()
+                except (OSError, ValueError):
+                    pass
+            if not (self.connection_live and self.send({"type": "log", "line": line})):
+                if len(self.buffered_logs) == self.buffered_logs.maxlen:
+                    self.dropped_log_lines += 1
+                self.buffered_logs.append(line)
+
+    # -- socket -----------------------------------------------------------------------------------
+
+    def send(self, message):
+        """Sends one message on the live connection; False (and the connection dropped) if that
+        fails. A timed-out send may have written part of a line, so the connection cannot be
+        reused: the supervisor reconnects and hello replays what matters."""
+        data = encode_message(message)
+        with self.lock:
+            connection = self.connection
+            if connection is None or not self.connection_live:
+                return False
+            try:
+                connection.sendall(data)
+                return True
+            except OSError:
+                self.drop_connection(connection)
+                return False
+
+    def drop_connection(self, connection):
+        with self.lock:
+            if self.connection is connection:
+                self.connection = None
+                self.connection_live = False
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        connection.close()
+
+    def listen(self):
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)  # left over by a child that died
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o077)  # only our user may talk to the REPL
+        try:
+            listener.bind(self.socket_path)
+        finally:
+            os.umask(old_umask)
+        listener.listen(4)
+        self.listener = listener
+        threading.Thread(target=self.accept_loop, name="accept", daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                if self.exiting:
+                    return
+                time.sleep(0.1)
+                continue
+            connection.settimeout(SOCKET_SEND_TIMEOUT_S)
+            with self.lock:
+                previous = self.connection
+                self.connection = connection
+                self.connection_live = False
+            if previous is not None:
+                self.drop_connection(previous)  # a new supervisor connection replaces the old
+            threading.Thread(
+                target=self.read_loop, args=(connection,), name="control", daemon=True
+            ).start()
+
+    def read_loop(self, connection):
+        pending = b""
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except socket.timeout:
+                continue  # the timeout exists for sends; reads just wait on
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if line.strip():
+                    self.handle_line(connection, line)
+            if len(pending) > MAX_CONTROL_LINE_BYTES:
+                self.log("control message longer than %d bytes; dropping the connection"
+                         % MAX_CONTROL_LINE_BYTES)
+                break
+        self.drop_connection(connection)
+
+    def handle_line(self, connection, line):
+        try:
+            message = json.loads(line.decode("utf-8"))
+            op = message.get("op")
+        except (ValueError, AttributeError):
+            self.log("ignoring a control message that is not a JSON object: %r" % line[:200])
+            return
+        try:
+            if op == "hello":
+                self.on_hello(connection)
+            elif op == "execute":
+                self.on_execute(message)
+            elif op == "cancel":
+                self.on_cancel(message)
+            elif op == "ack":
+                with self.lock:
+                    self.unacked_results.pop(message.get("id"), None)
+            elif op == "complete":
+                threading.Thread(
+                    target=self.on_complete, args=(message,), name="complete", daemon=True
+                ).start()
+            elif op == "shutdown":
+                self.begin_shutdown("shutdown requested by the supervisor")
+            else:
+                self.log("ignoring unknown control op %r" % (op,))
+        except Exception:
+            self.log("error handling %r: %s" % (op, traceback.format_exc().rstrip()))
+
+    # -- control ops ----------------------------------------------------------------------------
+
+    def on_hello(self, connection):
+        with self.lock:
+            if connection is not self.connection:
+                return
+            self.connection_live = True
+            busy = self.running is not None or bool(self.queue)
+            state = "starting" if self.state == "starting" else ("busy" if busy else "idle")
+            sent = self.send(
+                {
+                    "type": "hello",
+                    "protocol": PROTOCOL_VERSION,
+                    "state": state,
+                    "app_id": self.app_id,
+                    "spark_ui_url": self.spark_ui_url,
+                    "running": self.running.id if self.running else None,
+                    "queued": [statement.id for statement in self.queue],
+                }
+            )
+            for result in list(self.unacked_results.values()):
+                sent = sent and self.send(result)
+            if sent and self.dropped_log_lines:
+                sent = self.send(
+                    {
+                        "type": "log",
+                        "line": "[%d log lines were dropped while no supervisor was connected]"
+                        % self.dropped_log_lines,
+                    }
+                )
+                if sent:
+                    self.dropped_log_lines = 0
+            while sent and self.buffered_logs:
+                sent = self.send({"type": "log", "line": self.buffered_logs[0]})
+                if sent:
+                    self.buffered_logs.popleft()
+            if sent and self.fatal_message is not None:
+                if self.send({"type": "fatal", "msg": self.fatal_message}):
+                    self.fatal_delivered.set()
+
+    def on_execute(self, message):
+        statement_id = message.get("id")
+        if not isinstance(statement_id, int):
+            self.log("ignoring execute without an integer id: %r" % (message,))
+            return
+        kind = message.get("kind") or self.session_kind
+        statement = Statement(statement_id, message.get("code") or "", KIND_ALIASES.get(kind, kind))
+        with self.lock:
+            if statement_id in self.seen_statement_ids or self.shutdown_requested:
+                return
+            self.seen_statement_ids.add(statement_id)
+            self.queue.append(statement)
+            self.work_available.notify_all()
+
+    def on_cancel(self, message):
+        statement_id = message.get("id")
+        with self.lock:
+            for statement in self.queue:
+                if statement.id == statement_id:
+                    self.queue.remove(statement)
+                    statement.cancel_requested = True
+                    self.finish_statement(statement, None)
+                    return
+            statement = self.running
+            if statement is None or statement.id != statement_id:
+                return  # finished already, or unknown: nothing to cancel
+            statement.cancel_requested = True
+            if statement.cancel_ladder is None:
+                statement.cancel_ladder = threading.Thread(
+                    target=self.run_cancel_ladder, args=(statement,), name="cancel", daemon=True
+                )
+                statement.cancel_ladder.start()
+
+    def run_cancel_ladder(self, statement):
+        """Cancel the statement's Spark jobs, repeatedly (a statement may start new jobs); after
+        a second also interrupt the interpreter; past the kill bound, give up on this child."""
+        group = str(statement.id)
+        started = time.monotonic()
+        while not statement.done.is_set():
+            elapsed = time.monotonic() - started
+            try:
+                if self.sc is not None:
+                    self.sc.cancelJobGroup(group)
+            except Exception as error:
+                self.log("cancelJobGroup(%s) failed: %s" % (group, error))
+            if elapsed >= CANCEL_INTERRUPT_AFTER_S and not statement.done.is_set():
+                statement.interrupt_sent = True
+                try:
+                    signal.pthread_kill(self.main_thread_id, signal.SIGINT)
+                except (OSError, ProcessLookupError):
+                    pass
+            if elapsed >= self.cancel_kill_after_s:
+                self.give_up_on_statement(statement)
+                return
+            statement.done.wait(CANCEL_RETRY_INTERVAL_S)
+
+    def give_up_on_statement(self, statement):
+        message = (
+            "statement %d did not stop within %.0f s of its cancel; this REPL exits so that the "
+            "session's interpreter can be replaced (its Python variables are lost)"
+            % (statement.id, self.cancel_kill_after_s)
+        )
+        self.log(message)
+        with self.lock:
+            if self.running is statement:
+                self.running = None
+            self.finish_statement(statement, None)
+        self.die(message, exit_code=3)
+
+    def on_complete(self, message):
+        request_id = message.get("id")
+        kind = KIND_ALIASES.get(message.get("kind") or self.session_kind, message.get("kind"))
+        candidates = []
+        if kind == "pyspark":
+            code = message.get("code") or ""
+            cursor = message.get("cursor")
+            if not isinstance(cursor, int) or cursor < 0 or cursor > len(code):
+                cursor = len(code)
+            try:
+                candidates = self.complete_python(code[:cursor])
+            except Exception as error:
+                self.log("completion failed: %s" % error)
+        self.send({"type": "completion", "id": request_id, "candidates": candidates})
+
+    def complete_python(self, code_before_cursor):
+        match = re.search(r"[A-Za-z_][\w.]*$", code_before_cursor)
+        if not match:
+            return []
+        completer = rlcompleter.Completer(dict(self.namespace))
+        candidates = []
+        for index in range(MAX_COMPLETIONS):
+            candidate = completer.complete(match.group(0), index)
+            if candidate is None:
+                break
+            if candidate not in candidates:
+                candidates.append(candidate)
+        return candidates
+
+    # -- statements ---------------------------------------------------------------------------
+
+    def finish_statement(self, statement, output):
+        """Records and sends the result; kept until acked. Called with the lock held."""
+        if statement.finished:
+            return
+        statement.finished = True
+        statement.done.set()
+        message = {
+            "type": "result",
+            "id": statement.id,
+            "state": "cancelled" if statement.cancel_requested else "available",
+            "output": None if statement.cancel_requested else output,
+            "completed": now_ms(),
+        }
+        self.unacked_results[statement.id] = message
+        self.send(message)
+        self.work_available.notify_all()
+
+    def next_statement(self):
+        with self.lock:
+            while not self.queue and not self.shutdown_requested:
+                self.work_available.wait()
+            if self.shutdown_requested:
+                return None
+            statement = self.queue.popleft()
+            self.running = statement
+            self.work_available.notify_all()  # wakes the progress thread
+            return statement
+
+    def run_statement(self, statement):
+        self.send({"type": "started", "id": statement.id, "started": now_ms()})
+        output = None
+        try:
+            install_sigint_handler(self)  # user code may have replaced it
+            self.sc.setJobGroup(
+                str(statement.id), "mod_livy statement %d" % statement.id, interruptOnCancel=True
+            )
+            output = self.execute(statement)
+            output = bound_output(output, self.output_max_bytes)
+        except BaseException as error:  # a driver bug, or an interrupt outside user code
+            if not statement.cancel_requested:
+                self.log("statement %d failed in the driver: %s"
+                         % (statement.id, "".join(traceback.format_exception(error)).rstrip()))
+            output = error_output(statement.id, "InternalError", str(error) or repr(error), [])
+        finally:
+            self.stdout.target = self.stdout.real_stream
+            self.stderr.target = self.stderr.real_stream
+        if statement.interrupt_sent:
+            self.reset_py4j_connection()
+        with self.lock:
+            if self.running is statement:
+                self.running = None
+            self.finish_statement(statement, output)
+
+    def reset_py4j_connection(self):
+        """A KeyboardInterrupt that lands inside a py4j call leaves this thread's connection with
+        an answer still unread; the next call would read it as its own. Close it so py4j opens a
+        fresh one."""
+        client = getattr(self.gateway, "_gateway_client", None)
+        if not hasattr(client, "get_thread_connection"):
+            return  # pooled py4j (PYSPARK_PIN_THREAD=false) never reuses an interrupted connection
+        try:
+            connection = client.get_thread_connection()
+            if connection is not None:
+                connection.close(reset=True)
+        except Exception as error:
+            self.log("could not reset the py4j connection: %s" % error)
+
+    def execute(self, statement):
+        kind = statement.kind
+        if kind == "pyspark":
+            return self.execute_python(statement)
+        if kind == "sql":
+            return self.execute_sql(statement)
+        if kind in ("spark", "sparkr"):
+            language = "Scala" if kind == "spark" else "R"
+            return error_output(
+                statement.id,
+                "InterpreterNotAvailable",
+                "The %s interpreter (kind '%s') is not available in this server yet; "
+                "use kind 'pyspark' or 'sql'." % (language, kind),
+                [],
+            )
+        return error_output(
+            statement.id, "UnknownKind", "Unknown statement kind %r." % (kind,), []
+        )
+
+    def capture_output(self):
+        buffer = io.StringIO()
+        self.stdout.target = buffer
+        self.stderr.target = buffer
+        return buffer
+
+    def execute_python(self, statement):
+        buffer = self.capture_output()
+        try:
+            chunks = parse_python_chunks(statement.code)
+        except SyntaxError as error:
+            return exception_output(statement.id, error, with_traceback=False)
+        data = {}
+        try:
+            self.armed_statement = statement
+            try:
+                for chunk in chunks:
+                    data = {}
+                    if chunk[0] == "python":
+                        run_python_tree(chunk[1], self.namespace)
+                    else:
+                        _, name, argument = chunk
+                        if not name:
+                            raise UnknownMagic("magic command not specified")
+                        if name not in MAGICS:
+                            raise UnknownMagic("unknown magic command '%s'" % name)
+                        data = MAGICS[name](argument, self.namespace, self)
+            finally:
+                self.armed_statement = None
+        except UnknownMagic as error:
+            return error_output(statement.id, "UnknownMagic", str(error),
+                                ["UnknownMagic: %s\n" % error])
+        except BaseException as error:  # user code may raise anything, SystemExit included
+            return exception_output(statement.id, error)
+        text = (data.pop("text/plain", "") + buffer.getvalue()).rstrip()
+        if text or not data:
+            data["text/plain"] = text
+        return ok_output(statement.id, data)
+
+    def execute_sql(self, statement):
+        self.capture_output()  # Spark's Python warnings belong to the statement, not the log
+        try:
+            self.armed_statement = statement
+            try:
+                frame = self.spark.sql(statement.code)
+                rows = frame.take(self.sql_row_cap)
+                schema = json.loads(frame.schema.json())
+            finally:
+                self.armed_statement = None
+        except BaseException as error:
+            lines = traceback.format_exception_only(type(error), error)
+            return error_output(statement.id, type(error).__name__, str(error), lines)
+        data = [[json_safe(value) for value in row] for row in rows]
+        return ok_output(statement.id, {"application/json": {"schema": schema, "data": data}})
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def progress_loop(self):
+        while not self.exiting:
+            with self.lock:
+                while self.running is None and not self.exiting:
+                    self.work_available.wait()
+                statement = self.running
+            if statement is None:
+                continue
+            last_sent = 0.0
+            while not statement.done.wait(PROGRESS_INTERVAL_S):
+                progress = self.statement_progress(statement.id)
+                if progress is not None and abs(progress - last_sent) > 1e-6:
+                    if statement.done.is_set():
+                        break
+                    last_sent = progress
+                    self.send({"type": "progress", "id": statement.id, "progress": progress})
+
+    def statement_progress(self, statement_id):
+        """Livy's formula: completed tasks / tasks over every stage of the statement's jobs."""
+        try:
+            tracker = self.status_tracker
+            total = completed = 0
+            for job_id in tracker.getJobIdsForGroup(str(statement_id)):
+                job = tracker.getJobInfo(job_id)
+                if job is None:
+                    continue
+                for stage_id in job.stageIds:
+                    stage = tracker.getStageInfo(stage_id)
+                    if stage is not None:
+                        total += stage.numTasks
+                        completed += stage.numCompletedTasks
+            return round(completed / total, 4) if total else 0.0
+        except Exception:
+            return None
+
+    # -- Spark --------------------------------------------------------------------------------
+
+    def read_conf(self):
+        with open(self.conf_path, encoding="utf-8") as conf_file:
+            conf = json.load(conf_file)
+        if isinstance(conf.get("output_max_bytes"), int):
+            self.output_max_bytes = conf["output_max_bytes"]
+        if isinstance(conf.get("sql_row_cap"), int) and conf["sql_row_cap"] >= 0:
+            self.sql_row_cap = conf["sql_row_cap"]
+        if isinstance(conf.get("cancel_kill_after_seconds"), (int, float)):
+            self.cancel_kill_after_s = float(conf["cancel_kill_after_seconds"])
+        return {str(key): str(value) for key, value in (conf.get("spark") or {}).items()}
+
+    def relay_jvm_output(self, read_fd):
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            for raw_line in iter_lines(pipe):
+                line = raw_line.decode("utf-8", "replace").rstrip("\r\n")
+                self.jvm_tail.append(line)
+                self.log_line(line)
+
+    def start_spark(self, spark_settings):
+        from pyspark import SparkConf, SparkContext
+        from pyspark.java_gateway import launch_gateway
+        from pyspark.sql import SparkSession
+
+        # Python workers must run the driver's interpreter: a different python3 on PATH may lack
+        # pyspark or differ in minor version, which Spark refuses.
+        if "PYSPARK_PYTHON" not in os.environ and "spark.pyspark.python" not in spark_settings:
+            os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ.setdefault("MPLBACKEND", "Agg")  # %matplot renders without a display
+
+        conf = SparkConf()
+        conf.setAll(list(spark_settings.items()))
+        # The console progress bar redraws one line with carriage returns: as log lines it is
+        # noise, and progress reaches the supervisor as messages anyway.
+        conf.setIfMissing("spark.ui.showConsoleProgress", "false")
+        # Our own pipe rather than popen_kwargs' PIPE: launch_gateway only hands back the Popen on
+        # success, and the JVM's error text matters most when it fails.
+        read_fd, write_fd = os.pipe()
+        self.jvm_reader = threading.Thread(
+            target=self.relay_jvm_output, args=(read_fd,), name="jvm-output", daemon=True
+        )
+        self.jvm_reader.start()
+        try:
+            self.gateway = launch_gateway(conf, popen_kwargs={"stdout": write_fd,
+                                                              "stderr": write_fd})
+        finally:
+            os.close(write_fd)
+        self.sc = SparkContext(conf=conf, gateway=self.gateway)
+        install_sigint_handler(self)  # SparkContext installed its own, which would kill us
+        self.spark = SparkSession.builder.getOrCreate()
+        self.status_tracker = self.sc.statusTracker()
+        self.namespace["spark"] = self.spark
+        self.namespace["sc"] = self.sc
+        try:
+            from pyspark.sql import SQLContext
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.namespace["sqlContext"] = SQLContext(self.sc, self.spark)
+        except Exception as error:
+            self.log("sqlContext is not available: %s" % error)
+
+    def startup_failure_message(self, error):
+        if self.jvm_reader is not None:
+            # the JVM's last words may still be in the pipe; when it exited the reader ends soon
+            self.jvm_reader.join(2.0)
+        text = "".join(traceback.format_exception_only(type(error), error)).strip()
+        jvm_output = "\n".join(self.jvm_tail)
+        message = "Spark could not start: " + text
+        if jvm_output:
+            message += "\nJVM output:\n" + jvm_output
+        return message
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def write_pid_file(self):
+        temporary = self.pid_path + ".tmp"
+        with open(temporary, "w") as pid_file:
+            pid_file.write("%d\n" % os.getpid())
+        os.replace(temporary, self.pid_path)
+
+    def remove_files(self):
+        for path in (self.socket_path, self.pid_path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def begin_shutdown(self, reason):
+        with self.lock:
+            if self.shutdown_requested:
+                return
+            self.shutdown_requested = True
+            self.log(reason)
+            for statement in list(self.queue):
+                statement.cancel_requested = True
+                self.finish_statement(statement, None)
+            self.queue.clear()
+            running = self.running
+            self.work_available.notify_all()
+        if running is not None:
+            self.on_cancel({"id": running.id})
+        threading.Thread(target=self.force_exit_later, name="shutdown-watchdog",
+                         daemon=True).start()
+
+    def force_exit_later(self):
+        time.sleep(SHUTDOWN_FORCE_AFTER_S)
+        self.log("Spark did not stop within %.0f s; exiting anyway" % SHUTDOWN_FORCE_AFTER_S)
+        self.exit_now(0)
+
+    def stop_spark(self):
+        if self.sc is not None:
+            try:
+                self.spark.stop()
+            except Exception as error:
+                self.log("stopping Spark failed: %s" % error)
+        process = getattr(self.gateway, "proc", None)
+        if process is not None:
+            try:
+                process.stdin.close()  # the gateway JVM exits when its stdin closes
+                process.wait(10)
+            except Exception:
+                process.kill()
+
+    def die(self, message, exit_code):
+        """Sends fatal (waiting a little for a supervisor to connect if none is), then exits."""
+        with self.lock:
+            self.fatal_message = message
+            if self.connection_live and self.send({"type": "fatal", "msg": message}):
+                self.fatal_delivered.set()
+        self.fatal_delivered.wait(FATAL_DELIVERY_WAIT_S)
+        process = getattr(self.gateway, "proc", None)
+        if process is not None:
+            process.kill()
+        self.exit_now(exit_code)
+
+    def exit_now(self, exit_code):
+        with self.lock:
+            self.exiting = True
+            if self.listener is not None:
+                self.listener.close()
+            if self.connection is not None:
+                self.drop_connection(self.connection)
+            self.remove_files()
+            if self.log_file is not None:
+                self.log_file.close()
+                self.log_file = None
+        # os._exit: py4j and Spark leave non-daemon threads and atexit hooks that can hang
+        os._exit(exit_code)
+
+    def main(self):
+        self.log_file = open(self.log_path, "a", encoding="utf-8")
+        self.listen()
+        self.write_pid_file()
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        sys.stdin = io.StringIO()  # input() in user code must fail, not block
+        install_sigint_handler(self)
+        signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(
+            target=self.begin_shutdown, args=("SIGTERM received",), daemon=True).start())
+        threading.Thread(target=self.progress_loop, name="progress", daemon=True).start()
+
+        self.log("REPL for session %s (kind %s) listening on %s"
+                 % (self.session_id, self.session_kind, self.socket_path))
+        try:
+            spark_settings = self.read_conf()
+            started = time.monotonic()
+            self.start_spark(spark_settings)
+        except BaseException as error:
+            message = self.startup_failure_message(error)
+            self.log(message)
+            self.die(message, exit_code=1)
+        with self.lock:
+            self.app_id = self.sc.applicationId
+            self.spark_ui_url = self.sc.uiWebUrl
+            self.state = "ready"
+            self.log("Spark started in %.1f s: %s %s"
+                     % (time.monotonic() - started, self.app_id, self.spark_ui_url))
+            self.send({"type": "ready", "app_id": self.app_id, "spark_ui_url": self.spark_ui_url})
+
+        while True:
+            try:
+                statement = self.next_statement()
+                if statement is None:
+                    break
+                self.run_statement(statement)
+            except KeyboardInterrupt:
+                pass  # a late cancel interrupt; the statement it was for has already ended
+        self.log("stopping Spark")
+        self.stop_spark()
+        self.exit_now(0)
+
+
+def iter_lines(pipe):
+    """Lines from an unbuffered binary pipe (the JVM may write partial lines)."""
+    pending = b""
+    while True:
+        chunk = pipe.read(65536)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
+
+
+def install_sigint_handler(driver):
+    """SIGINT is how a cancel reaches running user code. It only raises KeyboardInterrupt while a
+    statement that was asked to cancel is executing user code; anywhere else (driver bookkeeping,
+    a late signal for a statement that already ended) it is ignored, so it cannot kill the child."""
+
+    def on_sigint(signum, frame):
+        statement = driver.armed_statement
+        if statement is not None and statement.cancel_requested:
+            raise KeyboardInterrupt("statement %d cancelled" % statement.id)
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(description="mod_livy REPL child (docs/repl-protocol.md)")
+    parser.add_argument("--session-id", required=True)
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--conf-file", required=True)
+    parser.add_argument("--kind", default="pyspark")
+    parser.add_argument("--log-file", required=True)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    ReplDriver(parse_arguments(sys.argv[1:])).main()

@@ -1,0 +1,46 @@
+/* sv_config: the livy-supervisor configuration file (`key = value` lines) and its defaults. */
+#ifndef SV_CONFIG_H
+#define SV_CONFIG_H
+
+#include <apr_pools.h>
+
+typedef struct sv_config {
+    const char *path;              /* the file it was read from, NULL when none */
+    const char *database;          /* libpq conninfo */
+    const char *run_dir;           /* sockets, pid files, per-session conf and log files */
+    const char *sql_dir;           /* migrations for --migrate */
+    const char *python;            /* interpreter for the REPL child */
+    const char *repl_driver;       /* path to livy_repl.py */
+    const char *spark_home;        /* exported as SPARK_HOME when set */
+    const char *spark_master;
+    int max_sessions;
+    apr_int64_t heartbeat_interval_ms;
+    apr_int64_t supervisor_dead_after_ms;
+    apr_int64_t idle_timeout_ms;   /* 0 = never */
+    apr_int64_t session_ttl_ms;    /* 0 = off */
+    apr_int64_t retain_ended_ms;
+    apr_int64_t stop_grace_ms;
+    int log_lines_max;
+    apr_int64_t output_max_bytes;
+    int sql_row_cap;
+    const char *host_id;           /* identity for reattaching to children after a restart */
+    apr_int64_t check_interval_ms; /* timer granularity for timeouts */
+} sv_config_t;
+
+/* Fills c with the compiled-in defaults. */
+void sv_config_defaults(sv_config_t *c, apr_pool_t *p);
+
+/* Reads `path` over the defaults. Returns 0, or -1 with *errmsg naming the line. */
+int sv_config_load(sv_config_t *c, const char *path, apr_pool_t *p, const char **errmsg);
+
+/* Checks what running (not --migrate) needs: database, run_dir. Returns 0 or -1 with *errmsg. */
+int sv_config_check(const sv_config_t *c, apr_pool_t *p, const char **errmsg);
+
+/* Parses a duration: `500ms`, `10s`, `10m`, `1h`, `2d`; a bare number is in `bare_unit_ms`.
+ * `off`/`none` mean 0 when allow_off. Returns 0 or -1. */
+int sv_parse_duration(const char *s, apr_int64_t bare_unit_ms, int allow_off, apr_int64_t *out);
+
+/* Formats a duration in ms the way a person writes it ("10m", "1500ms"). */
+const char *sv_format_duration(apr_int64_t ms, apr_pool_t *p);
+
+#endif

@@ -1,0 +1,636 @@
+"""Fixture machinery for mod_livy's integration tests, in the manner of httpd's test/pyhttpd.
+
+Throwaway PostgreSQL clusters (PgCluster), httpd servers with mod_livy rendered into a temporary
+ServerRoot (LivyServer), and the checks that a test leaves no error-log noise and no process behind.
+conftest.py turns these into pytest fixtures; tests normally use those, not this module directly.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "mod_livy" / ".libs" / "mod_livy.so"
+SUPERVISOR = ROOT / "supervisor" / "livy-supervisor"
+SQL_DIR = ROOT / "sql"
+REPL_DRIVER = ROOT / "repl" / "livy_repl.py"
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+HTTPD = Path(os.environ.get("LIVY_HTTPD", "/usr/sbin/apache2"))
+HTTPD_MODULES = Path(os.environ.get("LIVY_HTTPD_MODULES", "/usr/lib/apache2/modules"))
+IS_ROOT = os.geteuid() == 0
+RUN_USER = os.environ.get("LIVY_HTTPD_USER", "www-data")
+ALL_MPMS = ("event", "prefork")
+
+
+class HarnessError(Exception):
+    """Something the harness needs is missing or did not start; the message says what to do."""
+
+
+# ------------------------------------------------------------------ processes and ports
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()  # fields from "state" on
+
+
+def process_alive(pid: int | None) -> bool:
+    """True when pid exists and is not a zombie (daemons are reaped by init, maybe late)."""
+    if not pid:
+        return False
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def process_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def pids_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains text (e.g. a server's temp directory)."""
+    me = os.getpid()
+    return [p for p in all_pids() if p != me and text in process_cmdline(p) and process_alive(p)]
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes in process session sid (a REPL child runs in its own, with its JVM)."""
+    out = []
+    for p in all_pids():
+        f = _stat_fields(p)
+        if f and f[0] != "Z" and f[3] == str(sid):
+            out.append(p)
+    return out
+
+
+def wait_gone(pids, timeout: float) -> list[int]:
+    """Waits until none of pids is alive; returns those still alive at the deadline."""
+    deadline = time.monotonic() + timeout
+    left = [p for p in pids if process_alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [p for p in left if process_alive(p)]
+    return left
+
+
+def terminate(pids, grace: float = 10.0) -> list[int]:
+    """TERM, then KILL after grace what remains; returns the pids that needed the KILL."""
+    pids = [p for p in pids if process_alive(p)]
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    left = wait_gone(pids, grace)
+    for p in left:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_gone(left, 5)
+    return left
+
+
+def as_user_prefix(user: str) -> list[str]:
+    return ["runuser", "-u", user, "--"] if IS_ROOT else []
+
+
+def chown_to(path: Path, user: str) -> None:
+    if IS_ROOT:
+        pw = pwd.getpwnam(user)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def _run(cmd, what: str, **kw) -> subprocess.CompletedProcess:
+    if "input" not in kw:
+        kw["stdin"] = subprocess.DEVNULL
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise HarnessError(f"{what} failed (exit {r.returncode}): {' '.join(map(str, cmd))}\n"
+                           f"{r.stdout[-3000:]}{r.stderr[-3000:]}")
+    return r
+
+
+def asan_runtime() -> str | None:
+    """The ASan runtime the module links, when it was built with --enable-asan: a non-ASan httpd
+    must preload it for the module to load."""
+    if not MODULE.exists():
+        return None
+    r = subprocess.run(["ldd", str(MODULE)], capture_output=True, text=True)
+    m = re.search(r"(\S*libasan\.so[.\d]*) => (\S+)", r.stdout)
+    return m.group(2) if m else None
+
+
+def require_built() -> None:
+    """The suite tests the build; a missing build is a failure, never a skip."""
+    missing = [str(p) for p in (MODULE, SUPERVISOR) if not p.exists()]
+    if missing:
+        raise HarnessError("not built: " + ", ".join(missing) + ": run scripts/run-tests (or make)")
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def pg_bin() -> Path:
+    env = os.environ.get("LIVY_PG_BIN")
+    candidates = [Path(env)] if env else sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                                                key=lambda p: int(p.parent.name), reverse=True)
+    for c in candidates:
+        if (c / "pg_ctl").exists():
+            return c
+    raise HarnessError("PostgreSQL server binaries not found: install the Debian package postgresql")
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster in base/name, owned by the postgres user when we are root,
+    listening on 127.0.0.1 on a free port that it keeps across stop/start."""
+
+    def __init__(self, base: Path, name: str = "pg"):
+        self.dir = Path(base) / name
+        self.data = self.dir / "data"
+        self.sock_dir = self.dir / "run"
+        self.log = self.dir / "postgres.log"
+        self.port: int | None = None
+        self.bin = pg_bin()
+
+    # -- lifecycle
+    def _as_pg(self, *cmd, what: str, **kw):
+        return _run(as_user_prefix("postgres") + list(cmd), what, **kw)
+
+    def setup(self, dbname: str = "livy", migrate: bool = True) -> "PgCluster":
+        """initdb, start, role and database livy, migrations: the usual one-call setup."""
+        self.init()
+        self.start()
+        self.create_database(dbname, migrate=migrate)
+        return self
+
+    def init(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        chown_to(self.dir, "postgres")
+        os.chmod(self.dir, 0o700)
+        self._as_pg(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", what="initdb")
+        self._as_pg("mkdir", "-p", self.sock_dir, what="mkdir")
+        conf = textwrap.dedent(f"""\
+            # throwaway cluster for mod_livy's integration tests: speed over durability
+            listen_addresses = '127.0.0.1'
+            unix_socket_directories = '{self.sock_dir}'
+            max_connections = 300
+            shared_buffers = 32MB
+            fsync = off
+            synchronous_commit = off
+            full_page_writes = off
+            include_if_exists = 'port.conf'
+            """)
+        self._as_pg("sh", "-c", f"cat >> '{self.data}/postgresql.conf'", what="configure", input=conf)
+
+    def start(self) -> None:
+        if self.port is None:
+            self.port = free_port()
+        self._as_pg("sh", "-c", f"cat > '{self.data}/port.conf'", what="configure",
+                    input=f"port = {self.port}\n")
+        try:
+            self._as_pg(self.bin / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "start",
+                        what="pg_ctl start")
+        except HarnessError as e:
+            raise HarnessError(f"{e}\n{self.log_tail()}") from None
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_pg(self.bin / "pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "60", "stop",
+                    what="pg_ctl stop")
+
+    def running(self) -> bool:
+        r = subprocess.run(as_user_prefix("postgres") + [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
+                           capture_output=True)
+        return r.returncode == 0
+
+    def destroy(self) -> None:
+        if self.data.exists() and self.running():
+            try:
+                self.stop("immediate")
+            except HarnessError:
+                pass
+        left = pids_mentioning(str(self.data))
+        terminate(left)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "---- " + str(self.log) + "\n" + "\n".join(self.log.read_text().splitlines()[-n:])
+        except OSError:
+            return ""
+
+    # -- databases and SQL
+    def conninfo(self, dbname: str = "livy", user: str = "livy") -> str:
+        return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user}"
+
+    NULL = "\x02NULL\x02"
+
+    def psql(self, sql: str, db: str = "livy", user: str = "postgres") -> list[tuple]:
+        """Runs sql (one or more statements) and returns the rows of the last one, as tuples of
+        strings (None for NULL)."""
+        r = _run([self.bin / "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                  "-F", "\x1f", "-R", "\x1e", "-P", f"null={self.NULL}",
+                  "-h", "127.0.0.1", "-p", str(self.port), "-U", user, "-d", db, "-c", sql], "psql")
+        out = r.stdout.rstrip("\n")
+        if not out:
+            return []
+        return [tuple(None if v == self.NULL else v for v in rec.split("\x1f"))
+                for rec in out.split("\x1e") if rec != ""]
+
+    def create_database(self, name: str, owner: str = "livy", migrate: bool = True) -> str:
+        """Creates database name (and role owner, if needed); migrates it unless told not to.
+        Returns its conninfo."""
+        if not self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'", db="postgres"):
+            self.psql(f'CREATE ROLE "{owner}" LOGIN', db="postgres")
+        self.psql(f'CREATE DATABASE "{name}" OWNER "{owner}"', db="postgres")
+        if migrate:
+            self.migrate(name)
+        return self.conninfo(name, owner)
+
+    def migrate(self, dbname: str = "livy") -> None:
+        require_built()
+        conf = self.dir.parent / f"migrate-{self.dir.name}-{dbname}.conf"
+        run_dir = self.dir.parent / "migrate-run"
+        run_dir.mkdir(exist_ok=True)
+        conf.write_text(render_supervisor_conf(self.conninfo(dbname), run_dir))
+        _run([SUPERVISOR, "--config", conf, "--migrate", "--database", self.conninfo(dbname)],
+             "livy-supervisor --migrate")
+
+    def clear(self, dbname: str = "livy") -> None:
+        """Removes all rows the service writes, between tests (sequences are not reset)."""
+        self.psql("DELETE FROM statements; DELETE FROM session_log; DELETE FROM sessions; "
+                  "DELETE FROM supervisors;", db=dbname)
+
+
+# ------------------------------------------------------------------ httpd with mod_livy
+
+
+def render_supervisor_conf(conninfo: str, run_dir: Path, python: Path = VENV_PYTHON, **extra) -> str:
+    lines = [
+        "# livy-supervisor configuration rendered by tests/integration/livy_harness.py",
+        f"database = {conninfo}",
+        f"run_dir = {run_dir}",
+        f"sql_dir = {SQL_DIR}",
+        f"python = {python}",
+        f"repl_driver = {REPL_DRIVER}",
+        "spark_master = local[1]",
+    ]
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+MPM_CONF = {
+    "event": """\
+        LoadModule mpm_event_module {mods}/mod_mpm_event.so
+        StartServers 2
+        ServerLimit 4
+        ThreadsPerChild 10
+        MaxRequestWorkers 40
+        MinSpareThreads 10
+        MaxSpareThreads 30
+        """,
+    "prefork": """\
+        LoadModule mpm_prefork_module {mods}/mod_mpm_prefork.so
+        StartServers 3
+        MinSpareServers 2
+        MaxSpareServers 6
+        ServerLimit 16
+        MaxRequestWorkers 16
+        """,
+}
+
+LOG_LINE = re.compile(r"^\[[^\]]*\] \[(?:([\w.-]+):)?(\w+)\]")
+BAD_LEVELS = {"error", "crit", "alert", "emerg"}
+# Bad at any level, and also in raw lines a child wrote to stderr.
+ALWAYS_BAD = re.compile(r"AH00052|exit signal|Segmentation fault|AddressSanitizer|LeakSanitizer|"
+                        r"runtime error:|double free|stack smashing")
+
+
+class LivyServer:
+    """One httpd with mod_livy in its own ServerRoot under base/name."""
+
+    def __init__(self, base: Path, name: str, db: PgCluster | None, mpm: str = "event",
+                 supervisor: bool | str = False, extra_conf: str = "", dbname: str = "livy",
+                 conninfo: str | None = None, log_level: str = "info", supervisor_conf: dict | None = None):
+        if mpm not in MPM_CONF:
+            raise ValueError(f"mpm must be one of {sorted(MPM_CONF)}")
+        if supervisor not in (False, None, "managed", "external"):
+            raise ValueError("supervisor must be False, 'managed' or 'external'")
+        self.root = Path(base) / name
+        self.db = db
+        self.mpm = mpm
+        self.supervisor = supervisor or False
+        self.extra_conf = extra_conf
+        self.conninfo = conninfo or (db.conninfo(dbname) if db else "host=127.0.0.1 port=1 dbname=livy user=livy")
+        self.log_level = log_level
+        self.supervisor_conf_extra = supervisor_conf or {}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.conf_path = self.root / "httpd.conf"
+        self.error_log = self.root / "logs" / "error_log"
+        self.pid_file = self.root / "run" / "httpd.pid"
+        self.run_dir = self.root / "supervisor" / "run"
+        self.home_dir = self.root / "supervisor" / "home"
+        self.supervisor_conf_path = self.root / "supervisor" / "livy-supervisor.conf"
+        self.pid: int | None = None
+        self.allowed: list[re.Pattern] = []
+        self.http = requests.Session()
+        self._external: subprocess.Popen | None = None
+        self._asan = asan_runtime()
+
+    # -- configuration
+    def allow_errors(self, *patterns: str) -> None:
+        """Error-log lines matching any of patterns (regex, searched) do not fail the test."""
+        self.allowed += [re.compile(p) for p in patterns]
+
+    def render(self) -> str:
+        user = ""
+        if IS_ROOT:
+            user = f"User {RUN_USER}\nGroup {RUN_USER}\n"
+        core = f'CoreDumpDirectory "{self.root / "core"}"\n' if self._asan else ""
+        supervisor = ""
+        if self.supervisor == "managed":
+            supervisor = (f"LivySupervisor managed\n"
+                          f'LivySupervisorBinary "{SUPERVISOR}"\n'
+                          f'LivySupervisorConfig "{self.supervisor_conf_path}"\n')
+        mpm = textwrap.dedent(MPM_CONF[self.mpm]).format(mods=HTTPD_MODULES)
+        return (
+            "# rendered by tests/integration/livy_harness.py\n"
+            f'ServerRoot "{self.root}"\n'
+            "ServerName 127.0.0.1\n"
+            f"Listen 127.0.0.1:{self.port}\n"
+            f'PidFile "{self.pid_file}"\n'
+            f'DefaultRuntimeDir "{self.root / "run"}"\n'
+            f'ErrorLog "{self.error_log}"\n'
+            f"LogLevel {self.log_level}\n"
+            'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" livy\n'
+            f'CustomLog "{self.root / "logs" / "access_log"}" livy\n'
+            f"{user}{core}\n"
+            f"{mpm}\n"
+            f"LoadModule authz_core_module {HTTPD_MODULES}/mod_authz_core.so\n"
+            f"LoadModule livy_module {MODULE}\n"
+            f'LivyDatabase "{self.conninfo}"\n'
+            f"{supervisor}"
+            "LivyMaxBodySize 1048576\n"
+            "<Location />\n"
+            "    SetHandler livy\n"
+            "</Location>\n\n"
+            f"{self.extra_conf}\n"
+        )
+
+    def _python_for_repl(self) -> Path:
+        # Under an ASan build httpd runs with libasan preloaded; the supervisor inherits that, and
+        # so would Python and the JVM it starts. They get a clean environment instead.
+        if not self._asan:
+            return VENV_PYTHON
+        wrapper = self.root / "supervisor" / "python"
+        wrapper.write_text(f'#!/bin/sh\nunset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS\n'
+                           f'exec "{VENV_PYTHON}" "$@"\n')
+        wrapper.chmod(0o755)
+        return wrapper
+
+    def write_files(self) -> None:
+        for d in ("logs", "run", "core", "supervisor"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        for d in (self.root, self.root / "supervisor"):
+            d.chmod(0o755)
+        for d in (self.run_dir, self.home_dir):
+            d.mkdir(parents=True, exist_ok=True)
+            chown_to(d, RUN_USER)
+        chown_to(self.root / "core", RUN_USER)
+        self.supervisor_conf_path.write_text(
+            render_supervisor_conf(self.conninfo, self.run_dir, self._python_for_repl(),
+                                   **self.supervisor_conf_extra))
+        self.conf_path.write_text(self.render())
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env["HOME"] = str(self.home_dir)  # the managed supervisor's (and Spark's) HOME
+        if self._asan:
+            env["LD_PRELOAD"] = self._asan
+        return env
+
+    # -- lifecycle
+    def start(self, timeout: float = 60, wait_ready: bool = True) -> "LivyServer":
+        require_built()
+        self.write_files()
+        self.error_log.touch()
+        self._log_mark = self._log_size()
+        r = subprocess.run([str(HTTPD), "-f", str(self.conf_path), "-d", str(self.root), "-k", "start"],
+                           capture_output=True, text=True, env=self.env(), stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise HarnessError(f"httpd did not start (exit {r.returncode}):\n{r.stdout}{r.stderr}\n"
+                               f"{self.log_tail()}")
+        self.pid = self._wait_pid(10)
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+    def _log_size(self) -> int:
+        try:
+            return self.error_log.stat().st_size
+        except OSError:
+            return 0
+
+    def _wait_pid(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                pid = int(self.pid_file.read_text().strip())
+                if process_alive(pid):
+                    return pid
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise HarnessError(f"httpd wrote no pid file within {timeout}s\n{self.log_tail()}")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Waits until GET /version gets any HTTP answer from mod_livy (a JSON body)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if not process_alive(self.pid):
+                raise HarnessError(f"httpd (pid {self.pid}) exited while starting\n{self.log_tail()}")
+            try:
+                r = requests.get(self.url + "/version", timeout=5)
+                if r.headers.get("Content-Type", "").startswith("application/json"):
+                    return
+                last = f"{r.status_code} {r.headers.get('Content-Type')} {r.text[:200]!r}"
+            except requests.RequestException as e:
+                last = repr(e)
+            time.sleep(0.1)
+        raise HarnessError(f"{self.url}/version did not answer within {timeout}s (last: {last})\n{self.log_tail()}")
+
+    def graceful(self, timeout: float = 30) -> None:
+        """A graceful restart (SIGUSR1); returns when the new generation serves /version."""
+        marker = "resuming normal operations"
+        before = sum(marker in line for line in self.error_log_lines())
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while sum(marker in line for line in self.error_log_lines()) <= before:
+            if time.monotonic() > deadline:
+                raise HarnessError(f"graceful restart did not complete in {timeout}s\n{self.log_tail()}")
+            if not process_alive(self.pid):
+                raise HarnessError(f"httpd exited on graceful restart\n{self.log_tail()}")
+            time.sleep(0.1)
+        self.wait_ready(timeout)
+
+    def stop(self, timeout: float = 30) -> list[str]:
+        """Stops httpd, then the supervisor and REPL children it left; returns complaints about
+        processes that did not go away on their own (empty when all was clean)."""
+        problems = []
+        if self.pid and process_alive(self.pid):
+            os.kill(self.pid, signal.SIGTERM)
+            if wait_gone([self.pid], timeout):
+                problems.append(f"httpd (pid {self.pid}) did not stop within {timeout}s: killed")
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                wait_gone([self.pid], 5)
+        self.stop_external_supervisor()
+        # REPL children outlive their supervisor by design: stop each one's whole process session.
+        repl = []
+        for f in self.run_dir.glob("*.pid") if self.run_dir.exists() else []:
+            try:
+                pid = int(f.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if f"{self.root}/" in process_cmdline(pid):
+                repl += session_members(pid)
+        terminate(repl)
+        # Anything else still running from our ServerRoot (httpd children, a supervisor) is a leak.
+        left = wait_gone(pids_mentioning(f"{self.root}/"), 10)
+        if left:
+            problems.append("still running after stop: " +
+                            "; ".join(f"{p}: {process_cmdline(p)[:150]}" for p in left))
+            terminate(left)
+        self.pid = None
+        self.http.close()
+        return problems
+
+    # -- an external (not managed) supervisor, started by the test
+    def start_external_supervisor(self) -> subprocess.Popen:
+        require_built()
+        env = dict(os.environ, HOME=str(self.home_dir))
+        self._supervisor_log = open(self.root / "logs" / "supervisor.log", "ab")
+        self._external = subprocess.Popen(
+            as_user_prefix(RUN_USER) + [str(SUPERVISOR), "--config", str(self.supervisor_conf_path), "--foreground"],
+            stdout=self._supervisor_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        return self._external
+
+    def stop_external_supervisor(self, timeout: float = 30) -> None:
+        if self._external and self._external.poll() is None:
+            self._external.send_signal(signal.SIGTERM)
+            try:
+                self._external.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._external.kill()
+                self._external.wait()
+        if self._external:
+            self._supervisor_log.close()
+        self._external = None
+
+    # -- HTTP
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 30)
+        return self.http.request(method, self.url + path, **kw)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json=None, **kw) -> requests.Response:
+        return self.request("POST", path, json=json, **kw)
+
+    def delete(self, path: str, **kw) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+    # -- the error log
+    def error_log_lines(self) -> list[str]:
+        try:
+            return self.error_log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def log_tail(self, n: int = 40) -> str:
+        return f"---- {self.error_log} (last {n} lines)\n" + "\n".join(self.error_log_lines()[-n:])
+
+    def unexpected_error_lines(self) -> list[str]:
+        bad = []
+        for line in self.error_log_lines():
+            m = LOG_LINE.match(line)
+            is_bad = bool(ALWAYS_BAD.search(line)) or bool(m and m.group(2) in BAD_LEVELS)
+            if is_bad and not any(p.search(line) for p in self.allowed):
+                bad.append(line)
+        return bad
+
+
+class ServerFactory:
+    """Creates LivyServers for one test and checks them all at its end."""
+
+    def __init__(self, base: Path, default_db: PgCluster | None, label: str):
+        self.base = Path(base)
+        self.default_db = default_db
+        self.label = label
+        self.servers: list[LivyServer] = []
+
+    _counter = 0
+
+    def __call__(self, mpm: str = "event", supervisor: bool | str = False, extra_conf: str = "",
+                 db: PgCluster | None = None, start: bool = True, **kw) -> LivyServer:
+        ServerFactory._counter += 1
+        # Short names: REPL sockets live under the ServerRoot, and Unix socket paths are short.
+        name = f"srv{ServerFactory._counter}-{mpm}"
+        server = LivyServer(self.base, name, db or self.default_db, mpm=mpm, supervisor=supervisor,
+                            extra_conf=extra_conf, **kw)
+        self.servers.append(server)
+        if start:
+            server.start()
+        return server
+
+    def finish(self) -> list[str]:
+        """Stops every server; returns the problems found (unexpected error-log lines, leftovers)."""
+        problems = []
+        for s in self.servers:
+            for p in s.stop():
+                problems.append(f"{s.root.name}: {p}")
+            bad = s.unexpected_error_lines()
+            if bad:
+                problems.append(f"{s.root.name}: unexpected lines in {s.error_log}:\n  " + "\n  ".join(bad[:30]))
+        return problems
+
+
+def selected_mpms() -> list[str]:
+    """The MPMs to run under: all, or those listed in LIVY_TEST_MPMS (comma or space separated)."""
+    env = os.environ.get("LIVY_TEST_MPMS", "").replace(",", " ").split()
+    for m in env:
+        if m not in ALL_MPMS:
+            raise HarnessError(f"LIVY_TEST_MPMS: unknown MPM {m!r} (known: {', '.join(ALL_MPMS)})")
+    return env or list(ALL_MPMS)
