@@ -48,8 +48,8 @@ static int ok_tuples(PGresult *res)
     return res && PQresultStatus(res) == PGRES_TUPLES_OK;
 }
 
-int livy_api_route(const livy_api_request_t *req, apr_pool_t *p, livy_route_t *r,
-                   livy_api_response_t *resp)
+int livy_api_route(const livy_api_config_t *cfg, const livy_api_request_t *req, apr_pool_t *p,
+                   livy_route_t *r, livy_api_response_t *resp)
 {
     memset(resp, 0, sizeof *resp);
     livy_route_parse(req->path, p, r);
@@ -61,6 +61,19 @@ int livy_api_route(const livy_api_request_t *req, apr_pool_t *p, livy_route_t *r
         resp->allow = livy_route_allow_header(r->allowed);
         livy_api_error(resp, p, 405, apr_psprintf(p, "Method %s is not allowed here; use %s.",
                                                    req->method, resp->allow));
+        return 1;
+    }
+    if (cfg->security.csrf && livy_method_from_name(req->method) != LIVY_M_GET
+        && !req->has_requested_by) {
+        livy_api_error(resp, p, 400, "Missing the X-Requested-By header: this server protects "
+                                     "against cross-site request forgery, so every request but "
+                                     "GET needs one (any value).");
+        return 1;
+    }
+    if (!livy_access_admitted(&cfg->security, req->user)) {
+        livy_api_error(resp, p, 403, req->user && *req->user
+                       ? apr_psprintf(p, "User '%s' is not allowed to use this server.", req->user)
+                       : "Anonymous requests are not allowed on this server: authenticate first.");
         return 1;
     }
     return 0;
@@ -148,8 +161,20 @@ static void get_version(livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp
     reply_json(resp, p, 200, o);
 }
 
-static void list_sessions(const livy_api_request_t *req, livy_conn_t *c, apr_pool_t *p,
-                          livy_api_response_t *resp)
+static const char *col(const PGresult *res, int row, int c)
+{
+    return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+}
+
+static int can_view_row(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                        const PGresult *res, int row, int c0)
+{
+    return livy_access_can_view(&cfg->security, req->user, col(res, row, c0 + SC_OWNER),
+                                col(res, row, c0 + SC_PROXY_USER));
+}
+
+static void list_sessions(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                          livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
 {
     const char *err;
     apr_table_t *params = livy_params_parse(req->query, p, &err);
@@ -170,7 +195,8 @@ static void list_sessions(const livy_api_request_t *req, livy_conn_t *c, apr_poo
     json_t *list = json_array();
     for (int i = 0; i < PQntuples(res); i++)
         if (!PQgetisnull(res, i, 1))
-            json_array_append_new(list, livy_view_session(res, i, 1, 1));
+            json_array_append_new(list, livy_view_session(res, i, 1,
+                                                          can_view_row(cfg, req, res, i, 1)));
     json_t *o = json_object();
     json_object_set_new(o, "from", json_integer(from));
     json_object_set_new(o, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
@@ -189,17 +215,60 @@ static const char *int_text(apr_pool_t *p, int v)
     return apr_psprintf(p, "%d", v);
 }
 
+/* Admission control for bursts of creates and for one user's share. Returns 1 when resp is
+ * set (429, or a database failure). The counts are read just before the insert: two racing
+ * creates may both pass, which bounds the overshoot by the number of concurrent requests. */
+static int check_session_limits(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                                livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
+{
+    const livy_security_t *sec = &cfg->security;
+    if (!sec->max_sessions_per_user && !sec->max_starting_sessions)
+        return 0;
+    const char *params[1] = {req->user && *req->user ? req->user : NULL};
+    PGresult *res = livy_store_exec(c, Q_SESSION_COUNTS, 1, params);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return 1;
+    }
+    long mine = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    long starting = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    if (sec->max_starting_sessions && starting >= sec->max_starting_sessions) {
+        livy_api_error(resp, p, 429, apr_psprintf(p, "Too many sessions are starting (%ld, the "
+                       "limit is %d): try again when some are up.", starting,
+                       sec->max_starting_sessions));
+        return 1;
+    }
+    if (sec->max_sessions_per_user && params[0] && mine >= sec->max_sessions_per_user) {
+        livy_api_error(resp, p, 429, apr_psprintf(p, "User '%s' already has %ld live sessions, "
+                       "the limit: delete one first.", params[0], mine));
+        return 1;
+    }
+    return 0;
+}
+
 static void create_session(const livy_api_config_t *cfg, const livy_api_request_t *req,
                            livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
 {
     livy_session_req_t s;
-    const char *err;
-    if (livy_validate_session_create(req->body, req->body_len, &cfg->validate, p, &s, &err)) {
+    const char *err, *proxy_user;
+    apr_table_t *qp = livy_params_parse(req->query, p, &err);
+    if (!qp || livy_validate_session_create(req->body, req->body_len, &cfg->validate, p, &s,
+                                            &err)) {
         livy_api_error(resp, p, 400, err);
         return;
     }
+    if (livy_access_proxy_user(&cfg->security, req->user, apr_table_get(qp, "doAs"),
+                               s.proxy_user, p, &proxy_user, &err) != 0) {
+        livy_api_error(resp, p, 403, err);
+        return;
+    }
+    if (check_session_limits(cfg, req, c, p, resp))
+        return;
+    const char *owner = req->user && *req->user ? req->user : NULL;
     const char *params[20] = {
-        s.name, s.kind, req->user, NULL /* proxyUser: impersonation is off */,
+        s.name, s.kind, owner, proxy_user,
         s.driver_memory, int_text(p, s.driver_cores), s.executor_memory,
         int_text(p, s.executor_cores), int_text(p, s.num_executors), s.queue,
         json_text(p, s.conf), json_text(p, s.jars), json_text(p, s.py_files),
@@ -429,6 +498,44 @@ static void get_log(const livy_api_request_t *req, PGresult *session, livy_conn_
 
 /* ---- dispatch ---- */
 
+/* Livy's view and modify rules per route; GET /sessions/{id} and /state are never refused. */
+static int session_access_ok(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                             const livy_route_t *r, livy_method_e m, PGresult *s, int can_view,
+                             apr_pool_t *p, livy_api_response_t *resp)
+{
+    int need_modify = 0, need_view = 0;
+    switch (r->route) {
+    case LIVY_ROUTE_SESSION:
+        need_modify = m == LIVY_M_DELETE;
+        break;
+    case LIVY_ROUTE_SESSION_STATE:
+        break;
+    case LIVY_ROUTE_SESSION_LOG:
+    case LIVY_ROUTE_STATEMENT:
+        need_view = 1;
+        break;
+    case LIVY_ROUTE_STATEMENTS:
+        need_view = m != LIVY_M_POST;
+        need_modify = m == LIVY_M_POST;
+        break;
+    default: /* connect, stop, completion, cancel */
+        need_modify = 1;
+    }
+    const char *user = req->user && *req->user ? req->user : NULL;
+    if (need_view && !can_view) {
+        livy_api_error(resp, p, 403, apr_psprintf(p, "User '%s' may not view session %s.",
+                       user ? user : "(anonymous)", PQgetvalue(s, 0, SC_ID)));
+        return 0;
+    }
+    if (need_modify && !livy_access_can_modify(&cfg->security, user, col(s, 0, SC_OWNER),
+                                               col(s, 0, SC_PROXY_USER))) {
+        livy_api_error(resp, p, 403, apr_psprintf(p, "User '%s' may not modify session %s.",
+                       user ? user : "(anonymous)", PQgetvalue(s, 0, SC_ID)));
+        return 0;
+    }
+    return 1;
+}
+
 static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *req,
                         const livy_route_t *r, livy_conn_t *c, apr_pool_t *p,
                         livy_api_response_t *resp)
@@ -441,6 +548,11 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
     const char *id = PQgetvalue(s, 0, SC_ID);
     const char *state = PQgetvalue(s, 0, SC_STATE);
     int changed = 0;
+    int can_view = can_view_row(cfg, req, s, 0, 0);
+    if (!session_access_ok(cfg, req, r, m, s, can_view, p, resp)) {
+        PQclear(s);
+        return;
+    }
 
     switch (r->route) {
     case LIVY_ROUTE_SESSION:
@@ -449,7 +561,7 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
             if (changed >= 0)
                 livy_api_error(resp, p, 200, "deleted");
         } else {
-            reply_json(resp, p, 200, livy_view_session(s, 0, 0, 1));
+            reply_json(resp, p, 200, livy_view_session(s, 0, 0, can_view));
         }
         break;
     case LIVY_ROUTE_SESSION_STATE: {
@@ -483,7 +595,7 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
         } else {
             session_command(Q_SESSION_ACTIVITY, s, c, p, resp, &changed);
             if (changed >= 0)
-                reply_json(resp, p, 200, livy_view_session(s, 0, 0, 1));
+                reply_json(resp, p, 200, livy_view_session(s, 0, 0, can_view));
         }
         break;
     case LIVY_ROUTE_SESSION_COMPLETION: {
@@ -533,7 +645,7 @@ void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req
         if (m == LIVY_M_POST)
             create_session(cfg, req, conn, p, resp);
         else
-            list_sessions(req, conn, p, resp);
+            list_sessions(cfg, req, conn, p, resp);
         return;
     default:
         per_session(cfg, req, r, conn, p, resp);

@@ -3,6 +3,7 @@
 #ifndef LIVY_API_H
 #define LIVY_API_H
 
+#include "livy_access.h"
 #include "livy_route.h"
 #include "livy_store.h"
 #include "livy_validate.h"
@@ -18,6 +19,7 @@
 
 typedef struct {
     livy_validate_opts_t validate;
+    livy_security_t security;
     const char *base_path; /* where the handler is mounted, without a trailing slash ("" for /) */
 } livy_api_config_t;
 
@@ -28,6 +30,7 @@ typedef struct {
     const char *body;      /* the request body (may be NULL when empty) */
     size_t body_len;
     const char *user;      /* the authenticated user, NULL when anonymous */
+    int has_requested_by;  /* an X-Requested-By header came with the request */
 } livy_api_request_t;
 
 typedef struct {
@@ -41,9 +44,9 @@ typedef struct {
 } livy_api_response_t;
 
 /* Routes the request: fills r and returns 1 when the request is already answered in resp
- * (404, 405) without the database. */
-int livy_api_route(const livy_api_request_t *req, apr_pool_t *p, livy_route_t *r,
-                   livy_api_response_t *resp);
+ * without the database (404, 405, a missing CSRF header, a user not admitted). */
+int livy_api_route(const livy_api_config_t *cfg, const livy_api_request_t *req, apr_pool_t *p,
+                   livy_route_t *r, livy_api_response_t *resp);
 
 /* Makes sure the connection's database has the schema this build needs (checked once per
  * connection). Returns 1 when resp is set (503). */

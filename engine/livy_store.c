@@ -121,6 +121,11 @@ static const char *const query_sql[Q__COUNT] = {
         " SELECT (SELECT count(*) FROM n), (SELECT count(*) FROM a),"
         " EXISTS (SELECT 1 FROM statements WHERE session_id = $1 AND id = $2)",
 
+    [Q_SESSION_COUNTS] =
+        "SELECT count(*) FILTER (WHERE owner = $1),"
+        " count(*) FILTER (WHERE state IN ('not_started','starting'))"
+        " FROM sessions WHERE ended_at IS NULL AND NOT deleted",
+
     [Q_LOG_TOTAL] = "SELECT count(*) FROM session_log WHERE session_id = $1",
 
     [Q_LOG_PAGE] =

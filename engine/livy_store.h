@@ -20,6 +20,7 @@ typedef enum {
     Q_STATEMENTS_ASC,
     Q_STATEMENTS_DESC,
     Q_STATEMENT_CANCEL,
+    Q_SESSION_COUNTS,
     Q_LOG_TOTAL,
     Q_LOG_PAGE,
     Q__COUNT

@@ -106,10 +106,22 @@ static int livy_handler(request_rec *r)
 
     livy_api_request_t req = {
         .method = r->method, .path = path, .query = r->args, .user = r->user,
+        .has_requested_by = apr_table_get(r->headers_in, "X-Requested-By") != NULL,
     };
+    livy_api_config_t cfg = {.base_path = base};
+    livy_security_t *sec = &cfg.security;
+    sec->csrf = dconf->csrf > 0;
+    sec->impersonation = dconf->impersonation > 0;
+    sec->access_control = dconf->access_control > 0;
+    sec->superusers = dconf->superusers;
+    sec->allowed_users = dconf->allowed_users;
+    sec->view_users = dconf->view_users;
+    sec->modify_users = dconf->modify_users;
+    sec->max_sessions_per_user = dconf->max_sessions_per_user > 0 ? dconf->max_sessions_per_user : 0;
+    sec->max_starting_sessions = dconf->max_starting_sessions > 0 ? dconf->max_starting_sessions : 0;
     livy_api_response_t resp;
     livy_route_t route;
-    if (livy_api_route(&req, r->pool, &route, &resp)) {
+    if (livy_api_route(&cfg, &req, r->pool, &route, &resp)) {
         if (resp.status == HTTP_METHOD_NOT_ALLOWED)
             ap_discard_request_body(r);
         write_response(r, &resp);
@@ -133,7 +145,6 @@ static int livy_handler(request_rec *r)
         return reply_error(r, HTTP_BAD_REQUEST, "The request body could not be read.");
     }
 
-    livy_api_config_t cfg = {.base_path = base};
     apr_array_header_t blocked = {0};
     if (sconf->blocked_conf) {
         cfg.validate.blocked_conf = sconf->blocked_conf;

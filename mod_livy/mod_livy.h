@@ -30,6 +30,15 @@ typedef struct {
     const char *base_path;            /* the <Location> the handler is mounted at */
     apr_off_t max_body;               /* LivyMaxBodySize; -1 = unset */
     apr_off_t max_statement;          /* LivyMaxStatementSize; -1 = unset */
+    int csrf;                         /* LivyCsrfProtection; -1 = unset */
+    int impersonation;                /* LivyImpersonation; -1 = unset */
+    int access_control;               /* LivyAccessControl; -1 = unset */
+    apr_array_header_t *superusers;   /* LivySuperusers */
+    apr_array_header_t *allowed_users;/* LivyAllowedUsers */
+    apr_array_header_t *view_users;   /* LivyViewUsers */
+    apr_array_header_t *modify_users; /* LivyModifyUsers */
+    int max_sessions_per_user;        /* LivyMaxSessionsPerUser; -1 = unset */
+    int max_starting_sessions;        /* LivyMaxStartingSessions; -1 = unset */
 } livy_dir_conf_t;
 
 #define LIVY_DEFAULT_MAX_BODY (1024 * 1024)

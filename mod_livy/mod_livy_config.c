@@ -33,6 +33,8 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     livy_dir_conf_t *c = apr_pcalloc(p, sizeof *c);
     c->max_body = -1;
     c->max_statement = -1;
+    c->csrf = c->impersonation = c->access_control = -1;
+    c->max_sessions_per_user = c->max_starting_sessions = -1;
     if (dir) {
         /* Location paths are mount points; "/" mounts at the root. */
         size_t n = strlen(dir);
@@ -49,6 +51,19 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->base_path = add->base_path ? add->base_path : base->base_path;
     c->max_body = add->max_body >= 0 ? add->max_body : base->max_body;
     c->max_statement = add->max_statement >= 0 ? add->max_statement : base->max_statement;
+#define MERGE_FLAG(f) c->f = add->f >= 0 ? add->f : base->f
+#define MERGE_LIST(f) c->f = add->f ? add->f : base->f
+    MERGE_FLAG(csrf);
+    MERGE_FLAG(impersonation);
+    MERGE_FLAG(access_control);
+    MERGE_FLAG(max_sessions_per_user);
+    MERGE_FLAG(max_starting_sessions);
+    MERGE_LIST(superusers);
+    MERGE_LIST(allowed_users);
+    MERGE_LIST(view_users);
+    MERGE_LIST(modify_users);
+#undef MERGE_FLAG
+#undef MERGE_LIST
     return c;
 }
 
@@ -159,7 +174,58 @@ static const char *set_max_statement(cmd_parms *cmd, void *dcv, const char *arg)
     return parse_size(arg, &dc->max_statement, "LivyMaxStatementSize", cmd->pool);
 }
 
+static const char *set_dir_flag(cmd_parms *cmd, void *dcv, int on)
+{
+    livy_dir_conf_t *dc = dcv;
+    *(int *)((char *)dc + (apr_size_t)cmd->info) = on ? 1 : 0;
+    return NULL;
+}
+
+/* Each occurrence of a user-list directive adds to the list of its context. */
+static const char *add_dir_user(cmd_parms *cmd, void *dcv, const char *user)
+{
+    livy_dir_conf_t *dc = dcv;
+    apr_array_header_t **list = (apr_array_header_t **)((char *)dc + (apr_size_t)cmd->info);
+    if (!*list)
+        *list = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    APR_ARRAY_PUSH(*list, const char *) = user;
+    return NULL;
+}
+
+static const char *set_dir_count(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    livy_dir_conf_t *dc = dcv;
+    char *end;
+    long n = strtol(arg, &end, 10);
+    if (*end || n < 0 || n > 1000000)
+        return apr_psprintf(cmd->pool, "%s must be a number from 0 (no limit) to 1000000",
+                            cmd->cmd->name);
+    *(int *)((char *)dc + (apr_size_t)cmd->info) = (int)n;
+    return NULL;
+}
+
+#define DIR_OFFSET(f) (void *)APR_OFFSETOF(livy_dir_conf_t, f)
+#define LIVY_DIR_CONTEXTS (RSRC_CONF | ACCESS_CONF)
+
 const command_rec livy_directives[] = {
+    AP_INIT_FLAG("LivyCsrfProtection", set_dir_flag, DIR_OFFSET(csrf), LIVY_DIR_CONTEXTS,
+                 "On: requests other than GET/HEAD/OPTIONS need an X-Requested-By header"),
+    AP_INIT_FLAG("LivyImpersonation", set_dir_flag, DIR_OFFSET(impersonation), LIVY_DIR_CONTEXTS,
+                 "On: honour proxyUser and doAs (the requester, a superuser, or anonymous)"),
+    AP_INIT_FLAG("LivyAccessControl", set_dir_flag, DIR_OFFSET(access_control),
+                 LIVY_DIR_CONTEXTS, "On: enforce the allowed, view and modify user lists"),
+    AP_INIT_ITERATE("LivySuperusers", add_dir_user, DIR_OFFSET(superusers), LIVY_DIR_CONTEXTS,
+                    "users who may impersonate anyone and view and modify every session"),
+    AP_INIT_ITERATE("LivyAllowedUsers", add_dir_user, DIR_OFFSET(allowed_users),
+                    LIVY_DIR_CONTEXTS, "users admitted to the server ('*' for all)"),
+    AP_INIT_ITERATE("LivyViewUsers", add_dir_user, DIR_OFFSET(view_users), LIVY_DIR_CONTEXTS,
+                    "users who may view every session's log and statements ('*' for all)"),
+    AP_INIT_ITERATE("LivyModifyUsers", add_dir_user, DIR_OFFSET(modify_users),
+                    LIVY_DIR_CONTEXTS, "users who may act on every session ('*' for all)"),
+    AP_INIT_TAKE1("LivyMaxSessionsPerUser", set_dir_count, DIR_OFFSET(max_sessions_per_user),
+                  LIVY_DIR_CONTEXTS, "live sessions one user may own (0: no limit)"),
+    AP_INIT_TAKE1("LivyMaxStartingSessions", set_dir_count, DIR_OFFSET(max_starting_sessions),
+                  LIVY_DIR_CONTEXTS, "sessions that may be starting at once (0: no limit)"),
     AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
                   "libpq connection string of the session database"),
     AP_INIT_TAKE1("LivyDatabasePoolSize", set_pool_size, NULL, RSRC_CONF,

@@ -67,6 +67,7 @@ CREATE TABLE sessions (
 CREATE UNIQUE INDEX sessions_live_name ON sessions (name)
     WHERE name IS NOT NULL AND ended_at IS NULL;
 CREATE INDEX sessions_listed ON sessions (id) WHERE NOT deleted;
+CREATE INDEX sessions_live ON sessions (state, owner) WHERE ended_at IS NULL AND NOT deleted;
 CREATE INDEX sessions_unclaimed ON sessions (id)
     WHERE supervisor_id IS NULL AND state = 'not_started' AND NOT deleted;
 
