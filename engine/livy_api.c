@@ -70,6 +70,10 @@ int livy_api_route(const livy_api_config_t *cfg, const livy_api_request_t *req, 
                                      "GET needs one (any value).");
         return 1;
     }
+    if (req->user && !livy_utf8_valid(req->user)) {
+        livy_api_error(resp, p, 400, "The authenticated user name is not valid UTF-8.");
+        return 1;
+    }
     if (!livy_access_admitted(&cfg->security, req->user)) {
         livy_api_error(resp, p, 403, req->user && *req->user
                        ? apr_psprintf(p, "User '%s' is not allowed to use this server.", req->user)
@@ -127,6 +131,10 @@ static PGresult *lookup_session(const livy_route_t *r, livy_conn_t *c, apr_pool_
         int all_digits = ref[strspn(ref, "0123456789")] == '\0';
         if (all_digits) { /* an id too large to exist */
             livy_api_error(resp, p, 404, apr_psprintf(p, "Session '%s' not found.", ref));
+            return NULL;
+        }
+        if (!livy_utf8_valid(ref)) { /* no such name can have been stored */
+            livy_api_error(resp, p, 404, "Session not found (the name is not valid UTF-8).");
             return NULL;
         }
         const char *params[1] = {ref};

@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* A fixed advisory lock key so concurrent migrators (two supervisors) take turns. */
-#define LIVY_MIGRATE_LOCK 0x6c697679 /* "livy" */
+#define LIVY_MIGRATE_LOCK 1818850937 /* 0x6c697679, "livy"; decimal: PostgreSQL 15 has no hex literals */
 
 const char *livy_db_error(PGconn *conn, apr_pool_t *p)
 {

@@ -54,6 +54,10 @@ apr_table_t *livy_params_parse(const char *query, apr_pool_t *p, const char **er
                 *errmsg = "The query string has a malformed %-escape.";
                 return NULL;
             }
+            if (!livy_utf8_valid(key) || !livy_utf8_valid(val)) {
+                *errmsg = "The query string is not valid UTF-8.";
+                return NULL;
+            }
             if (!apr_table_get(t, key))
                 apr_table_setn(t, key, val);
         }
@@ -134,4 +138,39 @@ int livy_parse_duration_ms(const char *text, int64_t *ms)
         }
     }
     return -1;
+}
+
+int livy_utf8_valid(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        int n;
+        unsigned int cp;
+        if (*u < 0x80) {
+            u++;
+            continue;
+        } else if ((*u & 0xE0) == 0xC0) {
+            n = 1;
+            cp = *u & 0x1F;
+        } else if ((*u & 0xF0) == 0xE0) {
+            n = 2;
+            cp = *u & 0x0F;
+        } else if ((*u & 0xF8) == 0xF0) {
+            n = 3;
+            cp = *u & 0x07;
+        } else {
+            return 0;
+        }
+        for (int i = 1; i <= n; i++) {
+            if ((u[i] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (u[i] & 0x3F);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+            || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return 0;
+        u += n + 1;
+    }
+    return 1;
 }

@@ -20,4 +20,7 @@ int livy_param_int(apr_table_t *params, const char *name, int64_t def, int64_t m
  * into milliseconds. Returns 0, or -1 when malformed, negative or out of range. */
 int livy_parse_duration_ms(const char *text, int64_t *ms);
 
+/* 1 when s is well-formed UTF-8 (what PostgreSQL accepts as text). */
+int livy_utf8_valid(const char *s);
+
 #endif

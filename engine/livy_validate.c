@@ -6,6 +6,7 @@
 #include <apr_strings.h>
 #include <string.h>
 
+#define LIVY_NAME_MAX 1024    /* names are indexed; PostgreSQL caps an index entry near 2.7 kB */
 #define INT_FIELD_MAX 1000000 /* cores, executors, heartbeat seconds: beyond this is a typo */
 
 const char *livy_kind_canonical(const char *kind, int allow_shared)
@@ -118,7 +119,7 @@ static int want_string_list(json_t *v, const char *field, json_t **out, apr_pool
     json_t *item;
     json_array_foreach(v, i, item) {
         if (!json_is_string(item)) {
-            *errmsg = apr_psprintf(p, "Field '%s' must be a list of strings; item %zu is %s.",
+            *errmsg = apr_psprintf(p, "Field '%s' must be a list of strings; item %" APR_SIZE_T_FMT " is %s.",
                                    field, i, type_name(item));
             return -1;
         }
@@ -212,6 +213,11 @@ static int name_is_valid(const char *name, apr_pool_t *p, const char **errmsg)
     if (!*c) {
         *errmsg = apr_psprintf(p, "Session name '%s' is all digits, which would read as a "
                                "session id: choose a name with a letter in it.", name);
+        return 0;
+    }
+    if (strlen(name) > LIVY_NAME_MAX) {
+        *errmsg = apr_psprintf(p, "Field 'name' is %" APR_SIZE_T_FMT " bytes long; the limit is %d.", strlen(name),
+                               LIVY_NAME_MAX);
         return 0;
     }
     if (strchr(name, '/')) {
@@ -313,7 +319,7 @@ int livy_validate_statement_create(const char *body, size_t len,
             }
             out->code = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
             if (opts && opts->max_code_bytes && json_string_length(v) > opts->max_code_bytes) {
-                *errmsg = apr_psprintf(p, "Field 'code' is %zu bytes, over the limit of %"
+                *errmsg = apr_psprintf(p, "Field 'code' is %" APR_SIZE_T_FMT " bytes, over the limit of %"
                                        APR_SIZE_T_FMT " bytes.", json_string_length(v),
                                        opts->max_code_bytes);
                 return -1;
