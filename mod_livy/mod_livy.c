@@ -94,6 +94,15 @@ static int livy_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, "livy") != 0)
         return DECLINED;
 
+    /* An ErrorDocument pointing into the Livy location: answer httpd's own errors (a 401 from
+     * an auth module, a 400 from the core) in the same JSON shape as ours. */
+    if (r->prev && r->prev->status >= 400) {
+        int status = r->prev->status;
+        ap_discard_request_body(r);
+        const char *what = ap_get_status_line(status);
+        return reply_error(r, status, apr_psprintf(r->pool, "%s.", what ? what + 4 : "Error"));
+    }
+
     livy_server_conf_t *sconf = ap_get_module_config(r->server->module_config, &livy_module);
     livy_dir_conf_t *dconf = ap_get_module_config(r->per_dir_config, &livy_module);
     const char *base = dconf->base_path ? dconf->base_path : "";
