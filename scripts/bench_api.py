@@ -1,0 +1,113 @@
+"""The body of scripts/bench-api (see there). Uses the integration harness to start servers."""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import livy_harness as h  # noqa: E402
+
+POST_LUA = """
+wrk.method = "POST"
+wrk.body = '{"code": "1 + 1", "kind": "pyspark"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def wrk(url, args, script=None):
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, pct.get("50", "?"), pct.get("99", "?"), int(non2xx.group(1)) if non2xx else 0
+
+
+def rss_mb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def seed_sessions(server, n):
+    def create(_):
+        r = server.post("/sessions", json={"kind": "pyspark", "conf": {"spark.ui.enabled": "false"}})
+        r.raise_for_status()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(n)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
+    args = ap.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="livy-bench-"))
+    os.chmod(base, 0o755)
+    pg = h.PgCluster(base, "pg").setup()
+    static_dir = base / "static"
+    static_dir.mkdir()
+    extra = (f"LoadModule alias_module {h.HTTPD_MODULES}/mod_alias.so\n"
+             f'Alias /static "{static_dir}"\n'
+             f'<Directory "{static_dir}">\n    Require all granted\n</Directory>\n'
+             "<Location /static>\n    SetHandler none\n</Location>\n")
+    server = h.LivyServer(base, "httpd", pg, mpm=args.mpm, extra_conf=extra, log_level="warn")
+    try:
+        server.start()
+        seed_sessions(server, 1000)
+        sid = server.get("/sessions?from=0&size=1").json()["sessions"][0]["id"]
+        for _ in range(10):
+            server.post(f"/sessions/{sid}/statements", json={"code": "1 + 1", "kind": "pyspark"}).raise_for_status()
+        session_json = server.get(f"/sessions/{sid}").content
+        (static_dir / "session.json").write_bytes(session_json)
+        lua = base / "post.lua"
+        lua.write_text(POST_LUA)
+
+        print(f"mod_livy API benchmark: {args.mpm} MPM, wrk -t{args.threads} -c{args.connections} "
+              f"-d{args.duration}s, {os.cpu_count()} cores, PostgreSQL on the same machine")
+        print(f"session JSON: {len(session_json)} bytes\n")
+        rows = []
+        static = wrk(f"{server.url}/static/session.json", args)
+        rows.append(("static file (same size)", static))
+        rows.append((f"GET /sessions/{sid}", wrk(f"{server.url}/sessions/{sid}", args)))
+        rows.append((f"GET /sessions/{sid}/statements/0", wrk(f"{server.url}/sessions/{sid}/statements/0", args)))
+        rows.append(("GET /sessions?size=100 (1,000 stored)", wrk(f"{server.url}/sessions?size=100", args)))
+        rows.append((f"POST /sessions/{sid}/statements", wrk(f"{server.url}/sessions/{sid}/statements", args, str(lua))))
+        seed_sessions(server, 9000)
+        rows.append(("GET /sessions?size=100 (10,000 stored)", wrk(f"{server.url}/sessions?size=100", args)))
+
+        print(f"{'request':42} {'req/s':>10} {'p50':>9} {'p99':>9} {'vs static':>10} {'non-2xx':>8}")
+        for name, (rps, p50, p99, bad) in rows:
+            print(f"{name:42} {rps:10.0f} {p50:>9} {p99:>9} {rps / static[0]:10.2f} {bad:8d}")
+        httpd_pids = [p for p in h.all_pids() if str(server.conf_path) in h.process_cmdline(p)]
+        pg_pids = h.pids_mentioning(str(pg.dir))
+        print(f"\nmemory (RSS): httpd {rss_mb(httpd_pids):.0f} MiB in {len(httpd_pids)} processes, "
+              f"PostgreSQL {rss_mb(pg_pids):.0f} MiB in {len(pg_pids)} processes")
+        stmts = server.get(f"/sessions/{sid}/statements?size=0").json()["total_statements"]
+        print(f"statements stored in session {sid} after the POST run: {stmts}")
+    finally:
+        server.stop()
+        pg.destroy()
+
+
+if __name__ == "__main__":
+    main()
