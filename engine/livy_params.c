@@ -96,11 +96,8 @@ int livy_param_int(apr_table_t *params, const char *name, int64_t def, int64_t m
     if (neg)
         n = -n;
     if (n < min || n > LIVY_PARAM_MAX) {
-        *errmsg = min == 0
-            ? apr_psprintf(p, "Query parameter '%s' must be between 0 and %ld, got '%s'.", name,
-                           LIVY_PARAM_MAX, v)
-            : apr_psprintf(p, "Query parameter '%s' must be at most %ld, got '%s'.", name,
-                           LIVY_PARAM_MAX, v);
+        *errmsg = apr_psprintf(p, "Query parameter '%s' must be between %" APR_INT64_T_FMT
+                               " and %ld, got '%s'.", name, (apr_int64_t)min, LIVY_PARAM_MAX, v);
         return -1;
     }
     *value = n;
@@ -122,6 +119,9 @@ int livy_parse_duration_ms(const char *text, int64_t *ms)
     }
     while (*c == ' ')
         c++;
+    size_t ulen = strlen(c);
+    while (ulen > 0 && c[ulen - 1] == ' ')
+        ulen--;
     struct { const char *unit; int64_t factor; } units[] = {
         {"", 1000}, {"ms", 1}, {"milli", 1}, {"millis", 1}, {"millisecond", 1},
         {"milliseconds", 1}, {"s", 1000}, {"sec", 1000}, {"second", 1000}, {"seconds", 1000},
@@ -130,7 +130,7 @@ int livy_parse_duration_ms(const char *text, int64_t *ms)
         {"d", 86400000}, {"day", 86400000}, {"days", 86400000},
     };
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (!strcasecmp(c, units[i].unit)) {
+        if (strlen(units[i].unit) == ulen && !strncasecmp(c, units[i].unit, ulen)) {
             if (n > INT64_MAX / units[i].factor)
                 return -1;
             *ms = n * units[i].factor;

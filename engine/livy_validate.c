@@ -4,6 +4,8 @@
 #include "livy_params.h"
 
 #include <apr_strings.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LIVY_NAME_MAX 1024    /* names are indexed; PostgreSQL caps an index entry near 2.7 kB */
@@ -53,7 +55,7 @@ static json_t *parse_object(const char *body, size_t len, int empty_ok, apr_pool
         return NULL;
     }
     json_error_t err;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (!root) {
         *errmsg = apr_psprintf(p, "The request body is not valid JSON: %s (at line %d, column %d).",
                                err.text, err.line, err.column);
@@ -138,6 +140,19 @@ static int is_blocked(const livy_validate_opts_t *opts, const char *key)
     return 0;
 }
 
+/* The shortest decimal text that reads back as d (0.6 → "0.6", not 0.59999999999999998). C's
+ * printf, not APR's, whose %g differs. */
+static const char *shortest_double(apr_pool_t *p, double d)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    return apr_pstrdup(p, buf);
+}
+
 /* conf: an object whose values are strings, numbers or booleans, coerced to strings. */
 static int want_conf(json_t *v, const livy_validate_opts_t *opts, json_t **out, apr_pool_t *p,
                      const char **errmsg)
@@ -172,7 +187,7 @@ static int want_conf(json_t *v, const livy_validate_opts_t *opts, json_t **out, 
                                                         (apr_int64_t)json_integer_value(val))));
             break;
         case JSON_REAL:
-            json_object_set_new(conf, key, json_string(apr_psprintf(p, "%.17g", json_real_value(val))));
+            json_object_set_new(conf, key, json_string(shortest_double(p, json_real_value(val))));
             break;
         case JSON_TRUE:
         case JSON_FALSE:

@@ -1,0 +1,281 @@
+/* livy_view: the exact Livy JSON shapes, key order included, from result rows built by hand with
+ * libpq's PQmakeEmptyPGresult/PQsetvalue (no database). */
+#include "test_engine.h"
+#include "livy_json.h"
+#include "livy_store.h"
+#include "livy_view.h"
+
+#include <apr_strings.h>
+
+/* One row of ncols text columns; values[i] NULL is SQL NULL. Freed with the test's pool. */
+static apr_status_t clear_result(void *res)
+{
+    PQclear(res);
+    return APR_SUCCESS;
+}
+
+static PGresult *one_row(int ncols, const char *const *values)
+{
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    ck_assert_ptr_nonnull(res);
+    apr_pool_cleanup_register(test_pool, res, clear_result, apr_pool_cleanup_null);
+    PGresAttDesc *attrs = apr_pcalloc(test_pool, ncols * sizeof *attrs);
+    for (int i = 0; i < ncols; i++) {
+        attrs[i].name = apr_psprintf(test_pool, "c%d", i);
+        attrs[i].typid = 25; /* text */
+        attrs[i].typlen = -1;
+        attrs[i].atttypmod = -1;
+    }
+    ck_assert_int_eq(PQsetResultAttrs(res, ncols, attrs), 1);
+    for (int i = 0; i < ncols; i++) {
+        char *v = values[i] ? apr_pstrdup(test_pool, values[i]) : NULL;
+        ck_assert_int_eq(PQsetvalue(res, 0, i, v, v ? (int)strlen(v) : -1), 1);
+    }
+    return res;
+}
+
+static const char *view_text(json_t *j)
+{
+    ck_assert_ptr_nonnull(j);
+    return livy_json_dump(test_pool, livy_json_own(test_pool, j), NULL);
+}
+
+/* ---- session ---- */
+
+START_TEST(session_all_unset)
+{
+    const char *values[SC__COUNT] = {0};
+    PGresult *res = one_row(SC__COUNT, values);
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1)),
+        "{\"id\":0,\"name\":null,\"appId\":null,\"owner\":null,\"proxyUser\":null,"
+        "\"state\":null,\"kind\":null,"
+        "\"appInfo\":{\"driverLogUrl\":null,\"sparkUiUrl\":null,\"executorLogUrls\":null},"
+        "\"log\":[],\"ttl\":null,\"idleTimeout\":null,\"driverMemory\":null,\"driverCores\":0,"
+        "\"executorMemory\":null,\"executorCores\":0,\"conf\":{},\"archives\":[],\"files\":[],"
+        "\"heartbeatTimeoutInSecond\":0,\"jars\":[],\"numExecutors\":0,\"pyFiles\":[],"
+        "\"queue\":null}");
+}
+END_TEST
+
+/* The contract's example object, from a freshly inserted row. */
+START_TEST(session_as_livy_shows_it)
+{
+    const char *values[SC__COUNT] = {0};
+    values[SC_ID] = "0";
+    values[SC_STATE] = "starting";
+    values[SC_KIND] = "shared";
+    values[SC_DRIVER_CORES] = "0";
+    values[SC_EXECUTOR_CORES] = "0";
+    values[SC_NUM_EXECUTORS] = "0";
+    values[SC_HEARTBEAT] = "0";
+    values[SC_CONF] = "{}";
+    values[SC_ARCHIVES] = values[SC_FILES] = values[SC_JARS] = values[SC_PY_FILES] = "[]";
+    values[SC_LOG] = "[]";
+    values[SC_ENDED] = "f";
+    values[SC_NEXT_STATEMENT] = "0";
+    PGresult *res = one_row(SC__COUNT, values);
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1)),
+        "{\"id\":0,\"name\":null,\"appId\":null,\"owner\":null,\"proxyUser\":null,"
+        "\"state\":\"starting\",\"kind\":\"shared\","
+        "\"appInfo\":{\"driverLogUrl\":null,\"sparkUiUrl\":null,\"executorLogUrls\":null},"
+        "\"log\":[],\"ttl\":null,\"idleTimeout\":null,\"driverMemory\":null,\"driverCores\":0,"
+        "\"executorMemory\":null,\"executorCores\":0,\"conf\":{},\"archives\":[],\"files\":[],"
+        "\"heartbeatTimeoutInSecond\":0,\"jars\":[],\"numExecutors\":0,\"pyFiles\":[],"
+        "\"queue\":null}");
+}
+END_TEST
+
+static const char **filled_session(int offset)
+{
+    const char **v = apr_pcalloc(test_pool, (SC__COUNT + offset) * sizeof *v);
+    v[0] = "17"; /* a column before the session's when offset is 1 (the listing's total) */
+    const char **s = v + offset;
+    s[SC_ID] = "12";
+    s[SC_NAME] = "etl";
+    s[SC_APP_ID] = "local-1716200000000";
+    s[SC_OWNER] = "alice";
+    s[SC_PROXY_USER] = "bob";
+    s[SC_STATE] = "idle";
+    s[SC_KIND] = "pyspark";
+    s[SC_DRIVER_LOG_URL] = "http://h/log";
+    s[SC_SPARK_UI_URL] = "http://h:4040";
+    s[SC_TTL] = "2h";
+    s[SC_IDLE_TIMEOUT] = "30m";
+    s[SC_DRIVER_MEMORY] = "2g";
+    s[SC_DRIVER_CORES] = "2";
+    s[SC_EXECUTOR_MEMORY] = "4g";
+    s[SC_EXECUTOR_CORES] = "3";
+    s[SC_CONF] = "{\"spark.x\": \"1\", \"a\": \"b\"}";
+    s[SC_ARCHIVES] = "[\"env.tgz\"]";
+    s[SC_FILES] = "[\"f\"]";
+    s[SC_HEARTBEAT] = "60";
+    s[SC_JARS] = "[\"a.jar\", \"b.jar\"]";
+    s[SC_NUM_EXECUTORS] = "5";
+    s[SC_PY_FILES] = "[\"x.py\"]";
+    s[SC_QUEUE] = "batch";
+    s[SC_LOG] = "[\"line 1\", \"line \\\"2\\\"\"]";
+    s[SC_ENDED] = "f";
+    s[SC_NEXT_STATEMENT] = "3";
+    return v;
+}
+
+static const char *const filled_json_head =
+    "{\"id\":12,\"name\":\"etl\",\"appId\":\"local-1716200000000\",\"owner\":\"alice\","
+    "\"proxyUser\":\"bob\",\"state\":\"idle\",\"kind\":\"pyspark\","
+    "\"appInfo\":{\"driverLogUrl\":\"http://h/log\",\"sparkUiUrl\":\"http://h:4040\","
+    "\"executorLogUrls\":null},";
+static const char *const filled_json_tail =
+    "\"ttl\":\"2h\",\"idleTimeout\":\"30m\",\"driverMemory\":\"2g\",\"driverCores\":2,"
+    "\"executorMemory\":\"4g\",\"executorCores\":3,\"conf\":{\"spark.x\":\"1\",\"a\":\"b\"},"
+    "\"archives\":[\"env.tgz\"],\"files\":[\"f\"],\"heartbeatTimeoutInSecond\":60,"
+    "\"jars\":[\"a.jar\",\"b.jar\"],\"numExecutors\":5,\"pyFiles\":[\"x.py\"],"
+    "\"queue\":\"batch\"}";
+
+START_TEST(session_every_field_set)
+{
+    PGresult *res = one_row(SC__COUNT, filled_session(0));
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1)),
+                     apr_pstrcat(test_pool, filled_json_head,
+                                 "\"log\":[\"line 1\",\"line \\\"2\\\"\"],", filled_json_tail,
+                                 NULL));
+}
+END_TEST
+
+START_TEST(session_log_hidden_without_view_access)
+{
+    PGresult *res = one_row(SC__COUNT, filled_session(0));
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 0)),
+                     apr_pstrcat(test_pool, filled_json_head, "\"log\":[],", filled_json_tail,
+                                 NULL));
+}
+END_TEST
+
+START_TEST(session_columns_after_an_offset)
+{
+    PGresult *res = one_row(SC__COUNT + 1, filled_session(1));
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 1, 1)),
+                     apr_pstrcat(test_pool, filled_json_head,
+                                 "\"log\":[\"line 1\",\"line \\\"2\\\"\"],", filled_json_tail,
+                                 NULL));
+}
+END_TEST
+
+START_TEST(session_unreadable_stored_json_falls_back)
+{
+    const char *values[SC__COUNT] = {0};
+    values[SC_ID] = "1";
+    values[SC_CONF] = "{broken";
+    values[SC_JARS] = "";
+    values[SC_LOG] = "not json";
+    PGresult *res = one_row(SC__COUNT, values);
+    json_t *o = livy_json_own(test_pool, livy_view_session(res, 0, 0, 1));
+    ck_assert_str_eq(livy_json_dump(test_pool, json_object_get(o, "conf"), NULL), "{}");
+    ck_assert_str_eq(livy_json_dump(test_pool, json_object_get(o, "jars"), NULL), "[]");
+    ck_assert_str_eq(livy_json_dump(test_pool, json_object_get(o, "log"), NULL), "[]");
+}
+END_TEST
+
+START_TEST(session_big_id)
+{
+    const char *values[SC__COUNT] = {0};
+    values[SC_ID] = "9007199254740993";
+    PGresult *res = one_row(SC__COUNT, values);
+    json_t *o = livy_json_own(test_pool, livy_view_session(res, 0, 0, 1));
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "id")), 9007199254740993LL);
+}
+END_TEST
+
+/* ---- statement ---- */
+
+START_TEST(statement_available_as_livy_shows_it)
+{
+    const char *values[] = {
+        [ST_ID] = "0",
+        [ST_CODE] = "1 + 1",
+        [ST_STATE] = "available",
+        [ST_OUTPUT] = "{\"status\": \"ok\", \"execution_count\": 0, "
+                      "\"data\": {\"text/plain\": \"2\"}}",
+        [ST_PROGRESS] = "1",
+        [ST_STARTED] = "1716200000000",
+        [ST_COMPLETED] = "1716200000420",
+    };
+    PGresult *res = one_row(N_ELEMS(values), values);
+    ck_assert_str_eq(view_text(livy_view_statement(res, 0)),
+        "{\"id\":0,\"code\":\"1 + 1\",\"state\":\"available\","
+        "\"output\":{\"status\":\"ok\",\"execution_count\":0,\"data\":{\"text/plain\":\"2\"}},"
+        "\"progress\":1.0,\"started\":1716200000000,\"completed\":1716200000420}");
+}
+END_TEST
+
+START_TEST(statement_waiting_has_null_output_and_zero_times)
+{
+    const char *values[] = {
+        [ST_ID] = "4", [ST_CODE] = "x", [ST_STATE] = "waiting", [ST_OUTPUT] = NULL,
+        [ST_PROGRESS] = NULL, [ST_STARTED] = NULL, [ST_COMPLETED] = NULL,
+    };
+    PGresult *res = one_row(N_ELEMS(values), values);
+    ck_assert_str_eq(view_text(livy_view_statement(res, 0)),
+        "{\"id\":4,\"code\":\"x\",\"state\":\"waiting\",\"output\":null,\"progress\":0.0,"
+        "\"started\":0,\"completed\":0}");
+}
+END_TEST
+
+START_TEST(statement_error_output_and_partial_progress)
+{
+    const char *values[] = {
+        [ST_ID] = "1",
+        [ST_CODE] = "x",
+        [ST_STATE] = "running",
+        [ST_OUTPUT] = "{\"status\":\"error\",\"execution_count\":1,\"ename\":\"NameError\","
+                      "\"evalue\":\"name 'x' is not defined\","
+                      "\"traceback\":[\"Traceback (most recent call last):\\n\"]}",
+        [ST_PROGRESS] = "0.25",
+        [ST_STARTED] = "1716200000000",
+        [ST_COMPLETED] = "0",
+    };
+    PGresult *res = one_row(N_ELEMS(values), values);
+    json_t *o = livy_json_own(test_pool, livy_view_statement(res, 0));
+    ck_assert_double_eq(json_real_value(json_object_get(o, "progress")), 0.25);
+    json_t *out = json_object_get(o, "output");
+    ck_assert_str_eq(json_string_value(json_object_get(out, "ename")), "NameError");
+    ck_assert_str_eq(json_string_value(json_object_get(out, "evalue")),
+                     "name 'x' is not defined");
+    ck_assert_int_eq(json_array_size(json_object_get(out, "traceback")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "completed")), 0);
+}
+END_TEST
+
+START_TEST(statement_code_with_unicode_and_quotes)
+{
+    const char *values[] = {
+        [ST_ID] = "2", [ST_CODE] = "print(\"caf\xc3\xa9\")\n", [ST_STATE] = "cancelled",
+        [ST_OUTPUT] = NULL, [ST_PROGRESS] = "1", [ST_STARTED] = "5", [ST_COMPLETED] = "6",
+    };
+    PGresult *res = one_row(N_ELEMS(values), values);
+    json_t *o = livy_json_own(test_pool, livy_view_statement(res, 0));
+    ck_assert_str_eq(json_string_value(json_object_get(o, "code")), "print(\"caf\xc3\xa9\")\n");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "state")), "cancelled");
+}
+END_TEST
+
+Suite *view_suite(void)
+{
+    Suite *s = suite_create("livy_view");
+    TCase *tc = test_tcase_with_pool("session");
+    tcase_add_test(tc, session_all_unset);
+    tcase_add_test(tc, session_as_livy_shows_it);
+    tcase_add_test(tc, session_every_field_set);
+    tcase_add_test(tc, session_log_hidden_without_view_access);
+    tcase_add_test(tc, session_columns_after_an_offset);
+    tcase_add_test(tc, session_unreadable_stored_json_falls_back);
+    tcase_add_test(tc, session_big_id);
+    suite_add_tcase(s, tc);
+
+    tc = test_tcase_with_pool("statement");
+    tcase_add_test(tc, statement_available_as_livy_shows_it);
+    tcase_add_test(tc, statement_waiting_has_null_output_and_zero_times);
+    tcase_add_test(tc, statement_error_output_and_partial_progress);
+    tcase_add_test(tc, statement_code_with_unicode_and_quotes);
+    suite_add_tcase(s, tc);
+    return s;
+}
