@@ -63,6 +63,7 @@ DEFAULT_CANCEL_KILL_AFTER_S = 30.0
 SHUTDOWN_FORCE_AFTER_S = 15.0
 FATAL_DELIVERY_WAIT_S = 10.0
 SOCKET_SEND_TIMEOUT_S = 10.0
+REPLACED_CONNECTION_DRAIN_S = 2.0
 MAX_CONTROL_LINE_BYTES = 256 * 1024 * 1024
 MAX_COMPLETIONS = 500
 
@@ -464,6 +465,7 @@ class ReplDriver:
         self.work_available = threading.Condition(self.lock)
         self.connection = None
         self.connection_live = False  # a hello arrived on the current connection
+        self.connection_reader = None
         self.buffered_logs = collections.deque(maxlen=LOG_BUFFER_MAX_LINES)
         self.dropped_log_lines = 0
         self.unacked_results = collections.OrderedDict()
@@ -567,16 +569,29 @@ class ReplDriver:
                 continue
             connection.settimeout(SOCKET_SEND_TIMEOUT_S)
             with self.lock:
-                previous = self.connection
+                previous, previous_reader = self.connection, self.connection_reader
                 self.connection = connection
                 self.connection_live = False
+                self.connection_reader = threading.Thread(
+                    target=self.read_loop, args=(connection, previous, previous_reader),
+                    name="control", daemon=True,
+                )
+                self.connection_reader.start()
             if previous is not None:
-                self.drop_connection(previous)  # a new supervisor connection replaces the old
-            threading.Thread(
-                target=self.read_loop, args=(connection,), name="control", daemon=True
-            ).start()
+                # A new supervisor connection replaces the old one. Half-close only: what the
+                # old supervisor sent before it went (an ack, say) is still read and handled.
+                try:
+                    previous.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
 
-    def read_loop(self, connection):
+    def read_loop(self, connection, previous=None, previous_reader=None):
+        if previous_reader is not None:
+            # Handle the old connection's last messages before this one's hello, so that an ack
+            # sent just before a reconnect is not answered by a replay of the acked result.
+            previous_reader.join(REPLACED_CONNECTION_DRAIN_S)
+            if previous_reader.is_alive():
+                self.drop_connection(previous)  # its peer neither talks nor closes: stop waiting
         pending = b""
         while True:
             try:
@@ -704,13 +719,17 @@ class ReplDriver:
         a second also interrupt the interpreter; past the kill bound, give up on this child."""
         group = str(statement.id)
         started = time.monotonic()
+        first_attempt = True
         while not statement.done.is_set():
             elapsed = time.monotonic() - started
             try:
-                if self.sc is not None:
+                # Spark logs a warning for each cancel of a group without active jobs: repeat
+                # only when the statement has started new ones.
+                if first_attempt or self.group_has_running_jobs(group):
                     self.sc.cancelJobGroup(group)
             except Exception as error:
                 self.log("cancelJobGroup(%s) failed: %s" % (group, error))
+            first_attempt = False
             if elapsed >= CANCEL_INTERRUPT_AFTER_S and not statement.done.is_set():
                 statement.interrupt_sent = True
                 try:
@@ -721,6 +740,14 @@ class ReplDriver:
                 self.give_up_on_statement(statement)
                 return
             statement.done.wait(CANCEL_RETRY_INTERVAL_S)
+
+    def group_has_running_jobs(self, group):
+        tracker = self.status_tracker
+        for job_id in tracker.getJobIdsForGroup(group):
+            job = tracker.getJobInfo(job_id)
+            if job is not None and job.status == "RUNNING":
+                return True
+        return False
 
     def give_up_on_statement(self, statement):
         message = (
@@ -737,7 +764,8 @@ class ReplDriver:
 
     def on_complete(self, message):
         request_id = message.get("id")
-        kind = KIND_ALIASES.get(message.get("kind") or self.session_kind, message.get("kind"))
+        kind = message.get("kind") or self.session_kind
+        kind = KIND_ALIASES.get(kind, kind)
         candidates = []
         if kind == "pyspark":
             code = message.get("code") or ""
@@ -777,6 +805,7 @@ class ReplDriver:
             "id": statement.id,
             "state": "cancelled" if statement.cancel_requested else "available",
             "output": None if statement.cancel_requested else output,
+            "started": getattr(statement, "started_ms", 0),
             "completed": now_ms(),
         }
         self.unacked_results[statement.id] = message
@@ -795,7 +824,8 @@ class ReplDriver:
             return statement
 
     def run_statement(self, statement):
-        self.send({"type": "started", "id": statement.id, "started": now_ms()})
+        statement.started_ms = now_ms()
+        self.send({"type": "started", "id": statement.id, "started": statement.started_ms})
         output = None
         try:
             install_sigint_handler(self)  # user code may have replaced it
@@ -1132,6 +1162,9 @@ class ReplDriver:
                 self.run_statement(statement)
             except KeyboardInterrupt:
                 pass  # a late cancel interrupt; the statement it was for has already ended
+            except Exception:
+                # a bug in the driver must not take the session's interpreter down with it
+                self.log("driver error between statements: %s" % traceback.format_exc().rstrip())
         self.log("stopping Spark")
         self.stop_spark()
         self.exit_now(0)

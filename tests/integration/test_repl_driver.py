@@ -23,12 +23,15 @@ TEST_SPARK_SETTINGS = {
     "spark.sql.shuffle.partitions": "2",
     "spark.driver.memory": "512m",
 }
+# For the tests that need a child of their own: no UI and one core start a little faster.
+LIGHT_SPARK_SETTINGS = {"spark.master": "local[1]", "spark.ui.enabled": "false"}
 
 
 def require_pyspark():
     # A missing pyspark must fail these tests, not skip them: CI would pass without testing.
     if find_spec("pyspark") is None:
-        pytest.fail("pyspark is not installed for %s; install tests/requirements.txt" % sys.executable)
+        pytest.fail("pyspark is not installed for %s; install tests/requirements.txt"
+                    % sys.executable)
 
 
 class ReplChild:
@@ -67,6 +70,8 @@ class ReplChild:
 
     def connect(self, timeout=30):
         """Connects and says hello, as the supervisor does on every (re)connect."""
+        if self.sock is not None:
+            self.disconnect()
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -468,6 +473,9 @@ def test_completion_over_globals(repl):
     repl.send(op="complete", id=5, code="x = spa", kind="pyspark", cursor=7)
     reply = repl.wait_for(lambda m: m["type"] == "completion", 10)
     assert reply["id"] == 5 and "spark" in reply["candidates"]
+    repl.send(op="complete", id=7, code="print(sc.parallel", cursor=17)  # kind: the session's
+    reply = repl.wait_for(lambda m: m["type"] == "completion", 10)
+    assert "sc.parallelize(" in reply["candidates"], reply
     repl.send(op="complete", id=6, code="sel", kind="sql", cursor=3)
     assert repl.wait_for(lambda m: m["type"] == "completion", 10) == {
         "type": "completion", "id": 6, "candidates": []}
@@ -543,7 +551,7 @@ def test_startup_failure_sends_fatal_and_exits_non_zero(child_factory):
 
 @pytest.mark.parametrize("how", ["shutdown op", "SIGTERM while busy"])
 def test_stopping_removes_socket_and_pid_file(child_factory, how):
-    child = child_factory()
+    child = child_factory(spark_settings=LIGHT_SPARK_SETTINGS)
     assert child.wait_ready()["type"] == "ready"
     assert os.path.exists(child.socket_path) and os.path.exists(child.pid_path)
     if how == "shutdown op":
@@ -557,9 +565,12 @@ def test_stopping_removes_socket_and_pid_file(child_factory, how):
 
 
 def test_statement_that_ignores_cancel_gets_the_child_replaced(child_factory):
-    child = child_factory(extra_conf={"cancel_kill_after_seconds": 3})
+    child = child_factory(spark_settings=LIGHT_SPARK_SETTINGS,
+                          extra_conf={"cancel_kill_after_seconds": 2})
     assert child.wait_ready()["type"] == "ready"
-    stubborn = "while True:\n    try:\n        while True: pass\n    except KeyboardInterrupt: pass"
+    # a loop catching KeyboardInterrupt is not enough (the interrupt also lands on the outer
+    # loop's jump); ignoring SIGINT for the rest of the statement is
+    stubborn = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
     statement_id = child.execute(stubborn)
     child.wait_for(lambda m: m["type"] == "started" and m["id"] == statement_id, 30)
     child.send(op="cancel", id=statement_id)
