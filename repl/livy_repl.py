@@ -446,6 +446,7 @@ class Statement:
         self.finished = False
         self.done = threading.Event()
         self.cancel_ladder = None
+        self.started_ms = 0  # epoch ms when it began running; 0 if it never ran
 
 
 class ReplDriver:
@@ -805,7 +806,7 @@ class ReplDriver:
             "id": statement.id,
             "state": "cancelled" if statement.cancel_requested else "available",
             "output": None if statement.cancel_requested else output,
-            "started": getattr(statement, "started_ms", 0),
+            "started": statement.started_ms,
             "completed": now_ms(),
         }
         self.unacked_results[statement.id] = message

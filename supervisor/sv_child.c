@@ -1,6 +1,8 @@
 /* sv_child: the process side of a REPL child: spawning it in its own session, its Unix socket,
  * liveness checks, and signalling its process group. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "sv_child.h"
 
 #include <apr_strings.h>

@@ -4,6 +4,7 @@
 #define SV_CHILD_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include <sys/types.h>
 
 /* A growable byte buffer (malloc'd: socket traffic should not grow a long-lived pool). */

@@ -416,6 +416,16 @@ class LivyServer:
         wrapper.chmod(0o755)
         return wrapper
 
+    def check_run_user_access(self) -> None:
+        """The supervisor and its REPL children run as httpd's User, from this tree."""
+        if not IS_ROOT:
+            return
+        probe = f"test -x '{SUPERVISOR}' && test -r '{REPL_DRIVER}' && '{VENV_PYTHON}' -c ''"
+        r = subprocess.run(as_user_prefix(RUN_USER) + ["sh", "-c", probe], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise HarnessError(f"user {RUN_USER} cannot run {SUPERVISOR} or {VENV_PYTHON}: make {ROOT} and "
+                               f"its parent directories readable and traversable (chmod o+rx)\n{r.stderr}")
+
     def write_files(self) -> None:
         for d in ("logs", "run", "core", "supervisor"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
@@ -435,11 +445,15 @@ class LivyServer:
         env["HOME"] = str(self.home_dir)  # the managed supervisor's (and Spark's) HOME
         if self._asan:
             env["LD_PRELOAD"] = self._asan
+            # Leak checking is run-tests --asan's business (it sets ASAN_OPTIONS and suppressions).
+            env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
         return env
 
     # -- lifecycle
     def start(self, timeout: float = 60, wait_ready: bool = True) -> "LivyServer":
         require_built()
+        if self.supervisor:
+            self.check_run_user_access()
         self.write_files()
         self.error_log.touch()
         self._log_mark = self._log_size()
