@@ -176,8 +176,8 @@ static const struct {
     [Q_RESULT] = {"livy_sv_result",
         "WITH st AS (UPDATE statements SET state = $3::text, output = $4::jsonb, progress = 1, "
         "  completed = $5::bigint, "
-        "  started = CASE WHEN started = 0 AND $3::text = 'available' THEN $5::bigint "
-        "    ELSE started END "
+        "  started = CASE WHEN started <> 0 THEN started WHEN $6::bigint > 0 THEN $6::bigint "
+        "    WHEN $3::text = 'available' THEN $5::bigint ELSE 0 END "
         "  WHERE session_id = $1::bigint AND id = $2::int "
         "  AND state NOT IN ('available','cancelled') RETURNING 1) "
         "UPDATE sessions s SET state = n.state, "
@@ -535,10 +535,10 @@ int store_sv_progress(PGconn *conn, apr_int64_t session, int id, double progress
 }
 
 int store_sv_result(PGconn *conn, apr_int64_t session, int id, const char *state,
-                    const char *output_json, apr_int64_t completed_ms, apr_pool_t *p,
-                    const char **errmsg)
+                    const char *output_json, apr_int64_t started_ms, apr_int64_t completed_ms,
+                    apr_pool_t *p, const char **errmsg)
 {
     const char *params[] = {i64(session, p), int_text(id, p), state, output_json,
-                            i64(completed_ms, p)};
-    return run_command(conn, Q_RESULT, 5, params, p, errmsg);
+                            i64(completed_ms, p), i64(started_ms, p)};
+    return run_command(conn, Q_RESULT, 6, params, p, errmsg);
 }

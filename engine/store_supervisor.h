@@ -134,10 +134,11 @@ int store_sv_cancelling(PGconn *conn, apr_int64_t session, int id, apr_pool_t *p
                         const char **errmsg);
 int store_sv_progress(PGconn *conn, apr_int64_t session, int id, double progress, apr_pool_t *p,
                       const char **errmsg);
-/* A result: state "available" or "cancelled", output JSON text or NULL. A statement already
- * available or cancelled is left alone. The session becomes idle when nothing else waits. */
+/* A result: state "available" or "cancelled", output JSON text or NULL, started_ms (0: unknown;
+ * fills `started` if no `started` message set it). A statement already available or cancelled
+ * is left alone. The session becomes idle when nothing else waits. */
 int store_sv_result(PGconn *conn, apr_int64_t session, int id, const char *state,
-                    const char *output_json, apr_int64_t completed_ms, apr_pool_t *p,
-                    const char **errmsg);
+                    const char *output_json, apr_int64_t started_ms, apr_int64_t completed_ms,
+                    apr_pool_t *p, const char **errmsg);
 
 #endif

@@ -1,0 +1,140 @@
+/* sv: the supervisor's state shared by its event loop (sv_loop.c) and its sessions
+ * (sv_session.c). One process, one thread, one PostgreSQL connection. */
+#ifndef SV_H
+#define SV_H
+
+#include "store_supervisor.h"
+#include "sv_child.h"
+#include "sv_config.h"
+
+#include <apr_hash.h>
+#include <apr_pools.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <sys/types.h>
+
+typedef struct sv sv_t;
+typedef struct sv_session sv_session_t;
+
+typedef enum {
+    SV_DB_OK,         /* connected, prepared, listening */
+    SV_DB_CONNECTING, /* an asynchronous connect is under way */
+    SV_DB_DOWN,       /* waiting for db_retry_ms */
+} sv_db_state_t;
+
+struct sv {
+    apr_pool_t *pool;
+    apr_pool_t *iter;              /* cleared on every loop iteration */
+    const sv_config_t *cfg;
+    apr_int64_t id;                /* our supervisors row */
+    PGconn *conn;
+    sv_db_state_t db_state;
+    apr_int64_t db_retry_ms;       /* when DOWN: next attempt (monotonic ms) */
+    apr_int64_t db_backoff_ms;
+    apr_int64_t db_deadline_ms;    /* when CONNECTING: give up then */
+    int db_wants_write;            /* when CONNECTING: what PQconnectPoll waits for */
+    apr_hash_t *sessions;          /* apr_int64_t id -> sv_session_t * */
+    int signal_fd;                 /* read end of the self-pipe the signal handlers write */
+    int terminate;
+    int need_claim;
+    apr_int64_t next_heartbeat_ms;
+    apr_int64_t next_tick_ms;
+};
+
+typedef enum {
+    SV_PHASE_NEW,        /* claimed, no process yet */
+    SV_PHASE_CONNECTING, /* the process runs; its socket is not connected (yet, or again) */
+    SV_PHASE_HELLO,      /* connected, waiting for the answer to hello */
+    SV_PHASE_STARTING,   /* Spark is starting */
+    SV_PHASE_READY,      /* idle or busy: statements may be sent */
+} sv_phase_t;
+
+/* A statement sent to the child whose result has not arrived. */
+typedef struct sv_inflight {
+    int id;
+    int cancel_sent;
+} sv_inflight_t;
+
+struct sv_session {
+    sv_t *sv;
+    apr_pool_t *pool;
+    apr_int64_t id;
+    const char *kind;
+    sv_phase_t phase;
+    pid_t pid;
+    int own_child;               /* forked by this process: waitpid tells how it ended */
+    int reaped;
+    int wait_status;
+    const char *sock_path;
+    const char *conf_path;
+    const char *log_path;
+    const char *pid_path;
+    int fd;                      /* the child's socket, -1 when not connected */
+    sv_buf_t in;
+    sv_buf_t out;
+    apr_int64_t connect_since_ms;
+    apr_int64_t next_connect_ms;
+    apr_int64_t connect_delay_ms;
+    int ever_spoke;              /* the child answered a hello */
+    int last_sent;               /* highest statement id sent to the child, -1 for none */
+    apr_array_header_t *inflight; /* of sv_inflight_t */
+    json_t *log_batch;           /* lines not yet written to session_log */
+    int need_statements;
+    int need_flags;
+    int stopping;
+    const char *stop_reason;
+    apr_int64_t stop_since_ms;
+    int term_sent;
+    int kill_sent;
+    apr_int64_t kill_since_ms;
+    int failed;                  /* the child said fatal, or could not be reached */
+    const char *failure;
+    int replace;                 /* a new child should take over when this one is gone */
+    int replacements;
+    int orphan;                  /* ended in the database: only make sure its process is gone */
+    const char *end_pending;     /* the process is gone; the database has to hear why */
+    int end_noted;               /* ... and the session log already says so */
+    int done;                    /* finished: the loop forgets it */
+};
+
+/* --- sv_loop.c --- */
+apr_int64_t sv_now_ms(void);   /* monotonic */
+apr_int64_t sv_epoch_ms(void); /* wall clock, for statements' started/completed */
+/* The connection when the database is usable now, else NULL. */
+PGconn *sv_db(sv_t *sv);
+/* Logs a failed store call; returns 1 when the connection is lost (the loop reconnects). */
+int sv_db_failed(sv_t *sv, const char *errmsg);
+int sv_live_sessions(sv_t *sv);
+sv_session_t *sv_find_session(sv_t *sv, apr_int64_t id);
+/* Connects, checks the schema, registers, takes over same-host sessions. 0 or -1. */
+int sv_start(sv_t *sv, const char **errmsg);
+/* The event loop, until SIGTERM/SIGINT; then detaches from the children and returns 0. */
+int sv_run(sv_t *sv);
+
+/* --- sv_session.c --- */
+sv_session_t *sv_session_create(sv_t *sv, apr_int64_t id, const char *kind);
+/* Starts a REPL child for a freshly claimed session. */
+void sv_session_spawn(sv_session_t *s, const store_sv_session_t *row);
+/* Picks up a session from a previous supervisor: reattach, respawn, or declare it dead. */
+void sv_session_adopt(sv_session_t *s, const store_sv_session_t *row);
+/* Asks the child to stop, then escalates to signals after stop_grace. */
+void sv_session_begin_stop(sv_session_t *s, const char *reason);
+/* Everything time- or flag-driven; lowers *deadline_ms to when it wants to run next. */
+void sv_session_work(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline_ms);
+/* Whether flag-driven work waits that the database allows now. */
+int sv_session_has_work(sv_session_t *s);
+/* Socket readiness from poll(). */
+short sv_session_poll_events(sv_session_t *s);
+void sv_session_on_poll(sv_session_t *s, short revents);
+/* The process was reaped with this wait status. */
+void sv_session_reaped(sv_session_t *s, int status);
+/* Reconnects the socket (after a database outage: hello makes the child re-send results). */
+void sv_session_resync(sv_session_t *s);
+void sv_session_flush_log(sv_session_t *s);
+/* Appends a line the supervisor writes about the session (prefixed "livy-supervisor: "). */
+void sv_session_note(sv_session_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* On supervisor exit: flush, close the socket; the child lives on. */
+void sv_session_detach(sv_session_t *s);
+void sv_session_destroy(sv_session_t *s);
+
+#endif

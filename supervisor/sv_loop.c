@@ -1,0 +1,604 @@
+/* sv_loop: the supervisor's event loop: poll() over PostgreSQL (LISTEN), the children's
+ * sockets, a signal self-pipe and timers; registering, heartbeats, claims, timeouts, recovery. */
+#include "livy_db.h"
+#include "sv.h"
+#include "sv_log.h"
+
+#include <apr_strings.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DB_BACKOFF_MIN_MS 500
+#define DB_BACKOFF_MAX_MS 30000
+#define DB_CONNECT_LIMIT_MS 15000
+
+static const char *const channels_sql = "LISTEN livy_sessions; LISTEN livy_statements";
+
+apr_int64_t sv_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (apr_int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+apr_int64_t sv_epoch_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (apr_int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+PGconn *sv_db(sv_t *sv)
+{
+    return sv->db_state == SV_DB_OK ? sv->conn : NULL;
+}
+
+static void db_lost(sv_t *sv)
+{
+    if (sv->conn)
+        PQfinish(sv->conn);
+    sv->conn = NULL;
+    sv->db_state = SV_DB_DOWN;
+    sv->db_backoff_ms = DB_BACKOFF_MIN_MS;
+    sv->db_retry_ms = sv_now_ms(); /* the first attempt at once */
+}
+
+int sv_db_failed(sv_t *sv, const char *errmsg)
+{
+    if (sv->conn && PQstatus(sv->conn) == CONNECTION_BAD) {
+        sv_error("lost the database connection (%s); the REPL children keep running, "
+                 "reconnecting", errmsg);
+        db_lost(sv);
+        return 1;
+    }
+    sv_error("database: %s", errmsg);
+    return 0;
+}
+
+int sv_live_sessions(sv_t *sv)
+{
+    int n = 0;
+    for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi; hi = apr_hash_next(hi)) {
+        sv_session_t *s = apr_hash_this_val(hi);
+        if (!s->orphan && !s->done)
+            n++;
+    }
+    return n;
+}
+
+sv_session_t *sv_find_session(sv_t *sv, apr_int64_t id)
+{
+    return apr_hash_get(sv->sessions, &id, sizeof id);
+}
+
+/* ---- signals: handlers only write the signal number into a pipe the loop polls ---- */
+
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(signal_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
+static int install_signals(sv_t *sv, const char **errmsg)
+{
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        *errmsg = apr_psprintf(sv->pool, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    sv->signal_fd = signal_pipe[0];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+static void reap_children(sv_t *sv)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        int known = 0;
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
+             hi = apr_hash_next(hi)) {
+            sv_session_t *s = apr_hash_this_val(hi);
+            if (s->own_child && s->pid == pid) {
+                sv_debug("session %" APR_INT64_T_FMT ": REPL pid %d %s", s->id, (int)pid,
+                         sv_child_describe_status(status, sv->iter));
+                sv_session_reaped(s, status);
+                known = 1;
+            }
+        }
+        if (!known)
+            sv_debug("reaped pid %d", (int)pid);
+    }
+}
+
+static void drain_signals(sv_t *sv)
+{
+    unsigned char buf[64];
+    ssize_t n;
+    while ((n = read(sv->signal_fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            switch (buf[i]) {
+            case SIGCHLD:
+                reap_children(sv);
+                break;
+            case SIGTERM:
+            case SIGINT:
+                if (!sv->terminate)
+                    sv_info("%s: stopping; the REPL children keep running",
+                            buf[i] == SIGTERM ? "SIGTERM" : "SIGINT");
+                sv->terminate = 1;
+                break;
+            case SIGHUP:
+                sv_info("SIGHUP ignored: restart the supervisor to read its configuration again");
+                break;
+            }
+        }
+    }
+}
+
+/* ---- the database connection ---- */
+
+/* A fresh connection: prepared statements, LISTEN, and a heartbeat. 0 or -1. */
+static int db_setup(sv_t *sv, const char **errmsg)
+{
+    if (store_sv_prepare(sv->conn, sv->pool, errmsg) != 0)
+        return -1;
+    PGresult *res = PQexec(sv->conn, channels_sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok) {
+        *errmsg = apr_psprintf(sv->pool, "LISTEN: %s", livy_db_error(sv->conn, sv->pool));
+        return -1;
+    }
+    return 0;
+}
+
+static void db_connected(sv_t *sv)
+{
+    const char *err;
+    if (db_setup(sv, &err) != 0) {
+        sv_error("after reconnecting: %s", err);
+        PQfinish(sv->conn);
+        sv->conn = NULL;
+        sv->db_state = SV_DB_DOWN;
+        sv->db_retry_ms = sv_now_ms() + sv->db_backoff_ms;
+        return;
+    }
+    sv->db_state = SV_DB_OK;
+    sv->db_backoff_ms = DB_BACKOFF_MIN_MS;
+    sv_info("reconnected to the database");
+    /* Notifications may have been missed, and results may not have been stored: look at every
+     * session again, and have every child re-send what it has not had acknowledged. */
+    sv->need_claim = 1;
+    sv->next_heartbeat_ms = 0;
+    for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi; hi = apr_hash_next(hi)) {
+        sv_session_t *s = apr_hash_this_val(hi);
+        s->need_flags = 1;
+        s->need_statements = 1;
+        sv_session_resync(s);
+    }
+}
+
+static void db_schedule_retry(sv_t *sv, const char *why)
+{
+    sv_warn("cannot reconnect to the database: %s (next attempt in %" APR_INT64_T_FMT " ms)", why,
+            sv->db_backoff_ms);
+    if (sv->conn)
+        PQfinish(sv->conn);
+    sv->conn = NULL;
+    sv->db_state = SV_DB_DOWN;
+    sv->db_retry_ms = sv_now_ms() + sv->db_backoff_ms;
+    sv->db_backoff_ms = sv->db_backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS
+                                                                    : sv->db_backoff_ms * 2;
+}
+
+/* Advances an asynchronous connect (PQconnectStart/PQconnectPoll: the loop never blocks). */
+static void db_connect_step(sv_t *sv)
+{
+    switch (PQconnectPoll(sv->conn)) {
+    case PGRES_POLLING_OK:
+        db_connected(sv);
+        break;
+    case PGRES_POLLING_FAILED:
+        db_schedule_retry(sv, livy_db_error(sv->conn, sv->iter));
+        break;
+    case PGRES_POLLING_WRITING:
+        sv->db_wants_write = 1;
+        break;
+    default:
+        sv->db_wants_write = 0;
+        break;
+    }
+}
+
+static void db_maintain(sv_t *sv, apr_int64_t now, apr_int64_t *deadline)
+{
+    if (sv->db_state == SV_DB_DOWN) {
+        if (now < sv->db_retry_ms) {
+            if (sv->db_retry_ms < *deadline)
+                *deadline = sv->db_retry_ms;
+            return;
+        }
+        sv->conn = PQconnectStart(sv->cfg->database);
+        if (!sv->conn || PQstatus(sv->conn) == CONNECTION_BAD) {
+            db_schedule_retry(sv, sv->conn ? livy_db_error(sv->conn, sv->iter) : "out of memory");
+            if (sv->db_retry_ms < *deadline)
+                *deadline = sv->db_retry_ms;
+            return;
+        }
+        sv->db_state = SV_DB_CONNECTING;
+        sv->db_wants_write = 1;
+        sv->db_deadline_ms = now + DB_CONNECT_LIMIT_MS;
+    }
+    if (sv->db_state == SV_DB_CONNECTING) {
+        if (now >= sv->db_deadline_ms) {
+            db_schedule_retry(sv, "timed out");
+            if (sv->db_retry_ms < *deadline)
+                *deadline = sv->db_retry_ms;
+            return;
+        }
+        if (sv->db_deadline_ms < *deadline)
+            *deadline = sv->db_deadline_ms;
+    }
+}
+
+/* ---- notifications, heartbeats, claims, timeouts ---- */
+
+static void drain_notifies(sv_t *sv)
+{
+    PGnotify *n;
+    while (sv->conn && (n = PQnotifies(sv->conn)) != NULL) {
+        char *end;
+        long long id = strtoll(n->extra ? n->extra : "", &end, 10);
+        int has_id = n->extra && *n->extra && *end == '\0';
+        sv_session_t *s = has_id ? sv_find_session(sv, (apr_int64_t)id) : NULL;
+        if (strcmp(n->relname, "livy_statements") == 0) {
+            if (s)
+                s->need_statements = 1;
+        }
+        else if (strcmp(n->relname, "livy_sessions") == 0) {
+            if (s)
+                s->need_flags = 1;
+            else
+                sv->need_claim = 1;
+        }
+        PQfreemem(n);
+    }
+}
+
+static void claim(sv_t *sv)
+{
+    PGconn *db = sv_db(sv);
+    if (!db || sv->terminate)
+        return;
+    sv->need_claim = 0;
+    int room = sv->cfg->max_sessions - sv_live_sessions(sv);
+    if (room <= 0)
+        return;
+    apr_array_header_t *rows;
+    const char *err;
+    if (store_sv_claim(db, sv->id, room, &rows, sv->iter, &err) != 0) {
+        if (sv_db_failed(sv, err))
+            sv->need_claim = 1;
+        return;
+    }
+    for (int i = 0; i < rows->nelts; i++) {
+        store_sv_session_t *row = &APR_ARRAY_IDX(rows, i, store_sv_session_t);
+        sv_info("claimed session %" APR_INT64_T_FMT " (kind %s)", row->id, row->kind);
+        sv_session_t *s = sv_session_create(sv, row->id, row->kind);
+        sv_session_spawn(s, row);
+    }
+}
+
+static void heartbeat(sv_t *sv)
+{
+    PGconn *db = sv_db(sv);
+    if (!db)
+        return;
+    int was_stopped = 0;
+    const char *err;
+    if (store_sv_heartbeat(db, sv->id, &was_stopped, sv->iter, &err) != 0) {
+        sv_db_failed(sv, err);
+        return;
+    }
+    if (was_stopped) {
+        /* Another supervisor presumed us dead and ended our sessions: stop their children. */
+        sv_error("another supervisor presumed this one dead (no heartbeat for more than %s); "
+                 "its sessions were ended", sv_format_duration(sv->cfg->supervisor_dead_after_ms,
+                                                                sv->iter));
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
+             hi = apr_hash_next(hi))
+            ((sv_session_t *)apr_hash_this_val(hi))->need_flags = 1;
+    }
+    int reaped = 0;
+    if (store_sv_reap_dead_supervisors(db, sv->id, sv->cfg->supervisor_dead_after_ms,
+                                       sv_epoch_ms(), &reaped, sv->iter, &err) != 0) {
+        sv_db_failed(sv, err);
+        return;
+    }
+    if (reaped > 0)
+        sv_warn("marked %d session(s) of unresponsive supervisors dead", reaped);
+}
+
+static const char *timeout_reason(const store_sv_timeout_t *t, apr_pool_t *p)
+{
+    const char *limit = sv_format_duration(t->limit_ms, p);
+    if (strcmp(t->reason, "ttl") == 0)
+        return apr_psprintf(p, "its time to live (ttl %s) has passed", limit);
+    if (strcmp(t->reason, "heartbeat") == 0)
+        return apr_psprintf(p, "no client heartbeat for more than %s (heartbeatTimeoutInSecond)",
+                            limit);
+    return apr_psprintf(p, "idle for more than %s (idle timeout)", limit);
+}
+
+static void tick(sv_t *sv)
+{
+    PGconn *db = sv_db(sv);
+    if (!db)
+        return;
+    const char *err;
+    apr_array_header_t *rows;
+    if (store_sv_timeouts(db, sv->id, sv->cfg->idle_timeout_ms, sv->cfg->session_ttl_ms, &rows,
+                          sv->iter, &err) != 0) {
+        sv_db_failed(sv, err);
+        return;
+    }
+    for (int i = 0; i < rows->nelts; i++) {
+        store_sv_timeout_t *t = &APR_ARRAY_IDX(rows, i, store_sv_timeout_t);
+        sv_session_t *s = sv_find_session(sv, t->id);
+        if (s)
+            sv_session_begin_stop(s, timeout_reason(t, sv->iter));
+    }
+    if (!(db = sv_db(sv)))
+        return;
+    if (store_sv_expire_ended(db, sv->cfg->retain_ended_ms, &rows, sv->iter, &err) != 0) {
+        sv_db_failed(sv, err);
+        return;
+    }
+    for (int i = 0; i < rows->nelts; i++) {
+        apr_int64_t id = APR_ARRAY_IDX(rows, i, apr_int64_t);
+        sv_debug("session %" APR_INT64_T_FMT " left the list (ended more than %s ago)", id,
+                 sv_format_duration(sv->cfg->retain_ended_ms, sv->iter));
+        unlink(apr_psprintf(sv->iter, "%s/session-%" APR_INT64_T_FMT ".log", sv->cfg->run_dir, id));
+    }
+    /* A missed notification costs at most one tick. */
+    sv->need_claim = 1;
+}
+
+/* ---- starting ---- */
+
+int sv_start(sv_t *sv, const char **errmsg)
+{
+    const sv_config_t *cfg = sv->cfg;
+    if (install_signals(sv, errmsg) != 0)
+        return -1;
+    const char *err;
+    sv->conn = livy_db_connect(cfg->database, sv->pool, &err);
+    if (!sv->conn) {
+        *errmsg = apr_psprintf(sv->pool, "cannot connect to the database: %s", err);
+        return -1;
+    }
+    int version = livy_db_schema_version(sv->conn, sv->pool, &err);
+    if (version < 0) {
+        *errmsg = apr_psprintf(sv->pool, "cannot read the schema version: %s", err);
+        return -1;
+    }
+    if (version < LIVY_SCHEMA_VERSION) {
+        *errmsg = apr_psprintf(sv->pool,
+            "the database schema is at version %d, this livy-supervisor needs version %d: "
+            "run `livy-supervisor --migrate --config %s` first", version, LIVY_SCHEMA_VERSION,
+            cfg->path ? cfg->path : "FILE");
+        return -1;
+    }
+    if (db_setup(sv, &err) != 0) {
+        *errmsg = err;
+        return -1;
+    }
+    sv->db_state = SV_DB_OK;
+
+    /* Rows with our identity: a previous run of this supervisor whose children may live on. */
+    apr_array_header_t *peers;
+    if (store_sv_peers(sv->conn, cfg->host_id, -1, &peers, sv->pool, &err) != 0) {
+        *errmsg = err;
+        return -1;
+    }
+    for (int i = 0; i < peers->nelts; i++) {
+        store_sv_peer_t *peer = &APR_ARRAY_IDX(peers, i, store_sv_peer_t);
+        if (!peer->stopped && peer->pid != (int)getpid() && sv_child_alive(peer->pid)
+            && sv_child_cmdline_contains(peer->pid, "livy-supervisor")) {
+            *errmsg = apr_psprintf(sv->pool,
+                "another livy-supervisor (pid %d, supervisors row %" APR_INT64_T_FMT ") runs with "
+                "host_id \"%s\": stop it first, or give each supervisor on this host its own "
+                "host_id", peer->pid, peer->id, cfg->host_id);
+            return -1;
+        }
+    }
+    if (store_sv_register(sv->conn, cfg->host_id, (int)getpid(), cfg->max_sessions, &sv->id,
+                          sv->pool, &err) != 0) {
+        *errmsg = err;
+        return -1;
+    }
+    sv_info("registered as supervisor %" APR_INT64_T_FMT " (host_id %s, max_sessions %d, "
+            "spark_master %s)", sv->id, cfg->host_id, cfg->max_sessions, cfg->spark_master);
+    for (int i = 0; i < peers->nelts; i++) {
+        store_sv_peer_t *peer = &APR_ARRAY_IDX(peers, i, store_sv_peer_t);
+        apr_array_header_t *rows;
+        if (store_sv_takeover(sv->conn, peer->id, sv->id, &rows, sv->pool, &err) != 0) {
+            *errmsg = err;
+            return -1;
+        }
+        if (rows->nelts > 0)
+            sv_info("taking over %d session(s) from supervisor %" APR_INT64_T_FMT " (pid %d)",
+                    rows->nelts, peer->id, peer->pid);
+        for (int j = 0; j < rows->nelts; j++) {
+            store_sv_session_t *row = &APR_ARRAY_IDX(rows, j, store_sv_session_t);
+            sv_session_t *s = sv_session_create(sv, row->id, row->kind);
+            sv_session_adopt(s, row);
+            sv_session_flush_log(s);
+        }
+    }
+    sv->need_claim = 1;
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+static void forget_done_sessions(sv_t *sv)
+{
+    for (;;) {
+        sv_session_t *victim = NULL;
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi && !victim;
+             hi = apr_hash_next(hi)) {
+            sv_session_t *s = apr_hash_this_val(hi);
+            if (s->done)
+                victim = s;
+        }
+        if (!victim)
+            return;
+        sv_session_destroy(victim);
+    }
+}
+
+int sv_run(sv_t *sv)
+{
+    const sv_config_t *cfg = sv->cfg;
+    apr_array_header_t *pollfds = apr_array_make(sv->pool, 16, sizeof(struct pollfd));
+    apr_array_header_t *polled = apr_array_make(sv->pool, 16, sizeof(sv_session_t *));
+    sv->next_heartbeat_ms = 0;
+    sv->next_tick_ms = 0;
+
+    while (!sv->terminate) {
+        apr_pool_clear(sv->iter);
+        drain_signals(sv);
+        if (sv->terminate)
+            break;
+        apr_int64_t now = sv_now_ms();
+        apr_int64_t deadline = now + 60000;
+
+        db_maintain(sv, now, &deadline);
+        if (sv_db(sv)) {
+            drain_notifies(sv);
+            if (now >= sv->next_heartbeat_ms) {
+                heartbeat(sv);
+                sv->next_heartbeat_ms = now + cfg->heartbeat_interval_ms;
+            }
+            if (now >= sv->next_tick_ms) {
+                tick(sv);
+                sv->next_tick_ms = now + cfg->check_interval_ms;
+            }
+        }
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
+             hi = apr_hash_next(hi))
+            sv_session_work(apr_hash_this_val(hi), now, &deadline);
+        if (sv->need_claim)
+            claim(sv); /* after the work: sessions that just ended have made room */
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
+             hi = apr_hash_next(hi))
+            sv_session_flush_log(apr_hash_this_val(hi));
+        forget_done_sessions(sv);
+        if (sv_db(sv)) {
+            /* Queries may have queued notifications without the socket becoming readable. */
+            drain_notifies(sv);
+            if (sv->need_claim)
+                deadline = now;
+            for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
+                 hi = apr_hash_next(hi)) {
+                sv_session_t *s = apr_hash_this_val(hi);
+                if (sv_session_has_work(s))
+                    deadline = now;
+            }
+            if (sv->next_heartbeat_ms < deadline)
+                deadline = sv->next_heartbeat_ms;
+            if (sv->next_tick_ms < deadline)
+                deadline = sv->next_tick_ms;
+        }
+
+        pollfds->nelts = 0;
+        polled->nelts = 0;
+        struct pollfd *pfd = apr_array_push(pollfds);
+        pfd->fd = sv->signal_fd;
+        pfd->events = POLLIN;
+        int db_index = -1;
+        if (sv->conn && (sv->db_state == SV_DB_OK || sv->db_state == SV_DB_CONNECTING)
+            && PQsocket(sv->conn) >= 0) {
+            db_index = pollfds->nelts;
+            pfd = apr_array_push(pollfds);
+            pfd->fd = PQsocket(sv->conn);
+            pfd->events = sv->db_state == SV_DB_CONNECTING && sv->db_wants_write ? POLLOUT : POLLIN;
+        }
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
+             hi = apr_hash_next(hi)) {
+            sv_session_t *s = apr_hash_this_val(hi);
+            short ev = sv_session_poll_events(s);
+            if (!ev)
+                continue;
+            pfd = apr_array_push(pollfds);
+            pfd->fd = s->fd;
+            pfd->events = ev;
+            APR_ARRAY_PUSH(polled, sv_session_t *) = s;
+        }
+        int first_session = pollfds->nelts - polled->nelts;
+
+        apr_int64_t wait = deadline - sv_now_ms();
+        if (wait < 0)
+            wait = 0;
+        int n = poll((struct pollfd *)pollfds->elts, (nfds_t)pollfds->nelts, (int)wait);
+        if (n < 0) {
+            if (errno != EINTR)
+                sv_error("poll: %s", strerror(errno));
+            continue;
+        }
+        if (n == 0)
+            continue;
+        struct pollfd *fds = (struct pollfd *)pollfds->elts;
+        if (db_index >= 0 && fds[db_index].revents) {
+            if (sv->db_state == SV_DB_CONNECTING) {
+                db_connect_step(sv);
+            }
+            else if (sv->db_state == SV_DB_OK && !PQconsumeInput(sv->conn)) {
+                sv_db_failed(sv, livy_db_error(sv->conn, sv->iter));
+                if (sv->db_state == SV_DB_OK) /* not BAD yet, but unusable: start over */
+                    db_lost(sv);
+            }
+        }
+        for (int i = 0; i < polled->nelts; i++) {
+            if (fds[first_session + i].revents)
+                sv_session_on_poll(APR_ARRAY_IDX(polled, i, sv_session_t *),
+                                   fds[first_session + i].revents);
+        }
+    }
+
+    /* Leaving: everything read has been stored; the children live on for the next supervisor. */
+    for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi; hi = apr_hash_next(hi))
+        sv_session_detach(apr_hash_this_val(hi));
+    PGconn *db = sv_db(sv);
+    const char *err;
+    if (db && store_sv_mark_stopped(db, sv->id, sv->iter, &err) != 0)
+        sv_error("marking this supervisor stopped: %s", err);
+    if (sv->conn)
+        PQfinish(sv->conn);
+    sv->conn = NULL;
+    sv_info("stopped (supervisor %" APR_INT64_T_FMT ")", sv->id);
+    return 0;
+}

@@ -1,0 +1,1189 @@
+/* sv_session: one session's REPL child as the supervisor sees it: spawn or reattach, the
+ * socket protocol (docs/repl-protocol.md), statements in id order, stop, and death. */
+#include "sv.h"
+#include "sv_log.h"
+
+#include <apr_strings.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NOTE_PREFIX "livy-supervisor: "
+/* How long a child may take to open its socket, and to go away after SIGKILL. */
+#define CONNECT_LIMIT_MS 60000
+#define KILL_LIMIT_MS 5000
+/* Liveness checks of a process we did not fork (no SIGCHLD for it). */
+#define ALIVE_CHECK_MS 100
+/* Bounds on what a child may send. */
+#define MAX_LINE_BYTES (256 * 1024 * 1024)
+#define MAX_LOG_LINE_BYTES (16 * 1024)
+#define READ_CHUNK (64 * 1024)
+#define READ_BUDGET (4 * 1024 * 1024)
+/* Replacements of a REPL that became unusable, per session. */
+#define MAX_REPLACEMENTS 3
+
+static apr_status_t session_cleanup(void *data);
+static void send_msg(sv_session_t *s, json_t *msg);
+static void socket_lost(sv_session_t *s);
+static int replace_child(sv_session_t *s, const char *how);
+
+sv_session_t *sv_session_create(sv_t *sv, apr_int64_t id, const char *kind)
+{
+    apr_pool_t *pool;
+    apr_pool_create(&pool, sv->pool);
+    sv_session_t *s = apr_pcalloc(pool, sizeof *s);
+    s->sv = sv;
+    s->pool = pool;
+    s->id = id;
+    s->kind = apr_pstrdup(pool, kind ? kind : "shared");
+    s->fd = -1;
+    s->last_sent = -1;
+    s->inflight = apr_array_make(pool, 4, sizeof(sv_inflight_t));
+    s->log_batch = json_array();
+    const char *dir = sv->cfg->run_dir;
+    s->sock_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".sock", dir, id);
+    s->conf_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".conf.json", dir, id);
+    s->log_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".log", dir, id);
+    s->pid_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".pid", dir, id);
+    apr_pool_cleanup_register(pool, s, session_cleanup, apr_pool_cleanup_null);
+    apr_int64_t *key = apr_palloc(pool, sizeof *key);
+    *key = id;
+    apr_hash_set(sv->sessions, key, sizeof *key, s);
+    return s;
+}
+
+static apr_status_t session_cleanup(void *data)
+{
+    sv_session_t *s = data;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    sv_buf_free(&s->in);
+    sv_buf_free(&s->out);
+    json_decref(s->log_batch);
+    s->log_batch = NULL;
+    return APR_SUCCESS;
+}
+
+void sv_session_destroy(sv_session_t *s)
+{
+    apr_hash_set(s->sv->sessions, &s->id, sizeof s->id, NULL);
+    apr_pool_destroy(s->pool);
+}
+
+/* ---- the session log ---- */
+
+/* PostgreSQL text cannot hold NUL; keep the rest of the string. */
+static json_t *clean_string(const char *v, size_t n)
+{
+    char *copy = malloc(n * 3 + 1);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '\0') {
+            memcpy(copy + j, "\xEF\xBF\xBD", 3); /* U+FFFD */
+            j += 3;
+        }
+        else {
+            copy[j++] = v[i];
+        }
+    }
+    json_t *r = json_stringn(copy, j);
+    free(copy);
+    return r;
+}
+
+/* Replaces strings carrying NUL characters (jsonb rejects \u0000) throughout a value. */
+static void sanitize_json(json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *item;
+        json_object_foreach(v, key, item) {
+            if (json_is_string(item) && strlen(json_string_value(item)) != json_string_length(item))
+                json_object_set_new(v, key, clean_string(json_string_value(item),
+                                                         json_string_length(item)));
+            else
+                sanitize_json(item);
+        }
+    }
+    else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *item = json_array_get(v, i);
+            if (json_is_string(item) && strlen(json_string_value(item)) != json_string_length(item))
+                json_array_set_new(v, i, clean_string(json_string_value(item),
+                                                      json_string_length(item)));
+            else
+                sanitize_json(item);
+        }
+    }
+}
+
+static void add_one_line(sv_session_t *s, const char *line, size_t n)
+{
+    if (n > MAX_LOG_LINE_BYTES) {
+        n = MAX_LOG_LINE_BYTES;
+        while (n > 0 && ((unsigned char)line[n] & 0xC0) == 0x80) /* a whole UTF-8 character */
+            n--;
+    }
+    while (n > 0 && line[n - 1] == '\r')
+        n--;
+    json_t *str = clean_string(line, n);
+    if (!str) /* not UTF-8: keep what we can say about it */
+        str = json_string("(a log line that is not valid UTF-8 was dropped)");
+    json_array_append_new(s->log_batch, str);
+    /* Lines beyond the per-session bound would be trimmed anyway. */
+    size_t max = (size_t)s->sv->cfg->log_lines_max;
+    if (json_array_size(s->log_batch) > 2 * max) {
+        json_t *keep = json_array();
+        for (size_t i = json_array_size(s->log_batch) - max; i < json_array_size(s->log_batch); i++)
+            json_array_append(keep, json_array_get(s->log_batch, i));
+        json_decref(s->log_batch);
+        s->log_batch = keep;
+    }
+}
+
+/* The session log is a list of lines: a message carrying newlines (a traceback, a multi-line
+ * fatal) becomes several. */
+static void add_log_line(sv_session_t *s, const char *text, size_t n)
+{
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        n--;
+    for (;;) {
+        const char *nl = memchr(text, '\n', n);
+        size_t len = nl ? (size_t)(nl - text) : n;
+        add_one_line(s, text, len);
+        if (!nl)
+            return;
+        n -= len + 1;
+        text = nl + 1;
+    }
+}
+
+void sv_session_note(sv_session_t *s, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n >= (int)sizeof msg)
+        n = (int)sizeof msg - 1;
+    char *line = apr_pstrcat(s->sv->iter, NOTE_PREFIX, msg, NULL);
+    add_log_line(s, line, strlen(line));
+}
+
+void sv_session_flush_log(sv_session_t *s)
+{
+    size_t n = json_array_size(s->log_batch);
+    if (n == 0)
+        return;
+    PGconn *db = sv_db(s->sv);
+    if (!db)
+        return; /* kept (bounded) until the database is back */
+    size_t max = (size_t)s->sv->cfg->log_lines_max;
+    json_t *lines = s->log_batch;
+    if (n > max) {
+        lines = json_array();
+        for (size_t i = n - max; i < n; i++)
+            json_array_append(lines, json_array_get(s->log_batch, i));
+    }
+    char *text = json_dumps(lines, JSON_COMPACT);
+    if (lines != s->log_batch)
+        json_decref(lines);
+    const char *err;
+    int rc = text ? store_sv_append_log(db, s->id, text, (int)max, s->sv->iter, &err) : 0;
+    free(text);
+    if (rc != 0 && sv_db_failed(s->sv, err))
+        return; /* the connection is gone: try again after reconnecting */
+    json_array_clear(s->log_batch);
+}
+
+/* ---- files and the child's configuration ---- */
+
+static void remove_files(sv_session_t *s)
+{
+    unlink(s->sock_path);
+    unlink(s->conf_path);
+    unlink(s->pid_path);
+}
+
+/* A JSON list of strings, comma-joined (Spark's list settings), or NULL when empty. */
+static const char *join_list(const char *json_text, apr_pool_t *p)
+{
+    if (!json_text)
+        return NULL;
+    json_t *list = json_loads(json_text, 0, NULL);
+    const char *out = NULL;
+    if (json_is_array(list)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(list, i, item) {
+            if (!json_is_string(item))
+                continue;
+            out = out ? apr_pstrcat(p, out, ",", json_string_value(item), NULL)
+                      : apr_pstrdup(p, json_string_value(item));
+        }
+    }
+    json_decref(list);
+    return out;
+}
+
+static void set_str(json_t *obj, const char *key, const char *value)
+{
+    if (value && *value)
+        json_object_set_new(obj, key, json_string(value));
+}
+
+static void set_count(json_t *obj, const char *key, int value, apr_pool_t *p)
+{
+    if (value > 0)
+        json_object_set_new(obj, key, json_string(apr_psprintf(p, "%d", value)));
+}
+
+/* The child's conf file: the session's Spark settings mapped from the create request, the
+ * request's conf on top, the server's master last (users may not choose it). */
+static json_t *child_conf(sv_session_t *s, const store_sv_session_t *row, apr_pool_t *p)
+{
+    const sv_config_t *cfg = s->sv->cfg;
+    json_t *spark = json_object();
+    set_str(spark, "spark.driver.memory", row->driver_memory);
+    set_count(spark, "spark.driver.cores", row->driver_cores, p);
+    set_str(spark, "spark.executor.memory", row->executor_memory);
+    set_count(spark, "spark.executor.cores", row->executor_cores, p);
+    set_count(spark, "spark.executor.instances", row->num_executors, p);
+    set_str(spark, "spark.yarn.queue", row->queue);
+    set_str(spark, "spark.app.name",
+            row->name ? row->name : apr_psprintf(p, "livy-session-%" APR_INT64_T_FMT, s->id));
+    set_str(spark, "spark.jars", join_list(row->jars, p));
+    set_str(spark, "spark.submit.pyFiles", join_list(row->py_files, p));
+    set_str(spark, "spark.files", join_list(row->files, p));
+    set_str(spark, "spark.archives", join_list(row->archives, p));
+    json_t *conf = row->conf ? json_loads(row->conf, 0, NULL) : NULL;
+    if (json_is_object(conf)) {
+        const char *key;
+        json_t *value;
+        json_object_foreach(conf, key, value) {
+            if (json_is_string(value)) {
+                json_object_set(spark, key, value);
+            }
+            else if (!json_is_null(value)) { /* the module coerces; be tolerant anyway */
+                char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+                if (text)
+                    json_object_set_new(spark, key, json_string(text));
+                free(text);
+            }
+        }
+    }
+    json_decref(conf);
+    json_object_set_new(spark, "spark.master", json_string(cfg->spark_master));
+
+    json_t *root = json_object();
+    json_object_set_new(root, "spark", spark);
+    json_object_set_new(root, "output_max_bytes", json_integer(cfg->output_max_bytes));
+    json_object_set_new(root, "sql_row_cap", json_integer(cfg->sql_row_cap));
+    if (row->proxy_user)
+        json_object_set_new(root, "proxy_user", json_string(row->proxy_user));
+    return root;
+}
+
+static int write_conf_file(const char *path, json_t *conf, apr_pool_t *p, const char **errmsg)
+{
+    /* 0600: the conf may carry credentials. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        *errmsg = apr_psprintf(p, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = json_dumpfd(conf, fd, JSON_INDENT(1) | JSON_SORT_KEYS);
+    if (rc == 0 && write(fd, "\n", 1) != 1)
+        rc = -1;
+    if (close(fd) != 0)
+        rc = -1;
+    if (rc != 0) {
+        *errmsg = apr_psprintf(p, "cannot write %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int writable_dir(const char *dir)
+{
+    struct stat st;
+    return dir && *dir && stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && access(dir, W_OK) == 0;
+}
+
+/* ---- ending ---- */
+
+/* Writes the end of the session (or defers it while the database is away). */
+static void finish(sv_session_t *s)
+{
+    if (!s->end_pending || s->done)
+        return;
+    PGconn *db = sv_db(s->sv);
+    if (!db)
+        return;
+    const char *err;
+    apr_pool_t *p = s->sv->iter;
+    if (s->orphan) {
+        if (store_sv_clear_child(db, s->id, p, &err) != 0 && sv_db_failed(s->sv, err))
+            return;
+        sv_info("session %" APR_INT64_T_FMT ": its leftover REPL process is gone", s->id);
+    }
+    else {
+        if (!s->end_noted)
+            sv_session_note(s, "%s", s->end_pending);
+        s->end_noted = 1;
+        sv_session_flush_log(s);
+        if (json_array_size(s->log_batch) > 0)
+            return; /* the connection went while writing: try again later */
+        if (!s->stopping || s->failed) {
+            if (store_sv_set_error(db, s->id, p, &err) != 0 && sv_db_failed(s->sv, err))
+                return;
+        }
+        if (store_sv_end(db, s->id, "dead", sv_epoch_ms(), p, &err) != 0
+            && sv_db_failed(s->sv, err))
+            return;
+        if (s->stopping && !s->failed)
+            sv_info("session %" APR_INT64_T_FMT " stopped (%s)", s->id, s->stop_reason);
+        else
+            sv_warn("session %" APR_INT64_T_FMT " is dead: %s", s->id, s->end_pending);
+    }
+    remove_files(s);
+    s->done = 1;
+    s->sv->need_claim = 1;
+}
+
+/* The process is gone (or was never there): record why, once. */
+static void process_gone(sv_session_t *s, const char *how)
+{
+    if (s->end_pending)
+        return;
+    if (s->replace && replace_child(s, how) == 0)
+        return;
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    /* Whatever the child left in its process group (the JVM) goes with it. */
+    if (s->pid > 0)
+        sv_child_signal_group(s->pid, SIGKILL);
+    const char *why;
+    if (s->orphan)
+        why = "";
+    else if (s->stopping && !s->failed)
+        why = apr_psprintf(s->pool, "session stopped (%s); the REPL process %s",
+                           s->stop_reason, how);
+    else if (s->failed)
+        why = apr_psprintf(s->pool, "the REPL failed and %s; the session is dead", how);
+    else
+        why = apr_psprintf(s->pool, "the REPL process%s %s unexpectedly; the session is dead",
+                           s->pid > 0 ? apr_psprintf(s->pool, " (pid %d)", (int)s->pid) : "", how);
+    /* A child that died before it could speak left its reasons in its log file only. */
+    if (!s->ever_spoke && !s->orphan && s->pid > 0) {
+        apr_array_header_t *tail = sv_child_file_tail(s->log_path, 30, 16384, s->sv->iter);
+        if (tail->nelts > 0)
+            sv_session_note(s, "the last lines of %s:", s->log_path);
+        for (int i = 0; i < tail->nelts; i++) {
+            const char *line = APR_ARRAY_IDX(tail, i, const char *);
+            add_log_line(s, line, strlen(line));
+        }
+    }
+    s->end_pending = why;
+    finish(s);
+}
+
+void sv_session_reaped(sv_session_t *s, int status)
+{
+    s->reaped = 1;
+    s->wait_status = status;
+}
+
+/* ---- stopping ---- */
+
+void sv_session_begin_stop(sv_session_t *s, const char *reason)
+{
+    if (s->stopping || s->end_pending)
+        return;
+    s->stopping = 1;
+    s->stop_reason = apr_pstrdup(s->pool, reason);
+    s->stop_since_ms = sv_now_ms();
+    if (!s->orphan) {
+        sv_info("session %" APR_INT64_T_FMT ": stopping (%s)", s->id, reason);
+        sv_session_note(s, "stopping the session: %s", reason);
+        PGconn *db = sv_db(s->sv);
+        const char *err;
+        if (db && store_sv_set_shutting_down(db, s->id, s->sv->iter, &err) != 0)
+            sv_db_failed(s->sv, err);
+    }
+    if (s->pid <= 0) {
+        process_gone(s, "was never started");
+        return;
+    }
+    if (s->fd >= 0) {
+        json_t *msg = json_pack("{s:s}", "op", "shutdown");
+        send_msg(s, msg);
+        json_decref(msg);
+    }
+}
+
+/* A child that cannot go on: no graceful shutdown, signals at once. */
+static void fail_child(sv_session_t *s, const char *why)
+{
+    if (s->failed)
+        return;
+    s->failed = 1;
+    s->failure = apr_pstrdup(s->pool, why);
+    if (!s->stopping) {
+        s->stopping = 1;
+        s->stop_reason = s->failure;
+        s->stop_since_ms = sv_now_ms();
+    }
+}
+
+/* ---- talking to the child ---- */
+
+static void flush_out(sv_session_t *s)
+{
+    while (s->fd >= 0 && s->out.len > 0) {
+        ssize_t n = send(s->fd, s->out.data, s->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sv_buf_consume(&s->out, (size_t)n);
+        }
+        else if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        else {
+            sv_debug("session %" APR_INT64_T_FMT ": send: %s", s->id, strerror(errno));
+            socket_lost(s);
+            return;
+        }
+    }
+}
+
+static void send_msg(sv_session_t *s, json_t *msg)
+{
+    if (s->fd < 0)
+        return;
+    char *text = json_dumps(msg, JSON_COMPACT);
+    if (!text)
+        return;
+    sv_buf_append(&s->out, text, strlen(text));
+    sv_buf_append(&s->out, "\n", 1);
+    free(text);
+    flush_out(s);
+}
+
+static void send_hello(sv_session_t *s)
+{
+    json_t *msg = json_pack("{s:s}", "op", "hello");
+    send_msg(s, msg);
+    json_decref(msg);
+}
+
+static void send_ack(sv_session_t *s, int id)
+{
+    json_t *msg = json_pack("{s:s,s:i}", "op", "ack", "id", id);
+    send_msg(s, msg);
+    json_decref(msg);
+}
+
+/* The socket closed or failed: the child may be dying, or only the connection went. */
+static void socket_lost(sv_session_t *s)
+{
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    s->in.len = 0;
+    s->out.len = 0;
+    if (s->end_pending)
+        return;
+    apr_int64_t now = sv_now_ms();
+    s->phase = SV_PHASE_CONNECTING;
+    s->connect_since_ms = now;
+    s->connect_delay_ms = 50;
+    s->next_connect_ms = now + s->connect_delay_ms;
+}
+
+void sv_session_resync(sv_session_t *s)
+{
+    if (s->fd < 0 || s->end_pending)
+        return;
+    sv_debug("session %" APR_INT64_T_FMT ": reconnecting to the REPL to resynchronise", s->id);
+    socket_lost(s);
+    s->next_connect_ms = sv_now_ms();
+}
+
+static const char *execute_kind(const char *stmt_kind, const char *session_kind)
+{
+    const char *k = stmt_kind ? stmt_kind : session_kind;
+    if (!k || strcmp(k, "shared") == 0 || strcmp(k, "python") == 0)
+        return "pyspark";
+    if (strcmp(k, "scala") == 0)
+        return "spark";
+    if (strcmp(k, "r") == 0)
+        return "sparkr";
+    return k;
+}
+
+static sv_inflight_t *find_inflight(sv_session_t *s, int id, int *index)
+{
+    for (int i = 0; i < s->inflight->nelts; i++) {
+        sv_inflight_t *f = &APR_ARRAY_IDX(s->inflight, i, sv_inflight_t);
+        if (f->id == id) {
+            if (index)
+                *index = i;
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static void drop_inflight(sv_session_t *s, int id)
+{
+    int i;
+    if (!find_inflight(s, id, &i))
+        return;
+    sv_inflight_t *elts = (sv_inflight_t *)s->inflight->elts;
+    memmove(elts + i, elts + i + 1, (size_t)(s->inflight->nelts - i - 1) * sizeof *elts);
+    s->inflight->nelts--;
+}
+
+/* Sends every waiting statement not yet sent, in id order, and every cancel not yet sent. */
+static void sync_statements(sv_session_t *s)
+{
+    PGconn *db = sv_db(s->sv);
+    if (!db || s->fd < 0 || s->phase != SV_PHASE_READY || s->stopping)
+        return;
+    s->need_statements = 0;
+    int from = s->last_sent + 1;
+    for (int i = 0; i < s->inflight->nelts; i++) {
+        int id = APR_ARRAY_IDX(s->inflight, i, sv_inflight_t).id;
+        if (id < from)
+            from = id;
+    }
+    apr_array_header_t *rows;
+    const char *err;
+    if (store_sv_pending(db, s->id, from, &rows, s->sv->iter, &err) != 0) {
+        if (sv_db_failed(s->sv, err))
+            s->need_statements = 1;
+        return;
+    }
+    for (int i = 0; i < rows->nelts && s->fd >= 0; i++) {
+        store_sv_statement_t *st = &APR_ARRAY_IDX(rows, i, store_sv_statement_t);
+        int pending = strcmp(st->state, "waiting") == 0 || strcmp(st->state, "running") == 0
+                      || strcmp(st->state, "cancelling") == 0;
+        if (st->id > s->last_sent) {
+            s->last_sent = st->id;
+            if (!pending)
+                continue; /* settled before it was ever sent */
+            if (st->cancel_requested && strcmp(st->state, "waiting") == 0) {
+                /* Cancelled before it was sent: it ends here (the module usually does this). */
+                if (store_sv_result(db, s->id, st->id, "cancelled", NULL, 0, sv_epoch_ms(),
+                                    s->sv->iter, &err) != 0
+                    && sv_db_failed(s->sv, err))
+                    return;
+                continue;
+            }
+            json_t *msg = json_pack("{s:s,s:i,s:s,s:s}", "op", "execute", "id", st->id, "code",
+                                    st->code ? st->code : "", "kind",
+                                    execute_kind(st->kind, s->kind));
+            send_msg(s, msg);
+            json_decref(msg);
+            if (!find_inflight(s, st->id, NULL)) {
+                sv_inflight_t *f = apr_array_push(s->inflight);
+                f->id = st->id;
+                f->cancel_sent = 0;
+            }
+            sv_debug("session %" APR_INT64_T_FMT ": sent statement %d", s->id, st->id);
+        }
+        sv_inflight_t *f = find_inflight(s, st->id, NULL);
+        if (f && st->cancel_requested && !f->cancel_sent) {
+            json_t *msg = json_pack("{s:s,s:i}", "op", "cancel", "id", st->id);
+            send_msg(s, msg);
+            json_decref(msg);
+            f->cancel_sent = 1;
+            sv_info("session %" APR_INT64_T_FMT ": cancelling statement %d", s->id, st->id);
+            if (strcmp(st->state, "running") == 0
+                && store_sv_cancelling(db, s->id, st->id, s->sv->iter, &err) != 0
+                && sv_db_failed(s->sv, err))
+                return;
+        }
+    }
+}
+
+static void check_flags(sv_session_t *s)
+{
+    PGconn *db = sv_db(s->sv);
+    if (!db)
+        return;
+    s->need_flags = 0;
+    store_sv_flags_t flags;
+    const char *err;
+    if (store_sv_flags(db, s->id, &flags, s->sv->iter, &err) != 0) {
+        if (sv_db_failed(s->sv, err))
+            s->need_flags = 1;
+        return;
+    }
+    if (!flags.found)
+        sv_session_begin_stop(s, "its database row is gone");
+    else if (flags.stop_requested && strcmp(flags.stop_requested, "delete") == 0)
+        sv_session_begin_stop(s, "deleted by a client request");
+    else if (flags.stop_requested)
+        sv_session_begin_stop(s, "stopped by a client request");
+    else if (flags.ended)
+        sv_session_begin_stop(s, apr_psprintf(s->pool, "the session was marked %s elsewhere",
+                                              flags.state));
+}
+
+static const char *str_member(json_t *msg, const char *key)
+{
+    json_t *v = json_object_get(msg, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void on_ready(sv_session_t *s, json_t *msg)
+{
+    PGconn *db = sv_db(s->sv);
+    const char *err;
+    const char *app_id = str_member(msg, "app_id");
+    const char *ui = str_member(msg, "spark_ui_url");
+    if (db && !s->stopping
+        && store_sv_set_ready(db, s->id, app_id, ui, s->sv->iter, &err) != 0)
+        sv_db_failed(s->sv, err);
+    if (s->phase != SV_PHASE_READY)
+        sv_info("session %" APR_INT64_T_FMT " is ready (%s)", s->id, app_id ? app_id : "no app id");
+    s->phase = SV_PHASE_READY;
+    s->need_statements = 1;
+}
+
+static void on_hello(sv_session_t *s, json_t *msg)
+{
+    s->ever_spoke = 1;
+    json_t *protocol = json_object_get(msg, "protocol");
+    if (json_is_integer(protocol) && json_integer_value(protocol) != 1)
+        sv_warn("session %" APR_INT64_T_FMT ": the REPL speaks protocol %" JSON_INTEGER_FORMAT
+                ", this supervisor protocol 1", s->id, json_integer_value(protocol));
+    /* What the child holds is all that is in flight; anything else pending is sent again
+     * (the child ignores an execute for a statement it knows). */
+    s->inflight->nelts = 0;
+    s->last_sent = -1;
+    json_t *running = json_object_get(msg, "running");
+    if (json_is_integer(running)) {
+        sv_inflight_t *f = apr_array_push(s->inflight);
+        f->id = (int)json_integer_value(running);
+        f->cancel_sent = 0;
+    }
+    size_t i;
+    json_t *q;
+    json_array_foreach(json_object_get(msg, "queued"), i, q) {
+        if (json_is_integer(q) && !find_inflight(s, (int)json_integer_value(q), NULL)) {
+            sv_inflight_t *f = apr_array_push(s->inflight);
+            f->id = (int)json_integer_value(q);
+            f->cancel_sent = 0;
+        }
+    }
+    const char *state = str_member(msg, "state");
+    if (state && (strcmp(state, "idle") == 0 || strcmp(state, "busy") == 0))
+        on_ready(s, msg);
+    else
+        s->phase = SV_PHASE_STARTING;
+    s->need_flags = 1;
+    if (s->stopping) {
+        json_t *stop = json_pack("{s:s}", "op", "shutdown");
+        send_msg(s, stop);
+        json_decref(stop);
+    }
+}
+
+static void on_result(sv_session_t *s, json_t *msg)
+{
+    json_t *idv = json_object_get(msg, "id");
+    const char *state = str_member(msg, "state");
+    if (!json_is_integer(idv) || !state
+        || (strcmp(state, "available") != 0 && strcmp(state, "cancelled") != 0)) {
+        sv_warn("session %" APR_INT64_T_FMT ": a result message without a valid id or state",
+                s->id);
+        return;
+    }
+    int id = (int)json_integer_value(idv);
+    PGconn *db = sv_db(s->sv);
+    if (!db)
+        return; /* not acknowledged: the child sends it again after the next hello */
+    json_t *output = json_object_get(msg, "output");
+    json_t *started = json_object_get(msg, "started");
+    apr_int64_t started_ms = json_is_integer(started) ? (apr_int64_t)json_integer_value(started) : 0;
+    json_t *completed = json_object_get(msg, "completed");
+    apr_int64_t completed_ms = json_is_integer(completed) ? (apr_int64_t)json_integer_value(completed)
+                                                          : sv_epoch_ms();
+    char *text = NULL;
+    if (json_is_object(output)) {
+        sanitize_json(output);
+        text = json_dumps(output, JSON_COMPACT);
+    }
+    const char *err;
+    int rc = store_sv_result(db, s->id, id, state, text, started_ms, completed_ms, s->sv->iter,
+                             &err);
+    free(text);
+    if (rc != 0) {
+        if (sv_db_failed(s->sv, err))
+            return;
+        /* The database refused this output (too large, say): store an error in its place so
+         * the statement still ends, and say why. */
+        json_t *replacement = json_pack(
+            "{s:s,s:i,s:s,s:s,s:[s]}", "status", "error", "execution_count", id, "ename",
+            "OutputNotStored", "evalue", "the statement's output could not be stored",
+            "traceback", err);
+        text = json_dumps(replacement, JSON_COMPACT);
+        json_decref(replacement);
+        rc = store_sv_result(db, s->id, id, "available", text, started_ms, completed_ms,
+                             s->sv->iter, &err);
+        free(text);
+        if (rc != 0 && sv_db_failed(s->sv, err))
+            return;
+    }
+    drop_inflight(s, id);
+    send_ack(s, id);
+    sv_debug("session %" APR_INT64_T_FMT ": statement %d %s", s->id, id, state);
+}
+
+static void handle_message(sv_session_t *s, json_t *msg)
+{
+    const char *type = str_member(msg, "type");
+    PGconn *db = sv_db(s->sv);
+    const char *err;
+    if (!type) {
+        sv_warn("session %" APR_INT64_T_FMT ": a message without a type from the REPL", s->id);
+    }
+    else if (strcmp(type, "log") == 0) {
+        json_t *line = json_object_get(msg, "line");
+        if (json_is_string(line))
+            add_log_line(s, json_string_value(line), json_string_length(line));
+    }
+    else if (strcmp(type, "hello") == 0) {
+        on_hello(s, msg);
+    }
+    else if (strcmp(type, "ready") == 0) {
+        on_ready(s, msg);
+    }
+    else if (strcmp(type, "fatal") == 0) {
+        const char *why = str_member(msg, "msg");
+        why = why ? why : "no reason given";
+        sv_warn("session %" APR_INT64_T_FMT ": the REPL reports a fatal error: %s", s->id, why);
+        sv_session_note(s, "fatal: %s", why);
+        /* Before ready, Spark could not start: the session dies. After, a new REPL can serve. */
+        if (s->phase == SV_PHASE_READY && !s->stopping)
+            s->replace = 1;
+        fail_child(s, why);
+    }
+    else if (strcmp(type, "started") == 0) {
+        json_t *id = json_object_get(msg, "id");
+        json_t *started = json_object_get(msg, "started");
+        if (db && json_is_integer(id)
+            && store_sv_started(db, s->id, (int)json_integer_value(id),
+                                json_is_integer(started) ? json_integer_value(started)
+                                                         : sv_epoch_ms(),
+                                s->sv->iter, &err) != 0)
+            sv_db_failed(s->sv, err);
+    }
+    else if (strcmp(type, "progress") == 0) {
+        json_t *id = json_object_get(msg, "id");
+        json_t *progress = json_object_get(msg, "progress");
+        if (db && json_is_integer(id) && json_is_number(progress)
+            && store_sv_progress(db, s->id, (int)json_integer_value(id),
+                                 json_number_value(progress), s->sv->iter, &err) != 0)
+            sv_db_failed(s->sv, err);
+    }
+    else if (strcmp(type, "result") == 0) {
+        on_result(s, msg);
+    }
+    else if (strcmp(type, "completion") == 0) {
+        /* Completion requests are not relayed by this supervisor; ignore stray answers. */
+    }
+    else {
+        sv_warn("session %" APR_INT64_T_FMT ": unknown message type \"%s\" from the REPL", s->id,
+                type);
+    }
+}
+
+/* Reads what the socket has; handles each complete line. Returns -1 at EOF or error. */
+static int read_socket(sv_session_t *s)
+{
+    char chunk[READ_CHUNK];
+    size_t budget = READ_BUDGET;
+    int eof = 0;
+    while (s->fd >= 0 && budget > 0) {
+        ssize_t n = recv(s->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n > 0) {
+            sv_buf_append(&s->in, chunk, (size_t)n);
+            budget -= (size_t)n < budget ? (size_t)n : budget;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        eof = 1;
+        break;
+    }
+    size_t start = 0;
+    while (!s->done && s->fd >= 0 && sv_db(s->sv)) {
+        char *nl = memchr(s->in.data + start, '\n', s->in.len - start);
+        if (!nl)
+            break;
+        size_t len = (size_t)(nl - (s->in.data + start));
+        json_error_t jerr;
+        json_t *msg = json_loadb(s->in.data + start, len, JSON_ALLOW_NUL, &jerr);
+        start += len + 1;
+        if (!msg) {
+            sv_warn("session %" APR_INT64_T_FMT ": an unreadable message from the REPL: %s",
+                    s->id, jerr.text);
+            continue;
+        }
+        handle_message(s, msg);
+        json_decref(msg);
+    }
+    if (s->fd >= 0)
+        sv_buf_consume(&s->in, start);
+    if (s->in.len > MAX_LINE_BYTES) {
+        sv_error("session %" APR_INT64_T_FMT ": the REPL sent a line longer than %d bytes",
+                 s->id, MAX_LINE_BYTES);
+        eof = 1;
+    }
+    return eof ? -1 : 0;
+}
+
+int sv_session_has_work(sv_session_t *s)
+{
+    if (s->done)
+        return 0;
+    return s->need_flags
+           || (s->need_statements && s->phase == SV_PHASE_READY && s->fd >= 0 && !s->stopping);
+}
+
+short sv_session_poll_events(sv_session_t *s)
+{
+    if (s->fd < 0 || s->done)
+        return 0;
+    short ev = 0;
+    if (sv_db(s->sv)) /* while the database is away, the child's messages wait in the socket */
+        ev |= POLLIN;
+    if (s->out.len > 0)
+        ev |= POLLOUT;
+    return ev;
+}
+
+void sv_session_on_poll(sv_session_t *s, short revents)
+{
+    if (s->fd < 0 || s->done)
+        return;
+    if (revents & POLLOUT)
+        flush_out(s);
+    if (s->fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (read_socket(s) != 0 && s->fd >= 0 && sv_db(s->sv)) {
+            sv_debug("session %" APR_INT64_T_FMT ": the REPL closed its socket", s->id);
+            socket_lost(s);
+        }
+    }
+}
+
+/* ---- starting, adopting ---- */
+
+/* Starts the child from the conf file already in run_dir. 0, or -1 with *err. */
+static int start_process(sv_session_t *s, const char **err)
+{
+    const sv_config_t *cfg = s->sv->cfg;
+    apr_pool_t *p = s->sv->iter;
+    unlink(s->sock_path);
+    const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT, s->id);
+    const char *argv[] = {cfg->python, cfg->repl_driver, "--session-id", id,
+                          "--socket", s->sock_path, "--conf-file", s->conf_path,
+                          "--kind", s->kind, "--log-file", s->log_path, NULL};
+    const char *overrides[6];
+    int n = 0;
+    if (cfg->spark_home)
+        overrides[n++] = apr_pstrcat(p, "SPARK_HOME=", cfg->spark_home, NULL);
+    if (!writable_dir(getenv("HOME")))
+        overrides[n++] = apr_pstrcat(p, "HOME=", cfg->run_dir, NULL);
+    /* Spark's Python workers should run the interpreter the driver runs. */
+    if (!getenv("PYSPARK_PYTHON"))
+        overrides[n++] = apr_pstrcat(p, "PYSPARK_PYTHON=", cfg->python, NULL);
+    overrides[n++] = "PYTHONUNBUFFERED=1";
+    overrides[n] = NULL;
+    pid_t pid;
+    if (sv_child_spawn(argv, sv_child_env(overrides, p), cfg->run_dir, s->log_path, &pid, p,
+                       err) != 0)
+        return -1;
+    s->pid = pid;
+    s->own_child = 1;
+    s->reaped = 0;
+    sv_info("session %" APR_INT64_T_FMT ": started the REPL (pid %d, kind %s)", s->id,
+            (int)s->pid, s->kind);
+    sv_session_note(s, "starting the REPL (pid %d): %s %s", (int)s->pid, cfg->python,
+                    cfg->repl_driver);
+    PGconn *db = sv_db(s->sv);
+    if (db && store_sv_set_child(db, s->id, (int)s->pid, s->sock_path, p, err) != 0)
+        sv_db_failed(s->sv, *err);
+    apr_int64_t now = sv_now_ms();
+    s->phase = SV_PHASE_CONNECTING;
+    s->connect_since_ms = now;
+    s->connect_delay_ms = 10;
+    s->next_connect_ms = now + s->connect_delay_ms;
+    return 0;
+}
+
+void sv_session_spawn(sv_session_t *s, const store_sv_session_t *row)
+{
+    apr_pool_t *p = s->sv->iter;
+    const char *err;
+    json_t *conf = child_conf(s, row, p);
+    int rc = write_conf_file(s->conf_path, conf, p, &err);
+    json_decref(conf);
+    if (rc == 0) {
+        int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        if (fd >= 0)
+            close(fd);
+        rc = start_process(s, &err);
+    }
+    if (rc != 0) {
+        sv_error("session %" APR_INT64_T_FMT ": %s", s->id, err);
+        sv_session_note(s, "%s", err);
+        s->failed = 1;
+        s->failure = apr_pstrdup(s->pool, err);
+        process_gone(s, "could not be started");
+    }
+}
+
+/* A REPL that declared itself unusable after it was ready (a statement that would not stop):
+ * a fresh child takes its place; the session lives on without its variables. */
+static int replace_child(sv_session_t *s, const char *how)
+{
+    if (s->replacements >= MAX_REPLACEMENTS || access(s->conf_path, R_OK) != 0)
+        return -1;
+    s->replacements++;
+    sv_warn("session %" APR_INT64_T_FMT ": the REPL (pid %d) %s after a fatal error; starting a "
+            "new one", s->id, (int)s->pid, how);
+    sv_session_note(s, "the REPL (pid %d) %s after the fatal error above; a new REPL replaces it "
+                    "and the session's variables are lost", (int)s->pid, how);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->in.len = s->out.len = 0;
+    sv_child_signal_group(s->pid, SIGKILL);
+    s->pid = 0;
+    s->ever_spoke = 0;
+    s->failed = 0;
+    s->failure = NULL;
+    s->replace = 0;
+    s->stopping = 0;
+    s->stop_reason = NULL;
+    s->term_sent = s->kill_sent = 0;
+    s->inflight->nelts = 0;
+    s->last_sent = -1;
+    const char *err;
+    if (start_process(s, &err) != 0) {
+        sv_error("session %" APR_INT64_T_FMT ": %s", s->id, err);
+        s->failed = 1;
+        s->failure = apr_pstrdup(s->pool, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The pid a child wrote into its pid file, 0 when none. */
+static pid_t read_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int pid = 0;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    return pid > 1 ? pid : 0;
+}
+
+void sv_session_adopt(sv_session_t *s, const store_sv_session_t *row)
+{
+    if (row->repl_socket)
+        s->sock_path = apr_pstrdup(s->pool, row->repl_socket);
+    pid_t pid = row->repl_pid;
+    if (pid <= 0)
+        pid = read_pid_file(s->pid_path);
+    /* A pid can be reused: the process must be a REPL for this very socket. */
+    int ours = pid > 0 && sv_child_alive(pid) && sv_child_cmdline_contains(pid, s->sock_path);
+    if (row->ended) {
+        s->orphan = 1;
+        s->pid = ours ? pid : 0;
+        if (ours)
+            sv_warn("session %" APR_INT64_T_FMT " has ended but its REPL (pid %d) still runs: "
+                    "stopping it", s->id, (int)pid);
+        sv_session_begin_stop(s, "the session ended while no supervisor was watching it");
+    }
+    else if (ours) {
+        sv_info("session %" APR_INT64_T_FMT ": reattaching to its REPL (pid %d)", s->id, (int)pid);
+        s->pid = pid;
+        s->own_child = 0;
+        apr_int64_t now = sv_now_ms();
+        s->phase = SV_PHASE_CONNECTING;
+        s->connect_since_ms = now;
+        s->connect_delay_ms = 10;
+        s->next_connect_ms = now;
+        s->need_flags = 1;
+    }
+    else if (pid <= 0 && strcmp(row->state, "starting") == 0) {
+        /* Claimed by a supervisor that died before it started the child: start it now. */
+        sv_session_spawn(s, row);
+        s->need_flags = 1;
+    }
+    else {
+        s->pid = 0;
+        s->failed = 1;
+        s->ever_spoke = 1; /* its log file tail may be stale; do not copy it */
+        process_gone(s, pid > 0 ? apr_psprintf(s->pool, "(pid %d) ended while no supervisor was "
+                                                        "watching it", (int)pid)
+                                : "was not found after a supervisor restart");
+    }
+}
+
+void sv_session_detach(sv_session_t *s)
+{
+    sv_session_flush_log(s);
+    flush_out(s);
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+/* ---- the timer side ---- */
+
+static void lower(apr_int64_t *deadline, apr_int64_t t)
+{
+    if (t < *deadline)
+        *deadline = t;
+}
+
+static void try_connect(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
+{
+    if (now < s->next_connect_ms) {
+        lower(deadline, s->next_connect_ms);
+        return;
+    }
+    int fd = -1;
+    int rc = sv_child_connect(s->sock_path, &fd);
+    if (rc == 0) {
+        sv_debug("session %" APR_INT64_T_FMT ": connected to %s", s->id, s->sock_path);
+        s->fd = fd;
+        s->phase = SV_PHASE_HELLO;
+        send_hello(s);
+        return;
+    }
+    if (rc < 0)
+        sv_debug("session %" APR_INT64_T_FMT ": connect %s: %s", s->id, s->sock_path,
+                 strerror(errno));
+    if (now - s->connect_since_ms > CONNECT_LIMIT_MS && !s->failed) {
+        sv_session_note(s, "the REPL did not open its socket %s within %ds", s->sock_path,
+                        CONNECT_LIMIT_MS / 1000);
+        fail_child(s, "its socket could not be reached");
+    }
+    s->connect_delay_ms = s->connect_delay_ms * 2 > 250 ? 250 : s->connect_delay_ms * 2;
+    s->next_connect_ms = now + s->connect_delay_ms;
+    lower(deadline, s->next_connect_ms);
+}
+
+/* Signals after the grace period; SIGTERM half-way, SIGKILL at its end. A failed child gets
+ * them at once. */
+static void escalate(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
+{
+    apr_int64_t grace = s->failed ? 0 : s->sv->cfg->stop_grace_ms;
+    apr_int64_t term_at = s->stop_since_ms + grace / 2;
+    apr_int64_t kill_at = s->stop_since_ms + grace;
+    if (s->failed && s->fd >= 0 && !s->term_sent) {
+        /* A child that said fatal exits by itself; give it a moment to do so. */
+        term_at = kill_at = s->stop_since_ms + 2000;
+    }
+    if (!s->term_sent) {
+        if (now >= term_at) {
+            sv_debug("session %" APR_INT64_T_FMT ": SIGTERM to process group %d", s->id,
+                     (int)s->pid);
+            sv_child_signal_group(s->pid, SIGTERM);
+            s->term_sent = 1;
+        }
+        else {
+            lower(deadline, term_at);
+        }
+    }
+    if (!s->kill_sent) {
+        if (now >= kill_at) {
+            sv_debug("session %" APR_INT64_T_FMT ": SIGKILL to process group %d", s->id,
+                     (int)s->pid);
+            sv_child_signal_group(s->pid, SIGKILL);
+            s->kill_sent = 1;
+            s->kill_since_ms = now;
+        }
+        else {
+            lower(deadline, kill_at);
+            return;
+        }
+    }
+    if (now - s->kill_since_ms > KILL_LIMIT_MS) {
+        /* Ours: SIGCHLD will tell, whenever the kernel lets it go. Adopted: give up on it. */
+        if (!s->own_child)
+            process_gone(s, "did not go away after SIGKILL");
+        return;
+    }
+    lower(deadline, s->kill_since_ms + KILL_LIMIT_MS + 1);
+}
+
+void sv_session_work(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
+{
+    if (s->done)
+        return;
+    if (s->end_pending) {
+        finish(s);
+        return;
+    }
+    /* Has the process ended? Ours: waitpid said so. Adopted: it no longer runs. */
+    int gone;
+    if (s->own_child)
+        gone = s->reaped;
+    else if (s->pid > 0 && (s->fd < 0 || s->stopping))
+        gone = !sv_child_alive(s->pid);
+    else
+        gone = s->pid <= 0;
+    if (gone) {
+        if (!sv_db(s->sv))
+            return; /* its last words and its end wait for the database */
+        if (s->fd >= 0)
+            read_socket(s); /* the results and log lines it sent before it died */
+        process_gone(s, s->own_child ? sv_child_describe_status(s->wait_status, s->pool)
+                                     : "ended");
+        return;
+    }
+    if (!s->own_child && s->pid > 0 && (s->fd < 0 || s->stopping))
+        lower(deadline, now + ALIVE_CHECK_MS);
+    if (s->phase == SV_PHASE_CONNECTING && s->fd < 0)
+        try_connect(s, now, deadline);
+    if (s->stopping)
+        escalate(s, now, deadline);
+    if (s->done || s->end_pending)
+        return;
+    if (s->need_flags)
+        check_flags(s);
+    if (s->need_statements)
+        sync_statements(s);
+}

@@ -1,0 +1,596 @@
+"""livy-supervisor against a real PostgreSQL and real Spark (the REPL driver), without httpd.
+
+The tests write rows the way mod_livy does (a `sessions` row in `not_started`, statements numbered
+from `sessions.next_statement_id`, cancel and stop requests), each in one transaction with the
+NOTIFY the module sends, and watch the supervisor move the rows along. The file runs its own
+throwaway PostgreSQL cluster and its own supervisor processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SUPERVISOR = Path(os.environ.get("LIVY_SUPERVISOR_BIN", ROOT / "supervisor" / "livy-supervisor"))
+SQL_DIR = ROOT / "sql"
+REPL_DRIVER = ROOT / "repl" / "livy_repl.py"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+PG_BIN = Path(os.environ.get("LIVY_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PSQL = shutil.which("psql") or "/usr/bin/psql"
+
+SPARK_START_TIMEOUT = 240  # a cold Spark on two busy cores
+NULL = "\x02NULL\x02"
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A throwaway cluster owned by the postgres user, trust auth, on a free port."""
+
+    def __init__(self, tmp_base: Path):
+        self.dir = tmp_base / "pg"
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.dbname = "livy"
+
+    def _as_postgres(self, *cmd, **kw):
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return subprocess.run(prefix + [str(c) for c in cmd], check=True, capture_output=True,
+                              text=True, **kw)
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        self._as_postgres(PG_BIN / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
+                          "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        self._as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-l", self.dir / "postgres.log",
+                          "-w", "-t", "60", "-o",
+                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                          "-c fsync=off -c synchronous_commit=off", "start")
+        self.psql(f"CREATE DATABASE {self.dbname}", db="postgres")
+
+    def pg_ctl(self, *args) -> None:
+        self._as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-w", "-t", "60", *args)
+
+    def restart_later(self, down_for: float) -> None:
+        """Stops the server (closing every connection), waits, starts it on the same port."""
+        self.pg_ctl("-m", "fast", "stop")
+        time.sleep(down_for)
+        self.pg_ctl("-l", self.dir / "postgres.log", "-o",
+                    f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                    "-c fsync=off -c synchronous_commit=off", "start")
+
+    def stop(self) -> None:
+        if self.data.exists():
+            subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])
+                           + [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                              "-w", "stop"], capture_output=True)
+
+    @property
+    def conninfo(self) -> str:
+        return f"host=127.0.0.1 port={self.port} dbname={self.dbname} user=postgres"
+
+    def psql(self, sql: str, db: str | None = None) -> list[tuple]:
+        """Runs sql (one or more statements, one transaction when wrapped in BEGIN/COMMIT) and
+        returns the rows of the last one as tuples of strings (None for NULL)."""
+        r = subprocess.run(
+            [PSQL, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-F", "\x1f", "-R", "\x1e", "-P", f"null={NULL}", "-h", "127.0.0.1",
+             "-p", str(self.port), "-U", "postgres", "-d", db or self.dbname, "-c", sql],
+            capture_output=True, text=True)
+        if r.returncode != 0:
+            raise AssertionError(f"psql failed: {r.stderr}\n{sql}")
+        out = r.stdout.rstrip("\n")
+        if not out:
+            return []
+        return [tuple(None if v == NULL else v for v in rec.split("\x1f"))
+                for rec in out.split("\x1e") if rec != ""]
+
+    def value(self, sql: str):
+        rows = self.psql(sql)
+        return rows[0][0] if rows else None
+
+
+# ------------------------------------------------------------------ the supervisor
+
+
+class Supervisor:
+    """One livy-supervisor in the foreground, logging to a file."""
+
+    def __init__(self, tmp_base: Path, cluster: Postgres, **settings):
+        self.tmp_base = tmp_base
+        self.run_dir = tmp_base / "run"
+        self.conf = tmp_base / "livy-supervisor.conf"
+        self.log = tmp_base / "supervisor.log"
+        self.proc: subprocess.Popen | None = None
+        values = {
+            "database": cluster.conninfo,
+            "run_dir": self.run_dir,
+            "sql_dir": SQL_DIR,
+            "python": PYTHON,
+            "repl_driver": REPL_DRIVER,
+            "spark_master": "local[1]",
+            "host_id": f"test-host-{tmp_base.name}",
+            "max_sessions": 4,
+            "heartbeat_interval": "1s",
+            "supervisor_dead_after": "6s",
+            "check_interval": "200ms",
+            "stop_grace": "6s",
+            "retain_ended": "1h",
+            "idle_timeout": "1h",
+        }
+        values.update(settings)
+        self.conf.write_text("# written by tests/integration/test_supervisor.py\n"
+                             + "".join(f"{k} = {v}\n" for k, v in values.items()))
+
+    def migrate(self) -> str:
+        r = subprocess.run([str(SUPERVISOR), "--config", str(self.conf), "--migrate"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def start(self) -> "Supervisor":
+        self.log_file = open(self.log, "a")
+        self.proc = subprocess.Popen([str(SUPERVISOR), "--config", str(self.conf), "--foreground"],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        wait_for(lambda: "registered as supervisor" in self.log_text() or self.proc.poll() is not None,
+                 30, "the supervisor to register")
+        assert self.proc.poll() is None, f"the supervisor exited:\n{self.log_text()}"
+        return self
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30) -> int:
+        rc = self.proc.wait(timeout)
+        self.log_file.close()
+        return rc
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text()
+        except OSError:
+            return ""
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def processes_in_session(sid: int) -> list[int]:
+    """Live processes whose session id is sid (the REPL, its JVM, Python workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid and fields[0] not in "ZX":
+            found.append(int(entry.name))
+    return found
+
+
+def kill_session_processes(sid: int) -> None:
+    for pid in processes_in_session(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class Livy:
+    """Writes rows the way mod_livy does and reads the supervisor's answers."""
+
+    def __init__(self, cluster: Postgres):
+        self.cluster = cluster
+
+    def create_session(self, **columns) -> int:
+        columns.setdefault("kind", "shared")
+        names = ", ".join(columns)
+        values = ", ".join(self.literal(v) for v in columns.values())
+        return int(self.cluster.value(
+            f"WITH s AS (INSERT INTO sessions ({names}) VALUES ({values}) RETURNING id) "
+            "SELECT id, pg_notify('livy_sessions', id::text) FROM s"))
+
+    @staticmethod
+    def literal(v) -> str:
+        if v is None:
+            return "NULL"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, (dict, list)):
+            v = json.dumps(v)
+        return "'" + str(v).replace("'", "''") + "'"
+
+    def submit(self, session: int, code: str, kind: str | None = "pyspark") -> int:
+        # One statement, so one transaction: the NOTIFY goes out when the rows are visible.
+        return int(self.cluster.value(
+            f"WITH s AS (UPDATE sessions SET next_statement_id = next_statement_id + 1, "
+            f"last_activity_at = now() WHERE id = {session} "
+            f"RETURNING next_statement_id - 1 AS sid), "
+            f"i AS (INSERT INTO statements (session_id, id, code, kind) "
+            f"SELECT {session}, sid, {self.literal(code)}, {self.literal(kind)} FROM s "
+            f"RETURNING id) "
+            f"SELECT id, pg_notify('livy_statements', '{session}') FROM i"))
+
+    def cancel(self, session: int, statement: int) -> None:
+        # As the module does: a waiting statement is cancelled at once, a running one is asked to.
+        self.cluster.psql(
+            "WITH c AS (UPDATE statements SET cancel_requested = true, "
+            "state = CASE WHEN state = 'waiting' THEN 'cancelled' ELSE state END, "
+            "progress = CASE WHEN state = 'waiting' THEN 1 ELSE progress END, "
+            "completed = CASE WHEN state = 'waiting' "
+            "THEN (extract(epoch FROM now()) * 1000)::bigint ELSE completed END "
+            f"WHERE session_id = {session} AND id = {statement} RETURNING session_id) "
+            "SELECT pg_notify('livy_statements', session_id::text) FROM c")
+
+    def stop(self, session: int, how: str = "stop") -> None:
+        deleted = ", deleted = true" if how == "delete" else ""
+        self.cluster.psql(
+            f"WITH u AS (UPDATE sessions SET stop_requested = '{how}'{deleted} "
+            f"WHERE id = {session} RETURNING id) "
+            "SELECT pg_notify('livy_sessions', id::text) FROM u")
+
+    def session(self, session: int) -> dict:
+        rows = self.cluster.psql(
+            "SELECT state, app_id, spark_ui_url, repl_pid, repl_socket, ended_at IS NOT NULL, "
+            f"deleted, supervisor_id FROM sessions WHERE id = {session}")
+        state, app_id, ui, pid, sock, ended, deleted, sup = rows[0]
+        return {"state": state, "app_id": app_id, "spark_ui_url": ui,
+                "repl_pid": int(pid) if pid else None, "repl_socket": sock,
+                "ended": ended == "t", "deleted": deleted == "t",
+                "supervisor_id": int(sup) if sup else None}
+
+    def state(self, session: int) -> str:
+        return self.cluster.value(f"SELECT state FROM sessions WHERE id = {session}")
+
+    def statement(self, session: int, statement: int) -> dict:
+        rows = self.cluster.psql(
+            "SELECT state, output::text, progress, started, completed FROM statements "
+            f"WHERE session_id = {session} AND id = {statement}")
+        state, output, progress, started, completed = rows[0]
+        return {"state": state, "output": json.loads(output) if output else None,
+                "progress": float(progress), "started": int(started),
+                "completed": int(completed)}
+
+    def log(self, session: int) -> list[str]:
+        return [r[0] for r in self.cluster.psql(
+            f"SELECT line FROM session_log WHERE session_id = {session} ORDER BY seq")]
+
+    def wait_state(self, session: int, states, timeout: float = SPARK_START_TIMEOUT) -> str:
+        states = {states} if isinstance(states, str) else set(states)
+        try:
+            return wait_for(lambda: (s := self.state(session)) in states and s, timeout,
+                            f"session {session} to become {' or '.join(sorted(states))}")
+        except AssertionError as e:
+            tail = "\n".join(self.log(session)[-30:])
+            raise AssertionError(f"{e}; it is {self.state(session)}; its log:\n{tail}") from None
+
+    def wait_statement(self, session: int, statement: int, states=("available",),
+                       timeout: float = 60) -> dict:
+        wait_for(lambda: self.statement(session, statement)["state"] in states, timeout,
+                 f"statement {session}/{statement} to become {'/'.join(states)}")
+        return self.statement(session, statement)
+
+    def run(self, session: int, code: str, timeout: float = 60) -> dict:
+        return self.wait_statement(session, self.submit(session, code), timeout=timeout)
+
+
+def text_of(statement: dict) -> str:
+    out = statement["output"]
+    assert out and out["status"] == "ok", out
+    return out["data"]["text/plain"]
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def tmp_base():
+    d = Path(tempfile.mkdtemp(prefix="livy-sv-"))
+    d.chmod(0o755)
+    yield d
+    if not os.environ.get("LIVY_TEST_KEEP"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_base):
+    assert SUPERVISOR.exists(), f"not built: {SUPERVISOR} (run make)"
+    cluster = Postgres(tmp_base)
+    try:
+        cluster.start()
+    except subprocess.CalledProcessError as e:
+        pytest.fail(f"PostgreSQL did not start: {e.stderr}", pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def supervisor(tmp_base, cluster):
+    """The supervisor most tests share; tests that restart it leave one running."""
+    (tmp_base / "main").mkdir()
+    sv = Supervisor(tmp_base / "main", cluster)
+    assert "schema version" in sv.migrate()
+    holder = {"sv": sv.start()}
+    yield holder
+    holder["sv"].stop()
+    # Whatever a test left running goes now: REPLs outlive supervisors by design.
+    for line in cluster.psql("SELECT repl_pid FROM sessions WHERE repl_pid IS NOT NULL"):
+        kill_session_processes(int(line[0]))
+
+
+@pytest.fixture(scope="module")
+def livy(cluster, supervisor) -> Livy:
+    return Livy(cluster)
+
+
+@pytest.fixture(scope="module")
+def shared_session(livy) -> int:
+    """One Spark session several tests use, in order: started, run, cancelled, recovered."""
+    sid = livy.create_session(name="shared-session")
+    livy.wait_state(sid, "idle")
+    return sid
+
+
+# ------------------------------------------------------------------ without Spark
+
+
+def test_config_unknown_key_is_an_error_naming_it(tmp_base):
+    conf = tmp_base / "bad.conf"
+    conf.write_text("# comment\nrun_dir = /tmp/x\n\ndatabse = host=nowhere\n")
+    r = subprocess.run([str(SUPERVISOR), "--config", str(conf), "--foreground"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert 'bad.conf:4: unknown key "databse"' in r.stderr
+
+
+def test_config_bad_duration_is_an_error(tmp_base):
+    conf = tmp_base / "bad-duration.conf"
+    conf.write_text("database = host=nowhere\nrun_dir = /tmp/x\nidle_timeout = 10 minutes\n")
+    r = subprocess.run([str(SUPERVISOR), "--config", str(conf), "--foreground"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "bad-duration.conf:3: idle_timeout" in r.stderr and "duration" in r.stderr
+
+
+def test_refuses_an_unmigrated_database_naming_migrate(tmp_base, cluster):
+    cluster.psql("CREATE DATABASE empty", db="postgres")
+    d = tmp_base / "unmigrated"
+    d.mkdir()
+    sv = Supervisor(d, cluster, database=cluster.conninfo.replace("dbname=livy", "dbname=empty"))
+    r = subprocess.run([str(SUPERVISOR), "--config", str(sv.conf), "--foreground"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "schema is at version 0" in r.stderr and "livy-supervisor --migrate" in r.stderr
+
+
+def test_migrate_is_idempotent_and_prints_the_version(supervisor):
+    assert supervisor["sv"].migrate().strip() == "schema version 1"
+
+
+def test_registers_and_heartbeats(cluster, supervisor):
+    sv = supervisor["sv"]
+    row = cluster.psql(f"SELECT id, host, capacity, stopped_at FROM supervisors "
+                  f"WHERE pid = {sv.proc.pid}")
+    assert len(row) == 1
+    sid, host, capacity, stopped = row[0]
+    assert host.startswith("test-host-") and capacity == "4" and stopped is None
+    first = cluster.value(f"SELECT heartbeat_at FROM supervisors WHERE id = {sid}")
+    wait_for(lambda: cluster.value(f"SELECT heartbeat_at FROM supervisors WHERE id = {sid}") != first,
+             10, "a second heartbeat")
+
+
+def test_sigterm_exits_cleanly_and_marks_the_row_stopped(tmp_base, cluster):
+    d = tmp_base / "sigterm"
+    d.mkdir()
+    sv = Supervisor(d, cluster).start()
+    sv.signal(signal.SIGTERM)
+    assert sv.wait() == 0
+    assert cluster.value(f"SELECT stopped_at IS NOT NULL FROM supervisors WHERE pid = {sv.proc.pid}") == "t"
+    assert "SIGTERM" in sv.log_text()
+
+
+def test_daemon_mode_writes_a_pid_file_and_stops_on_sigterm(tmp_base, cluster):
+    d = tmp_base / "daemon"
+    d.mkdir()
+    sv = Supervisor(d, cluster)
+    # The daemon keeps stderr (its log): give it a file, not a pipe run() would wait on.
+    with open(sv.log, "w") as log:
+        r = subprocess.run([str(SUPERVISOR), "--config", str(sv.conf)], stdout=log, stderr=log,
+                           timeout=30)
+    assert r.returncode == 0, sv.log_text()
+    pid_file = sv.run_dir / "livy-supervisor.pid"
+    pid = int(pid_file.read_text())
+    assert process_alive(pid)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not process_alive(pid), 20, "the daemon to exit")
+    assert not pid_file.exists()
+    assert cluster.value(f"SELECT stopped_at IS NOT NULL FROM supervisors WHERE pid = {pid}") == "t"
+
+
+def test_sessions_of_a_silent_supervisor_are_declared_dead(cluster, livy):
+    # A supervisor on another host that stopped heartbeating a minute ago, with a live session.
+    cluster.psql("INSERT INTO supervisors (host, pid, capacity, heartbeat_at) "
+            "VALUES ('gone-host', 999999, 1, now() - interval '1 minute')")
+    gone = cluster.value("SELECT max(id) FROM supervisors")
+    sid = livy.create_session(state="idle", supervisor_id=int(gone))
+    livy.wait_state(sid, "dead", timeout=15)
+    assert any("stopped heartbeating" in line and "gone-host" in line for line in livy.log(sid))
+    assert cluster.value(f"SELECT stopped_at IS NOT NULL FROM supervisors WHERE id = {gone}") == "t"
+
+
+# ------------------------------------------------------------------ with Spark
+
+
+def test_session_is_claimed_and_becomes_idle_with_an_app_id(livy, shared_session):
+    s = livy.session(shared_session)
+    assert s["state"] == "idle"
+    assert s["app_id"] and s["app_id"].startswith("local-")
+    assert s["repl_pid"] and process_alive(s["repl_pid"])
+    assert s["repl_socket"].endswith(f"session-{shared_session}.sock")
+    log = livy.log(shared_session)
+    assert any("starting the REPL" in line for line in log)
+    conf = json.loads(Path(s["repl_socket"]).with_name(
+        f"session-{shared_session}.conf.json").read_text())
+    assert conf["spark"]["spark.master"] == "local[1]"
+    assert conf["spark"]["spark.app.name"] == "shared-session"
+
+
+def test_statement_one_plus_one(livy, shared_session):
+    st = livy.run(shared_session, "1 + 1")
+    assert st["output"] == {"status": "ok", "execution_count": st["output"]["execution_count"],
+                            "data": {"text/plain": "2"}}
+    assert st["progress"] == 1.0 and st["started"] > 0 and st["completed"] >= st["started"]
+    wait_for(lambda: livy.state(shared_session) == "idle", 10, "the session to be idle again")
+
+
+def test_statements_run_in_id_order(livy, shared_session):
+    ids = [livy.submit(shared_session, code) for code in
+           ("order = []", "order.append(1)", "order.append(2)", "order.append(3)", "order")]
+    assert ids == sorted(ids)
+    last = livy.wait_statement(shared_session, ids[-1])
+    assert text_of(last) == "[1, 2, 3]"
+    starts = [livy.statement(shared_session, i)["started"] for i in ids]
+    assert starts == sorted(starts)
+
+
+def test_cancel_a_running_loop(livy, shared_session):
+    sid = livy.submit(shared_session, "while True: pass")
+    livy.wait_statement(shared_session, sid, ("running",), timeout=30)
+    assert livy.state(shared_session) == "busy"
+    livy.cancel(shared_session, sid)
+    st = livy.wait_statement(shared_session, sid, ("cancelled",), timeout=30)
+    assert st["progress"] == 1.0
+    livy.wait_state(shared_session, "idle", timeout=15)
+    assert text_of(livy.run(shared_session, "len(order)")) == "3"  # globals survive a cancel
+
+
+def test_database_restart_is_survived(cluster, livy, supervisor, shared_session):
+    livy.run(shared_session, "before_restart = 7")
+    cluster.restart_later(down_for=2)
+    # The supervisor reconnects by itself (backoff from 0.5 s); the REPL kept its globals.
+    st = livy.run(shared_session, "before_restart * 6", timeout=60)
+    assert text_of(st) == "42"
+    assert supervisor["sv"].proc.poll() is None
+    log = supervisor["sv"].log_text()
+    assert "lost the database connection" in log and "reconnected to the database" in log
+
+
+def test_supervisor_killed_during_a_statement_loses_nothing(tmp_base, cluster, livy, supervisor,
+                                                            shared_session):
+    livy.run(shared_session, "kept = 'still here'")
+    sid = livy.submit(shared_session, "import time; time.sleep(8); 42")
+    livy.wait_statement(shared_session, sid, ("running",), timeout=30)
+    old = supervisor["sv"]
+    old.signal(signal.SIGKILL)
+    old.wait()
+    repl_pid = livy.session(shared_session)["repl_pid"]
+    assert process_alive(repl_pid), "the REPL must outlive its supervisor"
+    queued = livy.submit(shared_session, "kept")  # posted while no supervisor runs
+    new = Supervisor(old.tmp_base, cluster)  # same config, same host identity
+    supervisor["sv"] = new.start()
+    assert text_of(livy.wait_statement(shared_session, sid, timeout=60)) == "42"
+    assert text_of(livy.wait_statement(shared_session, queued, timeout=30)) == "'still here'"
+    s = livy.session(shared_session)
+    assert s["repl_pid"] == repl_pid
+    assert s["supervisor_id"] == int(cluster.value(
+        f"SELECT id FROM supervisors WHERE pid = {new.proc.pid}"))
+    livy.wait_state(shared_session, "idle", timeout=15)
+    assert "reattaching to its REPL" in new.log_text()
+
+
+def test_stop_ends_the_session_and_its_processes(livy, shared_session):
+    repl_pid = livy.session(shared_session)["repl_pid"]
+    assert processes_in_session(repl_pid)
+    livy.stop(shared_session)
+    livy.wait_state(shared_session, "dead", timeout=30)
+    s = livy.session(shared_session)
+    assert s["ended"] and s["repl_pid"] is None
+    wait_for(lambda: not processes_in_session(repl_pid), 15, "the REPL's processes to exit")
+    assert any("stopped by a client request" in line for line in livy.log(shared_session))
+
+
+def test_child_killed_with_sigkill_makes_the_session_dead(livy):
+    sid = livy.create_session()
+    livy.wait_state(sid, "idle")
+    pid = livy.session(sid)["repl_pid"]
+    os.kill(pid, signal.SIGKILL)
+    livy.wait_state(sid, "dead", timeout=15)
+    assert livy.session(sid)["ended"]
+    assert any("killed by signal 9" in line for line in livy.log(sid)), livy.log(sid)[-5:]
+    wait_for(lambda: not processes_in_session(pid), 15, "the JVM to go with its REPL")
+
+
+def test_bad_driver_memory_ends_dead_with_sparks_error(livy):
+    sid = livy.create_session(driver_memory="abc")
+    livy.wait_state(sid, "dead", timeout=SPARK_START_TIMEOUT)
+    log = "\n".join(livy.log(sid))
+    assert "Invalid maximum heap size: -Xmxabc" in log, log[-3000:]
+    assert "livy-supervisor: the REPL failed" in log and "exited with status" in log, log[-3000:]
+
+
+def test_idle_timeout_stops_an_idle_session(livy):
+    sid = livy.create_session(idle_timeout="3s", idle_timeout_ms=3000)
+    livy.wait_state(sid, "idle")
+    pid = livy.session(sid)["repl_pid"]
+    livy.wait_state(sid, "dead", timeout=30)
+    assert any("idle for more than 3s" in line for line in livy.log(sid)), livy.log(sid)[-5:]
+    wait_for(lambda: not processes_in_session(pid), 15, "the REPL's processes to exit")
+
+
+def test_ended_sessions_leave_the_list_after_the_retain_period(cluster, livy, supervisor):
+    # An ended session from long ago, as the module would list it: it must vanish.
+    sid = livy.create_session(state="dead")
+    cluster.psql(f"UPDATE sessions SET ended_at = now() - interval '2 hours' WHERE id = {sid}")
+    wait_for(lambda: livy.session(sid)["deleted"], 10, "the old session to leave the list")
