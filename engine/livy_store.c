@@ -116,7 +116,8 @@ static const char *const query_sql[Q__COUNT] = {
         " completed = CASE WHEN state = 'waiting' THEN " EPOCH_MS " ELSE completed END"
         " WHERE session_id = $1 AND id = $2 AND state IN ('waiting','running','cancelling')"
         " RETURNING session_id),"
-        " a AS (UPDATE sessions SET last_activity_at = now() WHERE id = $1 RETURNING id),"
+        " a AS (UPDATE sessions SET last_activity_at = now() WHERE id = $1"
+        "  AND EXISTS (SELECT 1 FROM statements WHERE session_id = $1 AND id = $2) RETURNING id),"
         " n AS (SELECT pg_notify('livy_statements', session_id::text) FROM u)"
         " SELECT (SELECT count(*) FROM n), (SELECT count(*) FROM a),"
         " EXISTS (SELECT 1 FROM statements WHERE session_id = $1 AND id = $2)",

@@ -89,6 +89,30 @@ static int read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len
     return OK;
 }
 
+/* Where the handler is mounted. Our per-directory config knows its section's path, but httpd
+ * only creates it for sections holding a Livy directive; a bare `SetHandler livy` section gets
+ * the enclosing one's. So trust it only when it belongs to the section that matched (core's
+ * config records that section's path), and otherwise take the shortest prefix of the URI after
+ * which a Livy route follows. */
+static const char *mount_point(request_rec *r, const livy_dir_conf_t *dconf)
+{
+    core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+    if (dconf->base_path && core && core->d) {
+        size_t n = strlen(core->d);
+        while (n > 0 && core->d[n - 1] == '/')
+            n--;
+        if (n == strlen(dconf->base_path) && !strncmp(core->d, dconf->base_path, n))
+            return dconf->base_path;
+    }
+    livy_route_t route;
+    for (const char *c = r->uri; c; c = strchr(c + 1, '/')) {
+        livy_route_parse(c, r->pool, &route);
+        if (route.route != LIVY_ROUTE_NONE)
+            return apr_pstrmemdup(r->pool, r->uri, (apr_size_t)(c - r->uri));
+    }
+    return dconf->base_path ? dconf->base_path : "";
+}
+
 static int livy_handler(request_rec *r)
 {
     if (!r->handler || strcmp(r->handler, "livy") != 0)
@@ -105,7 +129,7 @@ static int livy_handler(request_rec *r)
 
     livy_server_conf_t *sconf = ap_get_module_config(r->server->module_config, &livy_module);
     livy_dir_conf_t *dconf = ap_get_module_config(r->per_dir_config, &livy_module);
-    const char *base = dconf->base_path ? dconf->base_path : "";
+    const char *base = mount_point(r, dconf);
 
     /* The path relative to the mount point. */
     const char *path = r->uri;
