@@ -96,3 +96,12 @@ def mpm(request):
 def server(livy_server, clean_db, mpm):
     """A started server (no supervisor) on the shared, emptied database, once per MPM."""
     return livy_server(mpm=mpm)
+
+
+@pytest.fixture(scope="session")
+def spark_env():
+    """For tests that run Spark: fails (never skips) when pyspark or Java 17+ is missing."""
+    try:
+        return h.check_spark()
+    except h.HarnessError as e:
+        pytest.fail(str(e), pytrace=False)

@@ -2,6 +2,7 @@
 two instances run side by side; stop leaves nothing running; LIVY_HTTPD_CONF_EXTRA is included."""
 
 import os
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -92,7 +93,8 @@ def test_start_serves_sessions_status_stop_leaves_nothing(local_base):
     status = a.run("status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert a.url in status.stdout
-    assert "httpd: running" in status.stdout and "postgresql: running" in status.stdout
+    for part in ("httpd: running", "postgresql: running", "supervisor: running"):
+        assert part in status.stdout, status.stdout
 
     # A second start is a no-op that still succeeds.
     started(a)
@@ -132,7 +134,6 @@ def test_start_fails_loudly_when_the_port_is_taken(local_base):
     base, instances = local_base
     a = LocalInstance(base, "a")
     instances.append(a)
-    import socket
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", a.port))

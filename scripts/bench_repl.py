@@ -1,0 +1,166 @@
+"""The body of scripts/bench-repl (see there). Uses the integration harness to start servers."""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import livy_harness as h  # noqa: E402
+
+CODE = "1 + 1"
+
+# The floor: the same statement in a bare local pyspark process with a SparkSession up, no
+# server, no socket, no database. Prints one JSON list of per-statement seconds.
+FLOOR = r"""
+import json, sys, time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master(sys.argv[1]).appName("bench-repl-floor").getOrCreate()
+sc = spark.sparkContext
+namespace = {"spark": spark, "sc": sc, "__name__": "__main__"}
+warmup, n = int(sys.argv[2]), int(sys.argv[3])
+code = compile(sys.argv[4], "<stdin>", "eval")
+times = []
+for i in range(warmup + n):
+    t = time.perf_counter()
+    value = eval(code, namespace)
+    text = repr(value)
+    times.append(time.perf_counter() - t)
+spark.stop()
+print(json.dumps(times[warmup:]))
+"""
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
+
+
+def ms(seconds):
+    return f"{seconds * 1000:8.3f} ms"
+
+
+def wait_state(server, sid, states, timeout=600, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        s = server.get(f"/sessions/{sid}").json()
+        if s["state"] in states:
+            return s
+        if s["state"] in ("error", "dead", "killed") or time.monotonic() > deadline:
+            log = server.get(f"/sessions/{sid}/log?size=30").json().get("log", [])
+            raise SystemExit(f"session {sid} is {s['state']} (wanted {states}):\n" + "\n".join(log))
+        time.sleep(interval)
+
+
+def cold_starts(server, n, conf):
+    times = []
+    for i in range(n):
+        t = time.monotonic()
+        r = server.post("/sessions", json={"kind": "pyspark", "conf": conf})
+        r.raise_for_status()
+        sid = r.json()["id"]
+        wait_state(server, sid, {"idle"})
+        times.append(time.monotonic() - t)
+        server.delete(f"/sessions/{sid}").raise_for_status()
+        print(f"  session {sid}: idle after {times[-1]:.2f} s", flush=True)
+        time.sleep(2)  # let the deleted session's JVM go before the next cold start
+    return times
+
+
+def round_trips(server, sid, warmup, n):
+    """POST the statement, then GET it as fast as the answers come until it is available."""
+    http = requests.Session()
+    url = f"{server.url}/sessions/{sid}/statements"
+    body = {"code": CODE, "kind": "pyspark"}
+    times, polls, repl_ms = [], [], []
+    for i in range(warmup + n):
+        t = time.perf_counter()
+        r = http.post(url, json=body)
+        st = r.json()
+        k = 0
+        while st["state"] != "available":
+            st = http.get(f"{url}/{st['id']}").json()
+            k += 1
+        elapsed = time.perf_counter() - t
+        assert st["output"]["data"]["text/plain"] == "2", st
+        if i >= warmup:
+            times.append(elapsed)
+            polls.append(k)
+            repl_ms.append(st["completed"] - st["started"])
+    http.close()
+    return times, polls, repl_ms
+
+
+def floor(master, warmup, n):
+    r = subprocess.run([str(h.VENV_PYTHON), "-c", FLOOR, master, str(warmup), str(n), CODE],
+                       capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if r.returncode != 0:
+        raise SystemExit(f"the bare pyspark floor failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--starts", type=int, default=5, help="cold session starts (median reported)")
+    ap.add_argument("--statements", type=int, default=300, help="timed statements (>= 200)")
+    ap.add_argument("--warmup", type=int, default=20, help="untimed statements first")
+    ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
+    ap.add_argument("--master", default="local[1]", help="spark_master for the sessions and the floor")
+    ap.add_argument("--conf", default="{}", help="session conf (JSON) for the sessions, e.g. JVM options")
+    args = ap.parse_args()
+    conf = json.loads(args.conf)
+
+    base = Path(tempfile.mkdtemp(prefix="livy-bench-repl-"))
+    os.chmod(base, 0o755)
+    pg = h.PgCluster(base, "pg").setup()
+    server = h.LivyServer(base, "httpd", pg, mpm=args.mpm, supervisor="managed", log_level="warn",
+                          supervisor_conf={"spark_master": args.master})
+    try:
+        h.check_spark()
+        server.start()
+        print(f"mod_livy REPL benchmark: {args.mpm} MPM, managed supervisor, spark_master {args.master}, "
+              f"{os.cpu_count()} cores, pyspark {h.check_spark()}, session conf {conf or 'default'}")
+
+        print(f"\ncold session start (POST /sessions -> idle), {args.starts} sequential sessions, each deleted after:")
+        starts = cold_starts(server, args.starts, conf)
+        print(f"  median {statistics.median(starts):.2f} s  (min {min(starts):.2f} s, max {max(starts):.2f} s)")
+
+        r = server.post("/sessions", json={"kind": "pyspark", "conf": conf})
+        r.raise_for_status()
+        sid = r.json()["id"]
+        wait_state(server, sid, {"idle"})
+        times, polls, repl_ms = round_trips(server, sid, args.warmup, args.statements)
+        server.delete(f"/sessions/{sid}").raise_for_status()
+        print(f"\nstatement round trip for {CODE!r} through httpd (POST, then GET until available, no sleep), "
+              f"{len(times)} statements after {args.warmup} untimed:")
+        print(f"  p50 {ms(pct(times, 50))}   p90 {ms(pct(times, 90))}   p99 {ms(pct(times, 99))}   "
+              f"max {ms(max(times))}")
+        print(f"  GETs per statement: mean {statistics.mean(polls):.1f};  "
+              f"REPL-side run time (completed - started): p50 {pct(repl_ms, 50)} ms")
+
+        time.sleep(2)
+        base_times = floor(args.master, args.warmup, args.statements)
+        print(f"\nfloor: {CODE!r} evaluated in a bare local pyspark process (compiled once, eval + repr "
+              f"per statement, SparkSession up), {len(base_times)} statements:")
+        print(f"  p50 {ms(pct(base_times, 50))}   p99 {ms(pct(base_times, 99))}")
+
+        overhead = pct(times, 50) - pct(base_times, 50)
+        print(f"\nour overhead per statement above the floor: p50 {ms(overhead)}  "
+              f"(p99 {ms(pct(times, 99) - pct(base_times, 99))})")
+    finally:
+        problems = server.stop()
+        pg.destroy()
+        for p in problems:
+            print(f"warning: {p}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
