@@ -150,6 +150,18 @@ static PGresult *lookup_session(const livy_route_t *r, livy_conn_t *c, apr_pool_
         livy_api_error(resp, p, 404, apr_psprintf(p, "Session '%s' not found.", r->session_ref));
         return NULL;
     }
+    if (!strcmp(PQgetvalue(res, 0, SC_HEARTBEAT_DUE), "t")) {
+        const char *params[1] = {PQgetvalue(res, 0, SC_ID)};
+        PGresult *hb = livy_store_exec(c, Q_SESSION_HEARTBEAT, 1, params);
+        int ok = PQresultStatus(hb) == PGRES_COMMAND_OK;
+        if (!ok)
+            reply_db_failure(resp, c, hb, p);
+        PQclear(hb);
+        if (!ok) {
+            PQclear(res);
+            return NULL;
+        }
+    }
     return res;
 }
 

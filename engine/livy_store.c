@@ -15,14 +15,13 @@
     "(SELECT coalesce(json_agg(t.line ORDER BY t.seq), '[]') FROM " \
     "(SELECT l.line, l.seq FROM session_log l WHERE l.session_id = s.id " \
     " ORDER BY l.seq DESC LIMIT 10) t)"
-#define SESSION_TAIL ", s.ended_at IS NOT NULL, s.next_statement_id"
+#define SESSION_TAIL ", s.ended_at IS NOT NULL, s.next_statement_id" HEARTBEAT_DUE
 
-/* A per-session request counts as a heartbeat for sessions that asked for one; written at most
- * once a second so that polling clients do not turn every GET into a write. */
-#define HEARTBEAT_CTE(where) \
-    "WITH hb AS (UPDATE sessions SET last_heartbeat_at = now() WHERE " where \
-    " AND NOT deleted AND heartbeat_timeout_s > 0 AND ended_at IS NULL" \
-    " AND last_heartbeat_at < now() - interval '1 second' RETURNING 1) "
+/* Whether this per-session request must record a heartbeat: only for sessions that asked for
+ * one, and at most once a second, so that polling clients do not turn every GET into a write. */
+#define HEARTBEAT_DUE \
+    ", s.heartbeat_timeout_s > 0 AND s.ended_at IS NULL" \
+    " AND s.last_heartbeat_at < now() - interval '1 second'"
 
 #define STATEMENT_COLS "id, code, state, output, progress, started, completed"
 #define EPOCH_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
@@ -32,13 +31,10 @@ static const char *const query_sql[Q__COUNT] = {
     [Q_VERSION] = "SELECT coalesce(max(version), 0) FROM livy_schema_version",
 
     [Q_SESSION_BY_ID] =
-        HEARTBEAT_CTE("id = $1")
         "SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
         " FROM sessions s WHERE s.id = $1 AND NOT s.deleted",
 
     [Q_SESSION_BY_NAME] =
-        HEARTBEAT_CTE("id = (SELECT id FROM sessions WHERE name = $1 AND NOT deleted"
-                      " ORDER BY ended_at IS NULL DESC, id DESC LIMIT 1)")
         "SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
         " FROM sessions s WHERE s.name = $1 AND NOT s.deleted"
         " ORDER BY s.ended_at IS NULL DESC, s.id DESC LIMIT 1",
@@ -80,6 +76,9 @@ static const char *const query_sql[Q__COUNT] = {
         " RETURNING id),"
         " n AS (SELECT pg_notify('livy_sessions', id::text) FROM u)"
         " SELECT count(*) FROM n",
+
+    [Q_SESSION_HEARTBEAT] =
+        "UPDATE sessions SET last_heartbeat_at = now() WHERE id = $1 AND ended_at IS NULL",
 
     [Q_SESSION_ACTIVITY] =
         "UPDATE sessions SET last_activity_at = now() WHERE id = $1 AND NOT deleted",

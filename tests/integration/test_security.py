@@ -49,22 +49,17 @@ def htpasswd(work_dir):
     return path
 
 
-def shipped_error_documents_in_location() -> list[str]:
-    lines, inside = [], False
-    for line in (h.ROOT / "conf" / "livy.conf").read_text().splitlines():
-        text = line.strip()
-        if re.match(r"(?i)<Location\b", text):
-            inside = True
-        elif re.match(r"(?i)</Location>", text):
-            inside = False
-        elif inside and re.match(r"(?i)ErrorDocument\s", text):
-            lines.append(text)
+def shipped_error_documents() -> list[str]:
+    """The ErrorDocument lines conf/livy.conf ships (they point httpd's errors into the mount)."""
+    lines = [line.strip() for line in (h.ROOT / "conf" / "livy.conf").read_text().splitlines()
+             if re.match(r"(?i)\s*ErrorDocument\s", line)]
+    assert lines, "conf/livy.conf ships no ErrorDocument lines"
     return lines
 
 
 def security_conf(htpasswd) -> str:
     m = h.HTTPD_MODULES
-    errdocs = "\n".join(f"    {line}" for line in shipped_error_documents_in_location())
+    errdocs = "\n".join(f"    {line}" for line in shipped_error_documents())
 
     def mount(path, extra):
         # httpd redirects the ErrorDocument into the same mount, so that the error page does not
