@@ -193,17 +193,28 @@ static int can_view_row(const livy_api_config_t *cfg, const livy_api_request_t *
                                 col(res, row, c0 + SC_PROXY_USER));
 }
 
+/* Reads the paging parameters `from` and `size` (at least size_min; the log allows negative). Returns the
+ * parsed query, or NULL with a 400 in resp. */
+static apr_table_t *paging(const livy_api_request_t *req, int64_t from_default,
+                           int64_t size_default, int64_t size_min, int64_t *from, int64_t *size,
+                           apr_pool_t *p, livy_api_response_t *resp)
+{
+    const char *err;
+    apr_table_t *qp = livy_params_parse(req->query, p, &err);
+    if (!qp || livy_param_int(qp, "from", from_default, 0, from, p, &err) != 0
+        || livy_param_int(qp, "size", size_default, size_min, size, p, &err) != 0) {
+        livy_api_error(resp, p, 400, err);
+        return NULL;
+    }
+    return qp;
+}
+
 static void list_sessions(const livy_api_config_t *cfg, const livy_api_request_t *req,
                           livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
 {
-    const char *err;
-    apr_table_t *params = livy_params_parse(req->query, p, &err);
     int64_t from, size;
-    if (!params || livy_param_int(params, "from", 0, 0, &from, p, &err) != 0
-        || livy_param_int(params, "size", SESSIONS_PAGE_DEFAULT, 0, &size, p, &err) != 0) {
-        livy_api_error(resp, p, 400, err);
+    if (!paging(req, 0, SESSIONS_PAGE_DEFAULT, 0, &from, &size, p, resp))
         return;
-    }
     const char *qp[2] = {apr_psprintf(p, "%" APR_INT64_T_FMT, from),
                          apr_psprintf(p, "%" APR_INT64_T_FMT, size)};
     PGresult *res = livy_store_exec(c, Q_SESSIONS_PAGE, 2, qp);
@@ -376,14 +387,10 @@ static void create_statement(const livy_api_config_t *cfg, const livy_api_reques
 static void list_statements(const livy_api_request_t *req, PGresult *session, livy_conn_t *c,
                             apr_pool_t *p, livy_api_response_t *resp)
 {
-    const char *err;
-    apr_table_t *qp = livy_params_parse(req->query, p, &err);
     int64_t from, size;
-    if (!qp || livy_param_int(qp, "from", 0, 0, &from, p, &err) != 0
-        || livy_param_int(qp, "size", -1, 0, &size, p, &err) != 0) {
-        livy_api_error(resp, p, 400, err);
+    apr_table_t *qp = paging(req, 0, -1, 0, &from, &size, p, resp);
+    if (!qp)
         return;
-    }
     const char *order = apr_table_get(qp, "order");
     if (order && strcmp(order, "desc") != 0 && strcmp(order, "asc") != 0) {
         livy_api_error(resp, p, 400, apr_psprintf(p, "Query parameter 'order' must be 'asc' or "
@@ -474,14 +481,9 @@ static void cancel_statement(const livy_api_request_t *req, const livy_route_t *
 static void get_log(const livy_api_request_t *req, PGresult *session, livy_conn_t *c,
                     apr_pool_t *p, livy_api_response_t *resp)
 {
-    const char *err;
-    apr_table_t *qp = livy_params_parse(req->query, p, &err);
     int64_t from, size;
-    if (!qp || livy_param_int(qp, "from", -1, 0, &from, p, &err) != 0
-        || livy_param_int(qp, "size", LOG_PAGE_DEFAULT, -LIVY_PARAM_MAX, &size, p, &err) != 0) {
-        livy_api_error(resp, p, 400, err);
+    if (!paging(req, -1, LOG_PAGE_DEFAULT, -LIVY_PARAM_MAX, &from, &size, p, resp))
         return;
-    }
     const char *id = PQgetvalue(session, 0, SC_ID);
     const char *tp[1] = {id};
     PGresult *res = livy_store_exec(c, Q_LOG_TOTAL, 1, tp);

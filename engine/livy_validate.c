@@ -316,6 +316,38 @@ int livy_validate_session_create(const char *body, size_t len, const livy_valida
     return 0;
 }
 
+/* `code`: a string, at most max_bytes long when max_bytes > 0. */
+static int want_code(json_t *v, apr_size_t max_bytes, const char **out, apr_pool_t *p,
+                     const char **errmsg)
+{
+    if (!json_is_string(v)) {
+        *errmsg = apr_psprintf(p, "Field 'code' must be a string, not %s.", type_name(v));
+        return -1;
+    }
+    if (max_bytes && json_string_length(v) > max_bytes) {
+        *errmsg = apr_psprintf(p, "Field 'code' is %" APR_SIZE_T_FMT " bytes, over the limit of %"
+                               APR_SIZE_T_FMT " bytes.", json_string_length(v), max_bytes);
+        return -1;
+    }
+    *out = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    return 0;
+}
+
+/* A statement's `kind`: canonical, or NULL when null. */
+static int want_statement_kind(json_t *v, const char **out, apr_pool_t *p, const char **errmsg)
+{
+    const char *kind;
+    if (want_string(v, "kind", &kind, p, errmsg) != 0)
+        return -1;
+    *out = NULL;
+    if (kind && !(*out = livy_kind_canonical(kind, 0))) {
+        *errmsg = apr_psprintf(p, "Unknown statement kind '%s': use spark, pyspark, sparkr or "
+                               "sql.", kind);
+        return -1;
+    }
+    return 0;
+}
+
 int livy_validate_statement_create(const char *body, size_t len,
                                    const livy_validate_opts_t *opts, apr_pool_t *p,
                                    livy_statement_req_t *out, const char **errmsg)
@@ -328,29 +360,11 @@ int livy_validate_statement_create(const char *body, size_t len,
     json_t *v;
     json_object_foreach(root, key, v) {
         if (!strcmp(key, "code")) {
-            if (!json_is_string(v)) {
-                *errmsg = apr_psprintf(p, "Field 'code' must be a string, not %s.", type_name(v));
+            if (want_code(v, opts ? opts->max_code_bytes : 0, &out->code, p, errmsg) != 0)
                 return -1;
-            }
-            out->code = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
-            if (opts && opts->max_code_bytes && json_string_length(v) > opts->max_code_bytes) {
-                *errmsg = apr_psprintf(p, "Field 'code' is %" APR_SIZE_T_FMT " bytes, over the limit of %"
-                                       APR_SIZE_T_FMT " bytes.", json_string_length(v),
-                                       opts->max_code_bytes);
-                return -1;
-            }
         } else if (!strcmp(key, "kind")) {
-            const char *kind;
-            if (want_string(v, key, &kind, p, errmsg) != 0)
+            if (want_statement_kind(v, &out->kind, p, errmsg) != 0)
                 return -1;
-            if (kind) {
-                out->kind = livy_kind_canonical(kind, 0);
-                if (!out->kind) {
-                    *errmsg = apr_psprintf(p, "Unknown statement kind '%s': use spark, pyspark, "
-                                           "sparkr or sql.", kind);
-                    return -1;
-                }
-            }
         } else {
             *errmsg = apr_psprintf(p, "Unknown field '%s' in the statement request.", key);
             return -1;
@@ -375,20 +389,11 @@ int livy_validate_completion(const char *body, size_t len, apr_pool_t *p,
     json_t *v;
     json_object_foreach(root, key, v) {
         if (!strcmp(key, "code")) {
-            if (!json_is_string(v)) {
-                *errmsg = apr_psprintf(p, "Field 'code' must be a string, not %s.", type_name(v));
+            if (want_code(v, 0, &out->code, p, errmsg) != 0)
                 return -1;
-            }
-            out->code = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
         } else if (!strcmp(key, "kind")) {
-            const char *kind;
-            if (want_string(v, key, &kind, p, errmsg) != 0)
+            if (want_statement_kind(v, &out->kind, p, errmsg) != 0)
                 return -1;
-            if (kind && !(out->kind = livy_kind_canonical(kind, 0))) {
-                *errmsg = apr_psprintf(p, "Unknown statement kind '%s': use spark, pyspark, "
-                                       "sparkr or sql.", kind);
-                return -1;
-            }
         } else if (!strcmp(key, "cursor")) {
             if (!json_is_integer(v) || json_integer_value(v) < 0) {
                 *errmsg = "Field 'cursor' must be a non-negative integer.";
