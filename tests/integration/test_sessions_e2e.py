@@ -426,8 +426,9 @@ def test_progress_and_session_busy_then_idle(e2e, main):
     sid = main["id"]
     code = ("import time\n"
             "sc.parallelize(range(12), 12).map(lambda v: time.sleep(0.4) or v).sum()")
+    e2e.wait_session(sid, "idle", timeout=15)
     st = e2e.submit(sid, code)
-    progress, session_states = [], []
+    progress, session_states = [], ["idle"]
     deadline = time.monotonic() + 120
     while True:
         cur = e2e.statement(sid, st["id"])
@@ -444,7 +445,7 @@ def test_progress_and_session_busy_then_idle(e2e, main):
     assert all(0.0 <= p <= 1.0 for p in progress)
     assert any(0.0 < p < 1.0 for p in progress), progress  # Spark's task progress shows through
     assert progress == sorted(progress), progress
-    assert "busy" in session_states, session_states
+    assert session_states[:2] == ["idle", "busy"] and set(session_states) == {"idle", "busy"}, session_states
     # Back to idle promptly after the last statement.
     t = time.monotonic()
     e2e.wait_session(sid, "idle", timeout=10, interval=0.05)
