@@ -45,6 +45,7 @@ import numbers
 import os
 import re
 import rlcompleter
+import shlex
 import signal
 import socket
 import sys
@@ -454,6 +455,7 @@ class ReplDriver:
         self.session_id = args.session_id
         self.socket_path = args.socket
         self.conf_path = args.conf_file
+        self.proxy_user = None
         self.session_kind = KIND_ALIASES.get(args.kind, args.kind)
         self.log_path = args.log_file
         self.pid_path = os.path.join(
@@ -986,6 +988,8 @@ class ReplDriver:
             self.sql_row_cap = conf["sql_row_cap"]
         if isinstance(conf.get("cancel_kill_after_seconds"), (int, float)):
             self.cancel_kill_after_s = float(conf["cancel_kill_after_seconds"])
+        if isinstance(conf.get("proxy_user"), str) and conf["proxy_user"]:
+            self.proxy_user = conf["proxy_user"]
         return {str(key): str(value) for key, value in (conf.get("spark") or {}).items()}
 
     def relay_jvm_output(self, read_fd):
@@ -1005,6 +1009,12 @@ class ReplDriver:
         if "PYSPARK_PYTHON" not in os.environ and "spark.pyspark.python" not in spark_settings:
             os.environ["PYSPARK_PYTHON"] = sys.executable
         os.environ.setdefault("MPLBACKEND", "Agg")  # %matplot renders without a display
+        if self.proxy_user:
+            # spark-submit's --proxy-user: the driver's work (HDFS, YARN) runs as that user; on a
+            # Kerberos cluster the supervisor's own principal must be allowed to impersonate.
+            submit_args = os.environ.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell")
+            os.environ["PYSPARK_SUBMIT_ARGS"] = ("--proxy-user %s %s"
+                                                 % (shlex.quote(self.proxy_user), submit_args))
 
         conf = SparkConf()
         conf.setAll(list(spark_settings.items()))

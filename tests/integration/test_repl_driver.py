@@ -579,3 +579,13 @@ def test_statement_that_ignores_cancel_gets_the_child_replaced(child_factory):
     fatal = child.wait_for(lambda m: m["type"] == "fatal", 10)
     assert "did not stop" in fatal["msg"]
     assert child.wait_exit(30) != 0
+
+
+def test_proxy_user_runs_the_driver_as_that_user(child_factory):
+    """The session's proxy user reaches Spark with spark-submit's --proxy-user semantics."""
+    child = child_factory(spark_settings=LIGHT_SPARK_SETTINGS, extra_conf={"proxy_user": "alice"})
+    assert child.wait_ready()["type"] == "ready"
+    statement_id = child.execute("sc.sparkUser()")
+    result = child.result_of(statement_id)
+    assert result["output"]["data"]["text/plain"] == "'alice'", result
+    assert result["started"] > 0 and result["completed"] >= result["started"]
