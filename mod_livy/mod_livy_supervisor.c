@@ -30,6 +30,7 @@ typedef struct {
     apr_proc_t *proc;
     apr_time_t started;
     int delay;              /* seconds to wait before the next start */
+    int registered;         /* registered as APR's other child (unregistering twice crashes) */
 } supervisor_t;
 
 static void supervisor_maintenance(int reason, void *data, apr_wait_t status);
@@ -84,6 +85,7 @@ static apr_status_t supervisor_spawn(supervisor_t *sv)
         return rv;
     sv->started = apr_time_now();
     apr_proc_other_child_register(sv->proc, supervisor_maintenance, sv, NULL, sv->pool);
+    sv->registered = 1;
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, sv->s,
                  "livy: started livy-supervisor (pid %" APR_PID_T_FMT ")%s", sv->proc->pid,
                  sv->delay > 0 ? apr_psprintf(sv->pool, " after a %d s delay", sv->delay) : "");
@@ -96,7 +98,8 @@ static void supervisor_maintenance(int reason, void *data, apr_wait_t status)
     switch (reason) {
     case APR_OC_REASON_DEATH:
     case APR_OC_REASON_LOST:
-        apr_proc_other_child_unregister(sv);
+        if (sv->registered)
+            apr_proc_other_child_unregister(sv);
         if (mpm_is_stopping() || !sv->proc)
             break;
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sv->s,
@@ -113,8 +116,12 @@ static void supervisor_maintenance(int reason, void *data, apr_wait_t status)
             sv->proc = NULL;
         }
         break;
-    case APR_OC_REASON_RESTART:
     case APR_OC_REASON_UNREGISTER:
+        /* Called by every unregistration, ours or the pool cleanup APR registered with it,
+         * which runs before supervisor_stop once a respawn has registered anew. */
+        sv->registered = 0;
+        break;
+    case APR_OC_REASON_RESTART:
         /* The configuration pool cleanup below stops it. */
         break;
     default:
@@ -131,7 +138,8 @@ static apr_status_t supervisor_stop(void *data)
         return APR_SUCCESS;
     apr_proc_t *proc = sv->proc;
     sv->proc = NULL;
-    apr_proc_other_child_unregister(sv);
+    if (sv->registered)
+        apr_proc_other_child_unregister(sv);
     apr_proc_kill(proc, SIGTERM);
     apr_time_t deadline = apr_time_now() + STOP_WAIT;
     int code;
