@@ -142,7 +142,8 @@ static const struct {
         "   AND created_at < now() - coalesce(ttl_ms, $3::bigint) * interval '1 millisecond' "
         "   THEN 'ttl' "
         "  WHEN heartbeat_timeout_s > 0 "
-        "   AND last_heartbeat_at < now() - heartbeat_timeout_s * interval '1 second' "
+        /* the module records a heartbeat at most once a second: allow that second */
+        "   AND last_heartbeat_at < now() - (heartbeat_timeout_s + 1) * interval '1 second' "
         "   THEN 'heartbeat' "
         "  WHEN state = 'idle' AND coalesce(idle_timeout_ms, $2::bigint) > 0 "
         "   AND last_activity_at < now() - coalesce(idle_timeout_ms, $2::bigint) "
