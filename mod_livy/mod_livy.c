@@ -210,19 +210,25 @@ static int livy_handler(request_rec *r)
     return OK;
 }
 
-/* Livy URLs name no files: skip the core's directory and file walk (stat calls for every
- * path segment), as mod_proxy does for proxied URLs. The early location walk has already merged
- * the <Location> that says `SetHandler livy`. */
-static int livy_map_to_storage(request_rec *r)
+/* Livy URLs name no files: skip the core's directory and file walk (a stat and an .htaccess
+ * probe for every path segment), as mod_proxy does for proxied URLs. Only translate_name sees
+ * the early location walk's config (httpd resets it before map_to_storage), so the decision
+ * is taken there and acted on in map_to_storage. */
+static int livy_translate_name(request_rec *r)
 {
     core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
-    if (!core || !core->expr_handler)
-        return DECLINED;
-    const char *err = NULL;
-    const char *handler = ap_expr_str_exec(r, core->expr_handler, &err);
-    if (err || !handler || strcmp(handler, "livy") != 0)
-        return DECLINED;
-    return OK;
+    if (core && core->expr_handler) {
+        const char *err = NULL;
+        const char *handler = ap_expr_str_exec(r, core->expr_handler, &err);
+        if (!err && handler && !strcmp(handler, "livy"))
+            ap_set_module_config(r->request_config, &livy_module, (void *)1);
+    }
+    return DECLINED;
+}
+
+static int livy_map_to_storage(request_rec *r)
+{
+    return ap_get_module_config(r->request_config, &livy_module) ? OK : DECLINED;
 }
 
 static void livy_child_init(apr_pool_t *pchild, server_rec *s)
@@ -234,6 +240,7 @@ static void livy_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(livy_supervisor_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(livy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(livy_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(livy_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(livy_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
