@@ -1,13 +1,11 @@
 """The body of scripts/bench-api (see there). Uses the integration harness to start servers."""
 
 import argparse
-import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 

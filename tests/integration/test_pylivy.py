@@ -10,7 +10,7 @@ from livy import LivySession, SessionKind, SessionState, SparkRuntimeError
 from livy.models import OutputStatus
 
 import livy_harness as h
-from test_sessions_e2e import FAST_CONF, Client, finish_server, start_server
+from livy_client import FAST_CONF, Client, finish_server, start_server
 
 
 @pytest.fixture(scope="module")

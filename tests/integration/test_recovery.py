@@ -15,7 +15,7 @@ import time
 import pytest
 
 import livy_harness as h
-from test_sessions_e2e import FAST_CONF, Client, finish_server, start_server
+from livy_client import FAST_CONF, Client, finish_server, start_server
 
 SLOW_STATEMENT = "import time; time.sleep(8); 42"
 
