@@ -123,7 +123,13 @@ static PGresult *lookup_session(const livy_route_t *r, livy_conn_t *c, apr_pool_
                                 livy_api_response_t *resp)
 {
     PGresult *res;
-    if (r->session_id >= 0) {
+    if (r->session_id >= 0 && r->route == LIVY_ROUTE_STATEMENT && r->statement_id >= 0
+        && r->statement_id <= 2147483647) {
+        /* the statement comes along, in the columns after the session's */
+        const char *params[2] = {apr_psprintf(p, "%" APR_INT64_T_FMT, r->session_id),
+                                 apr_psprintf(p, "%" APR_INT64_T_FMT, r->statement_id)};
+        res = livy_store_exec(c, Q_SESSION_STATEMENT, 2, params);
+    } else if (r->session_id >= 0) {
         const char *params[1] = {apr_psprintf(p, "%" APR_INT64_T_FMT, r->session_id)};
         res = livy_store_exec(c, Q_SESSION_BY_ID, 1, params);
     } else {
@@ -439,6 +445,14 @@ static void get_statement(const livy_route_t *r, PGresult *session, livy_conn_t 
         return;
     const char *params[2] = {PQgetvalue(session, 0, SC_ID),
                              apr_psprintf(p, "%" APR_INT64_T_FMT, r->statement_id)};
+    if (PQnfields(session) > SC__COUNT) { /* the lookup brought the statement along */
+        if (PQgetisnull(session, 0, SC__COUNT + ST_ID))
+            livy_api_error(resp, p, 404, apr_psprintf(p, "Statement '%s' not found in session "
+                                                      "%s.", r->statement_ref, params[0]));
+        else
+            reply_json(resp, p, 200, livy_view_statement_at(session, 0, SC__COUNT));
+        return;
+    }
     PGresult *res = livy_store_exec(c, Q_STATEMENT_GET, 2, params);
     if (!ok_tuples(res)) {
         reply_db_failure(resp, c, res, p);

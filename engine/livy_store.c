@@ -34,6 +34,14 @@ static const char *const query_sql[Q__COUNT] = {
         "SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
         " FROM sessions s WHERE s.id = $1 AND NOT s.deleted",
 
+    /* GET /sessions/{id}/statements/{sid} in one round trip: the session (for the 404 and the
+     * access check) and, after its columns, the statement's, NULL when there is none. */
+    [Q_SESSION_STATEMENT] =
+        "SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
+        ", st.id, st.code, st.state, st.output, st.progress, st.started, st.completed"
+        " FROM sessions s LEFT JOIN statements st ON st.session_id = s.id AND st.id = $2"
+        " WHERE s.id = $1 AND NOT s.deleted",
+
     [Q_SESSION_BY_NAME] =
         "SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
         " FROM sessions s WHERE s.name = $1 AND NOT s.deleted"

@@ -9,6 +9,7 @@
 typedef enum {
     Q_VERSION = 0,
     Q_SESSION_BY_ID,
+    Q_SESSION_STATEMENT,
     Q_SESSION_BY_NAME,
     Q_SESSIONS_PAGE,
     Q_SESSION_INSERT,

@@ -61,16 +61,21 @@ json_t *livy_view_session(const PGresult *res, int row, int c, int show_log)
     return o;
 }
 
-json_t *livy_view_statement(const PGresult *res, int row)
+json_t *livy_view_statement_at(const PGresult *res, int row, int c)
 {
     json_t *o = json_object();
-    const char *progress = text_or_null(res, row, ST_PROGRESS);
-    json_object_set_new(o, "id", integer(res, row, ST_ID));
-    json_object_set_new(o, "code", str(res, row, ST_CODE));
-    json_object_set_new(o, "state", str(res, row, ST_STATE));
-    json_object_set_new(o, "output", stored(res, row, ST_OUTPUT, json_null()));
+    const char *progress = text_or_null(res, row, c + ST_PROGRESS);
+    json_object_set_new(o, "id", integer(res, row, c + ST_ID));
+    json_object_set_new(o, "code", str(res, row, c + ST_CODE));
+    json_object_set_new(o, "state", str(res, row, c + ST_STATE));
+    json_object_set_new(o, "output", stored(res, row, c + ST_OUTPUT, json_null()));
     json_object_set_new(o, "progress", json_real(progress ? strtod(progress, NULL) : 0.0));
-    json_object_set_new(o, "started", integer(res, row, ST_STARTED));
-    json_object_set_new(o, "completed", integer(res, row, ST_COMPLETED));
+    json_object_set_new(o, "started", integer(res, row, c + ST_STARTED));
+    json_object_set_new(o, "completed", integer(res, row, c + ST_COMPLETED));
     return o;
+}
+
+json_t *livy_view_statement(const PGresult *res, int row)
+{
+    return livy_view_statement_at(res, row, 0);
 }

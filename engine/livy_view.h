@@ -12,4 +12,7 @@ json_t *livy_view_session(const PGresult *res, int row, int col0, int show_log);
 /* The statement object of row `row`. New reference. */
 json_t *livy_view_statement(const PGresult *res, int row);
 
+/* The same, from statement columns starting at column c. */
+json_t *livy_view_statement_at(const PGresult *res, int row, int c);
+
 #endif
