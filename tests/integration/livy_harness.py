@@ -299,6 +299,19 @@ class PgCluster:
         _run([SUPERVISOR, "--config", conf, "--migrate", "--database", self.conninfo(dbname)],
              "livy-supervisor --migrate")
 
+    def snapshot(self, dbname: str = "livy") -> dict:
+        """Every row the service writes: per table, the row count and a digest of the full
+        contents. Equal snapshots before and after a request show it changed nothing."""
+        tables = (("sessions", "id"), ("statements", "session_id, id"),
+                  ("session_log", "session_id, seq"), ("session_count", "listed"))
+        parts = []
+        for table, order in tables:
+            parts.append(f"(SELECT count(*) FROM {table})")
+            parts.append(f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY {order}), '')) "
+                         f"FROM {table} t)")
+        values = self.psql("SELECT " + ", ".join(parts), db=dbname)[0]
+        return {table: values[2 * i:2 * i + 2] for i, (table, _) in enumerate(tables)}
+
     def clear(self, dbname: str = "livy") -> None:
         """Removes all rows the service writes, between tests (sequences are not reset)."""
         self.psql("DELETE FROM statements; DELETE FROM session_log; DELETE FROM sessions; "

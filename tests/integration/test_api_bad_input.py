@@ -96,18 +96,6 @@ def world(table_server, clean_db):
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
 
 
-def snapshot(pg) -> dict:
-    """Every row the service writes: per table, the row count and a digest of the full contents."""
-    tables = (("sessions", "id"), ("statements", "session_id, id"), ("session_log", "session_id, seq"),
-              ("session_count", "listed"))
-    parts = []
-    for table, order in tables:
-        parts.append(f"(SELECT count(*) FROM {table})")
-        parts.append(f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY {order}), '')) FROM {table} t)")
-    values = pg.psql("SELECT " + ", ".join(parts))[0]
-    return {table: values[2 * i:2 * i + 2] for i, (table, _) in enumerate(tables)}
-
-
 # ------------------------------------------------------------------ raw HTTP
 
 
@@ -386,7 +374,7 @@ case("route-unknown-bad-utf8", "GET", "/%FF%FE", status=404, words=())
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_bad_request(table_server, world, c: Case):
     path = c.path.format(**world)
-    before = snapshot(table_server.db)
+    before = table_server.db.snapshot()
     a = raw(table_server, c.method, path, c.body, c.headers, c.chunked)
     assert a.status == c.status, f"{c.method} {path}: expected {c.status}, got {a.status}: {a.body[:400]!r}"
     msg = assert_json_msg(a)
@@ -394,7 +382,7 @@ def test_bad_request(table_server, world, c: Case):
         assert w.lower() in msg.lower(), f"{w!r} not in {msg!r}"
     if c.allow:
         assert a.headers.get("Allow") == c.allow, a.headers
-    after = snapshot(table_server.db)
+    after = table_server.db.snapshot()
     changed = [t for t in before if before[t] != after[t]]
     assert not changed, f"the database changed: {changed}"
     # The server still answers normally afterwards.

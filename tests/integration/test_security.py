@@ -162,18 +162,6 @@ def post_code(srv, user, sid, code="1 + 1", mount=""):
     return st
 
 
-def snapshot(pg) -> dict:
-    """Every row the service writes: per table, the row count and a digest of the full contents."""
-    tables = (("sessions", "id"), ("statements", "session_id, id"), ("session_log", "session_id, seq"),
-              ("session_count", "listed"))
-    parts = []
-    for table, order in tables:
-        parts.append(f"(SELECT count(*) FROM {table})")
-        parts.append(f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY {order}), '')) FROM {table} t)")
-    values = pg.psql("SELECT " + ", ".join(parts))[0]
-    return {table: values[2 * i:2 * i + 2] for i, (table, _) in enumerate(tables)}
-
-
 def alices_session(srv):
     """alice's pyspark session with two statements and three log lines."""
     s = create(srv, "alice", {"kind": "pyspark", "name": "alices"})
@@ -214,7 +202,7 @@ def assert_can(srv, user, s, requests_):
 
 
 def test_no_credentials_is_401_from_httpd(srv):
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     for method, path in (("GET", "/sessions"), ("GET", "/version"), ("POST", "/sessions"),
                          ("GET", "/secure/sessions"), ("DELETE", "/sessions/0")):
         r = call(srv, None, method, path, json={} if method == "POST" else None)
@@ -223,19 +211,19 @@ def test_no_credentials_is_401_from_httpd(srv):
     # A wrong password and an unknown user are the same 401.
     refused(requests.get(srv.url + "/sessions", auth=("alice", "wrong"), timeout=30), 401)
     refused(requests.get(srv.url + "/sessions", auth=("mallory", "x"), timeout=30), 401)
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
 
 
 def test_a_user_outside_the_allowed_list_is_403(srv):
     s = alices_session(srv)
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     for method, path, body in [("GET", "/version", None), ("GET", "/sessions", None),
                                ("POST", "/sessions", {}), ("GET", f"/sessions/{s['id']}", None),
                                ("GET", f"/sessions/{s['id']}/state", None),
                                ("POST", f"/sessions/{s['id']}/statements", {"code": "1", "kind": "sql"}),
                                ("DELETE", f"/sessions/{s['id']}", None)]:
         refused(call(srv, "dave", method, path, json=body), 403, "dave")
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
 
 
 @pytest.mark.parametrize("user", ["alice", "bob", "carol", "erin", "frank"])
@@ -262,10 +250,10 @@ def test_owner_is_the_authenticated_user(srv):
 
 def test_another_user_cannot_view_or_modify_a_session(srv):
     s = alices_session(srv)
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     for method, path, body in VIEW_REQUESTS + MODIFY_REQUESTS:
         refused(call(srv, "bob", method, path.format(id=s["id"]), json=body), 403, "bob")
-    assert snapshot(srv.db) == before, "a refused request changed the database"
+    assert srv.db.snapshot() == before, "a refused request changed the database"
     # Nothing was cancelled, stopped or deleted.
     st = ok(call(srv, "alice", "GET", f"/sessions/{s['id']}/statements"))
     assert [x["state"] for x in st["statements"]] == ["waiting", "waiting"] and st["total_statements"] == 2
@@ -323,11 +311,11 @@ def test_the_proxy_user_can_act_on_the_session(srv):
     assert st["id"] == 1
     assert ok(call(srv, "bob", "POST", f"/sessions/{s['id']}/statements/0/cancel")) == {"msg": "canceled"}
     assert ok(call(srv, "bob", "POST", f"/sessions/{s['id']}/connect"))["id"] == s["id"]
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     refused(call(srv, "alice", "GET", f"/sessions/{s['id']}/log"), 403, "alice")
     refused(call(srv, "alice", "POST", f"/sessions/{s['id']}/statements", json={"code": "x", "kind": "sql"}), 403)
     refused(call(srv, "alice", "DELETE", f"/sessions/{s['id']}"), 403)
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
     assert ok(call(srv, "bob", "DELETE", f"/sessions/{s['id']}")) == {"msg": "deleted"}
 
 
@@ -339,10 +327,10 @@ def test_view_users_may_view_but_not_modify(srv):
     assert ok(call(srv, "erin", "GET", f"/sessions/{s['id']}"))["log"] == ["l0", "l1", "l2"]
     assert {x["id"]: x["log"] for x in ok(call(srv, "erin", "GET", "/sessions"))["sessions"]} == \
         {s["id"]: ["l0", "l1", "l2"]}
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     for method, path, body in MODIFY_REQUESTS:
         refused(call(srv, "erin", method, path.format(id=s["id"]), json=body), 403, "erin")
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
 
 
 def test_modify_users_may_view_and_modify(srv):
@@ -360,10 +348,10 @@ def test_modify_users_may_view_and_modify(srv):
 @pytest.mark.parametrize("header_value", ["x", "sparkmagic", "1"])
 def test_csrf_is_enforced_when_on(srv, header_value):
     hdr = {"X-Requested-By": header_value}
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     msg = refused(call(srv, "alice", "POST", "/csrf/sessions", json={"kind": "sql"}), 400)
     assert "X-Requested-By" in msg
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
     r = call(srv, "alice", "POST", "/csrf/sessions", json={"kind": "sql"}, headers=hdr)
     s = ok(r, 201)
     assert r.headers["Location"] == f"/csrf/sessions/{s['id']}"
@@ -372,7 +360,7 @@ def test_csrf_is_enforced_when_on(srv, header_value):
     assert call(srv, "alice", "HEAD", f"/csrf/sessions/{s['id']}").status_code == 200
     assert ok(call(srv, "alice", "GET", "/csrf/sessions"))["total"] == 1
     # Every other method does.
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     for method, path, body in (("POST", f"/csrf/sessions/{s['id']}/statements", {"code": "SELECT 1"}),
                                ("POST", f"/csrf/sessions/{s['id']}/stop", None),
                                ("POST", f"/csrf/sessions/{s['id']}/connect", None),
@@ -380,7 +368,7 @@ def test_csrf_is_enforced_when_on(srv, header_value):
                                 {"code": "x", "kind": "sql", "cursor": 1}),
                                ("DELETE", f"/csrf/sessions/{s['id']}", None)):
         assert "X-Requested-By" in refused(call(srv, "alice", method, path, json=body), 400)
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
     st = ok(call(srv, "alice", "POST", f"/csrf/sessions/{s['id']}/statements", json={"code": "SELECT 1"},
                  headers=hdr), 201)
     assert ok(call(srv, "alice", "POST", f"/csrf/sessions/{s['id']}/statements/{st['id']}/cancel",
@@ -413,17 +401,17 @@ def test_impersonation_without_a_proxy_user_is_the_owner(srv):
 
 @pytest.mark.parametrize("via", ["body", "doAs"])
 def test_impersonating_someone_else_is_403_naming_both(srv, via):
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     if via == "body":
         r = call(srv, "alice", "POST", "/sessions", json={"proxyUser": "bob"})
     else:
         r = call(srv, "alice", "POST", "/sessions?doAs=bob", json={})
     msg = refused(r, 403, "alice", "bob")
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
     # erin and frank (view/modify users) are no superusers either.
     for user in ("erin", "frank"):
         refused(call(srv, user, "POST", "/sessions?doAs=carol", json={}), 403, user, "carol")
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
     assert msg
 
 
@@ -516,10 +504,10 @@ def test_a_mount_needs_no_livy_directive_of_its_own(livy_server, clean_db, mpm, 
 
 def test_max_sessions_per_user_is_429(srv):
     a = [create(srv, "alice", mount="/limits") for _ in range(2)]
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     msg = refused(call(srv, "alice", "POST", "/limits/sessions", json={}), 429, "alice")
     assert "2" in msg
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
     # Others have their own share.
     create(srv, "bob", mount="/limits")
     create(srv, "bob", mount="/limits")
@@ -536,11 +524,11 @@ def test_max_sessions_per_user_is_429(srv):
 
 def test_max_starting_sessions_is_429(srv):
     made = [create(srv, u, mount="/burst") for u in ("alice", "bob", "carol")]
-    before = snapshot(srv.db)
+    before = srv.db.snapshot()
     for user in ("alice", "frank"):
         msg = refused(call(srv, user, "POST", "/burst/sessions", json={}), 429)
         assert "3" in msg and "starting" in msg.lower(), msg
-    assert snapshot(srv.db) == before
+    assert srv.db.snapshot() == before
     # Once one is up, there is room again.
     srv.db.psql(f"UPDATE sessions SET state = 'idle' WHERE id = {made[0]['id']}")
     create(srv, "alice", mount="/burst")
