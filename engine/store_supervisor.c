@@ -12,7 +12,7 @@
     "id, kind, name, proxy_user, driver_memory, driver_cores, executor_memory, executor_cores, " \
     "num_executors, queue, conf::text, jars::text, py_files::text, files::text, "               \
     "archives::text, state, repl_pid, repl_socket, stop_requested, app_id, "                    \
-    "ended_at IS NOT NULL"
+    "ended_at IS NOT NULL, owner"
 
 /* The session's next state once a statement settles: busy while anything else waits or runs. */
 #define NEXT_STATE_EXCEPT(stmt_param)                                                     \
@@ -273,6 +273,7 @@ static apr_array_header_t *session_rows(PGresult *res, apr_pool_t *p)
         s->id = i64_col(res, r, 0);
         s->kind = text_or_null(res, r, 1, p);
         s->name = text_or_null(res, r, 2, p);
+        s->owner = text_or_null(res, r, 21, p);
         s->proxy_user = text_or_null(res, r, 3, p);
         s->driver_memory = text_or_null(res, r, 4, p);
         s->driver_cores = int_col(res, r, 5);

@@ -13,6 +13,7 @@ typedef struct store_sv_session {
     const char *kind;
     const char *name;            /* NULL when unset, like every optional text below */
     const char *proxy_user;
+    const char *owner;           /* NULL for an anonymous session */
     const char *driver_memory;
     int driver_cores;            /* 0 when unset, like the other counts */
     const char *executor_memory;

@@ -54,31 +54,31 @@ static apr_status_t supervisor_spawn(supervisor_t *sv)
         || (rv = apr_procattr_detach_set(attr, 0)) != APR_SUCCESS
         || (rv = apr_procattr_child_errfn_set(attr, NULL)) != APR_SUCCESS)
         return rv;
+    /* As root it starts as root and drops to httpd's User/Group itself, keeping only what
+     * starting REPLs under their own accounts takes (livy-supervisor's `user`). */
+    const char *user_args[4] = {NULL};
     if (geteuid() == 0) {
-        /* Drop to httpd's User/Group as mod_cgid's daemon does. */
-        if ((rv = apr_procattr_user_set(attr, ap_unixd_config.user_name, NULL)) != APR_SUCCESS
-            || (rv = apr_procattr_group_set(attr, ap_unixd_config.group_name)) != APR_SUCCESS)
-            return rv;
+        user_args[0] = "--user";
+        user_args[1] = ap_unixd_config.user_name;
+        user_args[2] = "--group";
+        user_args[3] = ap_unixd_config.group_name;
     }
+    int n = 0;
+    argv = apr_pcalloc(sv->pool, 14 * sizeof *argv);
     if (sv->delay > 0) {
         /* Wait in the child, not in httpd's parent: a broken configuration must not spin. */
-        argv = apr_pcalloc(sv->pool, 10 * sizeof *argv);
-        argv[0] = "/bin/sh";
-        argv[1] = "-c";
-        argv[2] = "sleep \"$1\" && shift && exec \"$@\"";
-        argv[3] = "livy-supervisor-delay";
-        argv[4] = delay;
-        argv[5] = sv->binary;
-        argv[6] = "--config";
-        argv[7] = sv->config;
-        argv[8] = "--foreground";
-    } else {
-        argv = apr_pcalloc(sv->pool, 5 * sizeof *argv);
-        argv[0] = sv->binary;
-        argv[1] = "--config";
-        argv[2] = sv->config;
-        argv[3] = "--foreground";
+        argv[n++] = "/bin/sh";
+        argv[n++] = "-c";
+        argv[n++] = "sleep \"$1\" && shift && exec \"$@\"";
+        argv[n++] = "livy-supervisor-delay";
+        argv[n++] = delay;
     }
+    argv[n++] = sv->binary;
+    argv[n++] = "--config";
+    argv[n++] = sv->config;
+    argv[n++] = "--foreground";
+    for (int i = 0; i < 4 && user_args[i]; i++)
+        argv[n++] = user_args[i];
     sv->proc = apr_pcalloc(sv->pool, sizeof *sv->proc);
     rv = apr_proc_create(sv->proc, argv[0], argv, NULL, attr, sv->pool);
     if (rv != APR_SUCCESS)

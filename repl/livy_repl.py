@@ -4,13 +4,19 @@
 
 Run by the supervisor (see docs/repl-protocol.md)::
 
-    python livy_repl.py --session-id N --socket RUN_DIR/session-N.sock \\
-        --conf-file RUN_DIR/session-N.conf.json --kind KIND --log-file RUN_DIR/session-N.log
+    python livy_repl.py --session-id N --socket SESSION_DIR/repl.sock \\
+        --secret-fd 3 --conf-fd 4 --kind KIND
+
+The session's secret arrives on an inherited file descriptor (never in argv or the environment);
+every connection must prove it before anything else is read (docs/repl-protocol.md,
+"Authentication").
 
 Threads:
   * the main thread starts Spark, then runs statements one at a time (Python signal handlers only
     run there, which is what lets a cancel interrupt user code with KeyboardInterrupt);
-  * an acceptor thread and one reader thread per supervisor connection handle the control ops
+  * an acceptor thread hands each connection to a handshake thread; a connection that proves the
+    session's secret replaces the current one, anything else is closed without a reply;
+  * one reader thread per authenticated connection handles the control ops
     (execute, cancel, ack, complete, hello, shutdown), so a cancel is seen while a statement runs;
   * a reader thread relays the JVM's stdout/stderr as log lines;
   * a progress thread reports the running statement's Spark progress;
@@ -20,7 +26,8 @@ Choices the protocol leaves open:
   * ``execution_count`` is the statement id, as in Livy, whose REPL numbers both alike.
   * Messages are only sent on a connection after its ``hello``; until then log lines are buffered,
     and ``started``/``progress`` are dropped (the ``hello`` answer carries the running statement).
-  * The pid file is ``session-N.pid`` next to the socket.
+  * The supervisor writes the pid file; ``--pid-file`` makes the child write one itself (for
+    running it by hand, where no supervisor does).
   * The conf file may carry ``cancel_kill_after_seconds`` (default 30): when a cancelled statement
     has still not stopped after that long, the statement is reported cancelled, a ``fatal`` says
     the interpreter is stuck, and the child exits so the supervisor can replace it.
@@ -38,6 +45,8 @@ import builtins
 import collections
 import datetime
 import decimal
+import hashlib
+import hmac
 import io
 import json
 import math
@@ -45,6 +54,7 @@ import numbers
 import os
 import re
 import rlcompleter
+import secrets
 import shlex
 import signal
 import socket
@@ -54,7 +64,10 @@ import time
 import traceback
 import warnings
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+AUTH_TIMEOUT_S = 10.0  # a connection that has not proved the secret by then is closed
+MAX_AUTH_LINE_BYTES = 4096
+MAX_PENDING_HANDSHAKES = 8
 LOG_BUFFER_MAX_LINES = 10000
 JVM_TAIL_LINES = 40  # JVM output kept for a fatal message
 PROGRESS_INTERVAL_S = 0.25
@@ -455,12 +468,13 @@ class ReplDriver:
         self.session_id = args.session_id
         self.socket_path = args.socket
         self.conf_path = args.conf_file
+        self.conf_fd = args.conf_fd
+        self.secret = read_secret(args.secret_fd)
+        self.handshake_slots = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
         self.proxy_user = None
         self.session_kind = KIND_ALIASES.get(args.kind, args.kind)
         self.log_path = args.log_file
-        self.pid_path = os.path.join(
-            os.path.dirname(os.path.abspath(self.socket_path)), "session-%s.pid" % self.session_id
-        )
+        self.pid_path = args.pid_file
 
         # One reentrant lock guards all state and every socket write, so each message goes out
         # whole and hello's replay is not interleaved with new messages.
@@ -552,12 +566,14 @@ class ReplDriver:
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)  # left over by a child that died
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o077)  # only our user may talk to the REPL
+        # 0660: our account and the group of the session directory (the supervisor's, which
+        # makes it setgid) may connect; every connection must still prove the secret.
+        old_umask = os.umask(0o117)
         try:
             listener.bind(self.socket_path)
         finally:
             os.umask(old_umask)
-        listener.listen(4)
+        listener.listen(16)
         self.listener = listener
         threading.Thread(target=self.accept_loop, name="accept", daemon=True).start()
 
@@ -570,23 +586,93 @@ class ReplDriver:
                     return
                 time.sleep(0.1)
                 continue
-            connection.settimeout(SOCKET_SEND_TIMEOUT_S)
-            with self.lock:
-                previous, previous_reader = self.connection, self.connection_reader
-                self.connection = connection
-                self.connection_live = False
-                self.connection_reader = threading.Thread(
-                    target=self.read_loop, args=(connection, previous, previous_reader),
-                    name="control", daemon=True,
-                )
-                self.connection_reader.start()
-            if previous is not None:
-                # A new supervisor connection replaces the old one. Half-close only: what the
-                # old supervisor sent before it went (an ack, say) is still read and handled.
-                try:
-                    previous.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
+            if not self.handshake_slots.acquire(blocking=False):
+                self.log("rejected a connection on the REPL socket: %d connections are already "
+                         "proving the secret" % MAX_PENDING_HANDSHAKES)
+                connection.close()
+                continue
+            threading.Thread(target=self.handshake, args=(connection,), name="handshake",
+                             daemon=True).start()
+
+    def handshake(self, connection):
+        try:
+            refusal = self.authenticate(connection)
+        finally:
+            self.handshake_slots.release()
+        if refusal is not None:
+            self.log("rejected a connection on the REPL socket: %s" % refusal)
+            connection.close()  # without a reply
+            return
+        connection.settimeout(SOCKET_SEND_TIMEOUT_S)
+        with self.lock:
+            previous, previous_reader = self.connection, self.connection_reader
+            self.connection = connection
+            self.connection_live = False
+            self.connection_reader = threading.Thread(
+                target=self.read_loop, args=(connection, previous, previous_reader),
+                name="control", daemon=True,
+            )
+            self.connection_reader.start()
+        if previous is not None:
+            # A new supervisor connection replaces the old one. Half-close only: what the
+            # old supervisor sent before it went (an ack, say) is still read and handled.
+            try:
+                previous.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def authenticate(self, connection):
+        """The REPL's side of the handshake: None when the peer proved the session's secret (and
+        has our proof back), else why not."""
+        repl_nonce = secrets.token_hex(16)
+        deadline = time.monotonic() + AUTH_TIMEOUT_S
+        received = b""
+        try:
+            connection.settimeout(AUTH_TIMEOUT_S)
+            connection.sendall(encode_message(
+                {"type": "challenge", "protocol": PROTOCOL_VERSION, "nonce": repl_nonce}))
+            while b"\n" not in received:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise socket.timeout()
+                connection.settimeout(remaining)
+                chunk = connection.recv(MAX_AUTH_LINE_BYTES)
+                if not chunk:
+                    return "the peer closed the connection without proving the session's secret"
+                received += chunk
+                if len(received) > MAX_AUTH_LINE_BYTES:
+                    return "a first message longer than %d bytes" % MAX_AUTH_LINE_BYTES
+        except socket.timeout:
+            return "no proof of the session's secret within %.0f s" % AUTH_TIMEOUT_S
+        except OSError as error:
+            return "the connection failed during the handshake: %s" % error
+        line, rest = received.split(b"\n", 1)
+        try:
+            message = json.loads(line.decode("utf-8"))
+        except ValueError:
+            return "a first message that is not JSON"
+        if not isinstance(message, dict) or message.get("op") != "auth":
+            op = message.get("op") if isinstance(message, dict) else None
+            return "a first message that is not a proof of the session's secret (op %.40r)" % (op,)
+        if message.get("protocol") != PROTOCOL_VERSION:
+            return "protocol %.20r, this REPL speaks %d" % (message.get("protocol"),
+                                                             PROTOCOL_VERSION)
+        nonce, proof = message.get("nonce"), message.get("proof")
+        if not (isinstance(nonce, str) and re.fullmatch(r"[0-9a-f]{32}", nonce)
+                and isinstance(proof, str)):
+            return "a malformed proof"
+        expected = auth_proof(self.secret, "supervisor", self.session_id, repl_nonce, nonce)
+        if not hmac.compare_digest(expected, proof):
+            return "a wrong proof of the session's secret"
+        if rest.strip():
+            return "messages sent before the handshake ended"
+        try:
+            connection.sendall(encode_message(
+                {"type": "auth",
+                 "proof": auth_proof(self.secret, "repl", self.session_id, repl_nonce, nonce)}))
+        except OSError as error:
+            return "the connection failed during the handshake: %s" % error
+        return None
 
     def read_loop(self, connection, previous=None, previous_reader=None):
         if previous_reader is not None:
@@ -980,8 +1066,12 @@ class ReplDriver:
     # -- Spark --------------------------------------------------------------------------------
 
     def read_conf(self):
-        with open(self.conf_path, encoding="utf-8") as conf_file:
-            conf = json.load(conf_file)
+        if self.conf_fd is not None:
+            with os.fdopen(self.conf_fd, encoding="utf-8") as conf_file:
+                conf = json.load(conf_file)
+        else:
+            with open(self.conf_path, encoding="utf-8") as conf_file:
+                conf = json.load(conf_file)
         if isinstance(conf.get("output_max_bytes"), int):
             self.output_max_bytes = conf["output_max_bytes"]
         if isinstance(conf.get("sql_row_cap"), int) and conf["sql_row_cap"] >= 0:
@@ -1062,6 +1152,8 @@ class ReplDriver:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def write_pid_file(self):
+        if not self.pid_path:
+            return
         temporary = self.pid_path + ".tmp"
         with open(temporary, "w") as pid_file:
             pid_file.write("%d\n" % os.getpid())
@@ -1069,6 +1161,8 @@ class ReplDriver:
 
     def remove_files(self):
         for path in (self.socket_path, self.pid_path):
+            if not path:
+                continue
             try:
                 os.unlink(path)
             except OSError:
@@ -1137,7 +1231,10 @@ class ReplDriver:
         os._exit(exit_code)
 
     def main(self):
-        self.log_file = open(self.log_path, "a", encoding="utf-8")
+        if self.log_path:
+            self.log_file = open(self.log_path, "a", encoding="utf-8")
+        else:  # the supervisor points stderr at the session's log file
+            self.log_file = os.fdopen(os.dup(2), "w", encoding="utf-8")
         self.listen()
         self.write_pid_file()
         sys.stdout, sys.stderr = self.stdout, self.stderr
@@ -1208,13 +1305,38 @@ def install_sigint_handler(driver):
     signal.signal(signal.SIGINT, on_sigint)
 
 
+def read_secret(fd):
+    """The session's secret (hex), read once from an inherited descriptor, which is closed."""
+    with os.fdopen(fd, "rb") as secret_file:
+        text = secret_file.read(4096).decode("ascii", "replace").strip()
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < 32:
+        raise SystemExit("livy_repl: the secret on fd %d is not at least 32 bytes of hex" % fd)
+    return secret
+
+
+def auth_proof(secret, role, session_id, repl_nonce, supervisor_nonce):
+    """HMAC-SHA256 proof of the secret for one side of one handshake (docs/repl-protocol.md)."""
+    message = "livy-repl-auth %d %s %s %s %s" % (PROTOCOL_VERSION, role, session_id, repl_nonce,
+                                                 supervisor_nonce)
+    return hmac.new(secret, message.encode("ascii"), hashlib.sha256).hexdigest()
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description="mod_livy REPL child (docs/repl-protocol.md)")
     parser.add_argument("--session-id", required=True)
     parser.add_argument("--socket", required=True)
-    parser.add_argument("--conf-file", required=True)
+    parser.add_argument("--secret-fd", type=int, required=True,
+                        help="an inherited descriptor carrying the session's secret (hex)")
+    conf = parser.add_mutually_exclusive_group(required=True)
+    conf.add_argument("--conf-fd", type=int, help="an inherited descriptor carrying the settings")
+    conf.add_argument("--conf-file")
     parser.add_argument("--kind", default="pyspark")
-    parser.add_argument("--log-file", required=True)
+    parser.add_argument("--log-file", help="default: standard error")
+    parser.add_argument("--pid-file", help="written when given (the supervisor writes its own)")
     return parser.parse_args(argv)
 
 

@@ -2,6 +2,7 @@
  * Usage: livy-supervisor --config FILE [--foreground] [--migrate] [--database CONNINFO] */
 #include "livy_db.h"
 #include "sv.h"
+#include "sv_identity.h"
 #include "sv_log.h"
 
 #include <apr_general.h>
@@ -9,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +23,17 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: livy-supervisor --config FILE [--foreground] [--migrate] "
-            "[--database CONNINFO]\n"
+            "[--database CONNINFO] [--user USER [--group GROUP]]\n"
             "  --config FILE        the configuration file (key = value lines)\n"
             "  --foreground         stay in the foreground (for systemd and the module)\n"
             "  --migrate            apply the SQL migrations, print the schema version, exit\n"
-            "  --database CONNINFO  the libpq connection string (overrides `database`)\n");
+            "  --database CONNINFO  the libpq connection string (overrides `database`)\n"
+            "  --user USER          started as root: the account to run as (overrides `user`)\n"
+            "  --group GROUP        ... and its group (overrides `group`)\n");
 }
 
-/* mkdir -p, 0750 for what it creates. */
+/* mkdir -p, 0750 for what it creates (run_dir: the supervisor's own files and the sessions'
+ * directories, which only the supervisor may list). */
 static int make_dirs(const char *path, apr_pool_t *p)
 {
     char *copy = apr_pstrdup(p, path);
@@ -42,6 +48,33 @@ static int make_dirs(const char *path, apr_pool_t *p)
     if (mkdir(copy, 0750) != 0 && errno != EEXIST)
         return -1;
     return access(copy, W_OK | X_OK);
+}
+
+/* run_dir and run_dir/sessions, made (as root: for `user`) before privileges are dropped. */
+static int prepare_run_dir(const sv_config_t *cfg, apr_pool_t *p, const char **errmsg)
+{
+    const char *sessions = apr_pstrcat(p, cfg->run_dir, "/sessions", NULL);
+    if (make_dirs(cfg->run_dir, p) != 0 || (mkdir(sessions, 0700) != 0 && errno != EEXIST)) {
+        *errmsg = apr_psprintf(p, "run_dir %s is not a writable directory: %s", cfg->run_dir,
+                               strerror(errno));
+        return -1;
+    }
+    if (geteuid() != 0 || !cfg->user)
+        return 0;
+    struct passwd *pw = getpwnam(cfg->user);
+    struct group *gr = cfg->group ? getgrnam(cfg->group) : NULL;
+    if (!pw || (cfg->group && !gr)) {
+        *errmsg = apr_psprintf(p, "%s %s: no such account", pw ? "group" : "user",
+                               pw ? cfg->group : cfg->user);
+        return -1;
+    }
+    gid_t gid = gr ? gr->gr_gid : pw->pw_gid;
+    if (chown(cfg->run_dir, pw->pw_uid, gid) != 0 || chown(sessions, pw->pw_uid, gid) != 0) {
+        *errmsg = apr_psprintf(p, "cannot give run_dir %s to %s: %s", cfg->run_dir, cfg->user,
+                               strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static int migrate(const sv_config_t *cfg, apr_pool_t *p)
@@ -148,17 +181,21 @@ int main(int argc, char **argv)
         {"foreground", no_argument, NULL, 'f'},
         {"migrate", no_argument, NULL, 'm'},
         {"database", required_argument, NULL, 'd'},
+        {"user", required_argument, NULL, 'u'},
+        {"group", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *database = NULL;
+    const char *config_path = NULL, *database = NULL, *user = NULL, *group = NULL;
     int foreground = 0, do_migrate = 0, opt;
-    while ((opt = getopt_long(argc, argv, "c:fmd:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:fmd:u:g:h", options, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'f': foreground = 1; break;
         case 'm': do_migrate = 1; break;
         case 'd': database = optarg; break;
+        case 'u': user = optarg; break;
+        case 'g': group = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -182,6 +219,10 @@ int main(int argc, char **argv)
     }
     if (database)
         cfg->database = database;
+    if (user)
+        cfg->user = user;
+    if (group)
+        cfg->group = group;
     if (do_migrate) {
         if (!cfg->database) {
             fprintf(stderr, "livy-supervisor: no database: set `database` in %s or pass "
@@ -194,7 +235,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "livy-supervisor: %s\n", err);
         return 1;
     }
-    if (make_dirs(cfg->run_dir, pool) != 0) {
+    if (prepare_run_dir(cfg, pool, &err) != 0
+        || sv_identity_drop(cfg->user, cfg->group, cfg->repl_isolation, pool, &err) != 0) {
+        fprintf(stderr, "livy-supervisor: %s\n", err);
+        return 1;
+    }
+    const char *missing;
+    if (cfg->repl_isolation && !sv_identity_can_isolate(&missing, pool)) {
+        fprintf(stderr, "livy-supervisor: starting REPLs under their own accounts needs %s: start "
+                "the supervisor as root with `user` set (it keeps only what it needs), or grant "
+                "them to it (systemd: AmbientCapabilities=); `repl_isolation = off` is for "
+                "single-user development only\n", missing);
+        return 1;
+    }
+    if (access(cfg->run_dir, W_OK | X_OK) != 0) {
         fprintf(stderr, "livy-supervisor: run_dir %s is not a writable directory: %s\n",
                 cfg->run_dir, strerror(errno));
         return 1;

@@ -6,6 +6,7 @@
 #include "store_supervisor.h"
 #include "sv_child.h"
 #include "sv_config.h"
+#include "sv_identity.h"
 
 #include <apr_hash.h>
 #include <apr_pools.h>
@@ -44,6 +45,7 @@ struct sv {
 typedef enum {
     SV_PHASE_NEW,        /* claimed, no process yet */
     SV_PHASE_CONNECTING, /* the process runs; its socket is not connected (yet, or again) */
+    SV_PHASE_AUTH,       /* connected, proving the session's secret both ways */
     SV_PHASE_HELLO,      /* connected, waiting for the answer to hello */
     SV_PHASE_STARTING,   /* Spark is starting */
     SV_PHASE_READY,      /* idle or busy: statements may be sent */
@@ -69,6 +71,16 @@ struct sv_session {
     const char *conf_path;
     const char *log_path;
     const char *pid_path;
+    const char *key_path;        /* the channel's secret, for a supervisor that reattaches */
+    const char *dir;             /* the session's private directory (the REPL's cwd) */
+    unsigned char key[32];
+    int have_key;
+    char repl_nonce[33];         /* the handshake under way */
+    char sv_nonce[33];
+    int auth_sent;
+    int auth_failures;
+    sv_account_t account;        /* the account the REPL runs as */
+    int have_account;
     int fd;                      /* the child's socket, -1 when not connected */
     sv_buf_t in;
     sv_buf_t out;

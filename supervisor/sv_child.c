@@ -9,6 +9,9 @@
 #include <apr_tables.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +19,11 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 void sv_buf_append(sv_buf_t *b, const char *data, size_t n)
 {
@@ -61,19 +65,20 @@ void sv_buf_free(sv_buf_t *b)
     b->len = b->cap = 0;
 }
 
-const char **sv_child_env(const char *const *overrides, apr_pool_t *p)
+const char **sv_child_env(const char *pass, const char *const *set, apr_pool_t *p)
 {
-    apr_array_header_t *env = apr_array_make(p, 64, sizeof(const char *));
-    for (char **e = environ; *e; e++) {
+    apr_array_header_t *env = apr_array_make(p, 32, sizeof(const char *));
+    char *names = apr_pstrdup(p, pass ? pass : ""), *save = NULL;
+    for (char *n = apr_strtok(names, " \t,", &save); n; n = apr_strtok(NULL, " \t,", &save)) {
+        size_t len = strlen(n);
         int overridden = 0;
-        for (const char *const *o = overrides; *o && !overridden; o++) {
-            size_t n = strcspn(*o, "=");
-            overridden = strncmp(*e, *o, n) == 0 && (*e)[n] == '=';
-        }
-        if (!overridden)
-            APR_ARRAY_PUSH(env, const char *) = *e;
+        for (const char *const *o = set; *o && !overridden; o++)
+            overridden = strncmp(*o, n, len) == 0 && (*o)[len] == '=';
+        const char *value = getenv(n);
+        if (!overridden && value)
+            APR_ARRAY_PUSH(env, const char *) = apr_pstrcat(p, n, "=", value, NULL);
     }
-    for (const char *const *o = overrides; *o; o++)
+    for (const char *const *o = set; *o; o++)
         APR_ARRAY_PUSH(env, const char *) = *o;
     APR_ARRAY_PUSH(env, const char *) = NULL;
     return (const char **)env->elts;
@@ -92,9 +97,47 @@ static void close_fds_from(int lowfd)
         close(fd);
 }
 
-/* In the forked child: set up and exec; on failure report errno on the pipe and exit. */
-static void exec_child(const char *const *argv, const char *const *envp, const char *dir,
-                       const char *log_path, int report_fd)
+/* The steps of starting a child, for the message when one fails. */
+static const char *const spawn_steps[] = {
+    "setsid",          "open /dev/null or the log file", "set up its file descriptors",
+    "make mounts private", "open its directory", "mount an empty tmpfs over the run directory",
+    "make its directory's mount point", "bind its directory", "mount its /tmp",
+    "mount its /dev/shm", "mount its /proc", "take its account's groups", "take its account's ids",
+    "set no_new_privs", "enter its directory", "exec",
+};
+enum { ST_SETSID, ST_STDIO, ST_FDS, ST_PRIVATE, ST_OPENDIR, ST_TMPFS, ST_MKPOINT, ST_BIND,
+       ST_TMP, ST_SHM, ST_PROC, ST_GROUPS, ST_IDS, ST_NNP, ST_CHDIR, ST_EXEC };
+
+typedef struct { int step; int err; } spawn_report_t;
+
+static void spawn_fail(int report_fd, int step)
+{
+    spawn_report_t r = {step, errno};
+    ssize_t w = write(report_fd, &r, sizeof r);
+    (void)w;
+    _exit(127);
+}
+
+/* mkdir -p: the path to a mount point, through the empty tmpfs mounted over part of it. */
+static int make_mount_point(const char *to)
+{
+    char path[PATH_MAX];
+    if (strlen(to) >= sizeof path)
+        return -1;
+    strcpy(path, to);
+    for (char *c = path + 1; *c; c++) {
+        if (*c != '/')
+            continue;
+        *c = '\0';
+        if (mkdir(path, 0711) != 0 && errno != EEXIST)
+            return -1;
+        *c = '/';
+    }
+    return mkdir(path, 0711) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* In the new child: namespaces, identity, then exec; any failure is reported on the pipe. */
+static void exec_child(const sv_spawn_t *sp, int report_fd)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -102,66 +145,114 @@ static void exec_child(const char *const *argv, const char *const *envp, const c
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
 
-    int err = 0;
-    if (setsid() < 0 || chdir(dir) != 0)
-        err = errno;
-    int devnull = err ? -1 : open("/dev/null", O_RDONLY);
-    int log = err || devnull < 0 ? -1 : open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
-    if (!err && (devnull < 0 || log < 0))
-        err = errno;
-    if (!err && (dup2(devnull, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0))
-        err = errno;
-    if (!err) {
-        /* Keep only stdio and the report pipe (close-on-exec) across the exec. */
-        if (report_fd != 3) {
-            if (dup2(report_fd, 3) < 0)
-                err = errno;
-            report_fd = 3;
-        }
-        fcntl(report_fd, F_SETFD, FD_CLOEXEC);
-        close_fds_from(4);
+    if (setsid() < 0)
+        spawn_fail(report_fd, ST_SETSID);
+    int devnull = open("/dev/null", O_RDONLY);
+    int log = open(sp->log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+    if (devnull < 0 || log < 0 || dup2(devnull, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+        spawn_fail(report_fd, ST_STDIO);
+    /* Inherited fds go to 3.., the report pipe just above them. F_DUPFD first moves every one
+     * of them above that range without clobbering anything; then dup2 puts them in place. */
+    int above = 4 + sp->nfds, moved[16];
+    if (sp->nfds > 16 || (report_fd = fcntl(report_fd, F_DUPFD, above)) < 0)
+        spawn_fail(report_fd, ST_FDS);
+    for (int i = 0; i < sp->nfds; i++)
+        if ((moved[i] = fcntl(sp->fds[i], F_DUPFD, above)) < 0)
+            spawn_fail(report_fd, ST_FDS);
+    for (int i = 0; i < sp->nfds; i++)
+        if (dup2(moved[i], 3 + i) < 0)
+            spawn_fail(report_fd, ST_FDS);
+    if (dup2(report_fd, 3 + sp->nfds) < 0)
+        spawn_fail(report_fd, ST_FDS);
+    report_fd = 3 + sp->nfds;
+    fcntl(report_fd, F_SETFD, FD_CLOEXEC);
+    close_fds_from(report_fd + 1);
+
+    if (sp->namespaces) {
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+            spawn_fail(report_fd, ST_PRIVATE);
+        int dirfd = open(sp->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
+            spawn_fail(report_fd, ST_OPENDIR);
+        if (mount("tmpfs", sp->hide_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=0711,size=64k") != 0)
+            spawn_fail(report_fd, ST_TMPFS);
+        /* Its own /tmp (the JVM's perf data and attach sockets, native libraries unpacked);
+         * bulk temporary data goes to its directory's tmp/ through TMPDIR/SPARK_LOCAL_DIRS. */
+        if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1g") != 0)
+            spawn_fail(report_fd, ST_TMP);
+        /* Its directory back in place, at the same path (which may lie under either tmpfs). */
+        if (make_mount_point(sp->dir) != 0)
+            spawn_fail(report_fd, ST_MKPOINT);
+        char fdpath[64];
+        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", dirfd);
+        if (mount(fdpath, sp->dir, NULL, MS_BIND | MS_REC, NULL) != 0)
+            spawn_fail(report_fd, ST_BIND);
+        close(dirfd);
+        struct stat st;
+        if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode)
+            && mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                     "mode=1777,size=256m") != 0)
+            spawn_fail(report_fd, ST_SHM);
+        if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+            spawn_fail(report_fd, ST_PROC);
     }
-    if (!err) {
-        execvpe(argv[0], (char *const *)argv, (char *const *)envp);
-        err = errno;
+    if (sp->account && sp->account->uid != geteuid()) {
+        if (initgroups(sp->account->name, sp->account->gid) != 0)
+            spawn_fail(report_fd, ST_GROUPS);
+        if (setresgid(sp->account->gid, sp->account->gid, sp->account->gid) != 0
+            || setresuid(sp->account->uid, sp->account->uid, sp->account->uid) != 0)
+            spawn_fail(report_fd, ST_IDS);
     }
-    ssize_t w = write(report_fd, &err, sizeof err);
-    (void)w;
-    _exit(127);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        spawn_fail(report_fd, ST_NNP);
+    sv_identity_drop_all_caps();
+    if (chdir(sp->dir) != 0)
+        spawn_fail(report_fd, ST_CHDIR);
+    umask(077);
+    execvpe(sp->argv[0], (char *const *)sp->argv, (char *const *)sp->envp);
+    spawn_fail(report_fd, ST_EXEC);
 }
 
-int sv_child_spawn(const char *const *argv, const char *const *envp, const char *dir,
-                   const char *log_path, pid_t *pid, apr_pool_t *p, const char **errmsg)
+int sv_child_spawn(const sv_spawn_t *sp, pid_t *pid, apr_pool_t *p, const char **errmsg)
 {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) {
         *errmsg = apr_psprintf(p, "pipe: %s", strerror(errno));
         return -1;
     }
-    pid_t child = fork();
+    /* A raw clone without a stack behaves as fork, in new namespaces when asked. */
+    long flags = SIGCHLD;
+    if (sp->namespaces)
+        flags |= CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC;
+    pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
     if (child < 0) {
-        *errmsg = apr_psprintf(p, "fork: %s", strerror(errno));
+        *errmsg = apr_psprintf(p, "clone: %s", strerror(errno));
         close(report[0]);
         close(report[1]);
         return -1;
     }
     if (child == 0) {
         close(report[0]);
-        exec_child(argv, envp, dir, log_path, report[1]);
+        exec_child(sp, report[1]);
     }
     close(report[1]);
-    /* The pipe closes at exec (success: no bytes) or carries errno (failure). */
-    int err = 0;
+    /* The pipe closes at exec (success: no bytes) or says which step failed. */
+    spawn_report_t r;
     ssize_t n;
     do
-        n = read(report[0], &err, sizeof err);
+        n = read(report[0], &r, sizeof r);
     while (n < 0 && errno == EINTR);
     close(report[0]);
-    if (n == (ssize_t)sizeof err) {
+    if (n == (ssize_t)sizeof r) {
         int status;
         while (waitpid(child, &status, 0) < 0 && errno == EINTR)
             ;
-        *errmsg = apr_psprintf(p, "cannot start %s: %s", argv[0], strerror(err));
+        const char *step = r.step >= 0 && r.step <= ST_EXEC ? spawn_steps[r.step] : "start";
+        *errmsg = r.step == ST_EXEC
+                      ? apr_psprintf(p, "cannot start %s: %s", sp->argv[0], strerror(r.err))
+                      : apr_psprintf(p, "cannot start %s: %s: %s", sp->argv[0], step,
+                                     strerror(r.err));
         return -1;
     }
     *pid = child;

@@ -7,6 +7,8 @@
 #include <apr_tables.h>
 #include <sys/types.h>
 
+#include "sv_identity.h"
+
 /* A growable byte buffer (malloc'd: socket traffic should not grow a long-lived pool). */
 typedef struct sv_buf {
     char *data;
@@ -18,14 +20,29 @@ void sv_buf_append(sv_buf_t *b, const char *data, size_t n);
 void sv_buf_consume(sv_buf_t *b, size_t n);
 void sv_buf_free(sv_buf_t *b);
 
-/* Forks and execs argv (argv[0] looked up in PATH) with envp, in a new process session, cwd
- * `dir`, stdin from /dev/null, stdout and stderr appended to log_path. Returns 0 with *pid once
- * the exec has happened, or -1 with *errmsg (the exec failure included). */
-int sv_child_spawn(const char *const *argv, const char *const *envp, const char *dir,
-                   const char *log_path, pid_t *pid, apr_pool_t *p, const char **errmsg);
+/* How to start a child. */
+typedef struct sv_spawn {
+    const char *const *argv;    /* argv[0] is looked up in PATH */
+    const char *const *envp;
+    const char *dir;            /* its working directory */
+    const char *log_path;       /* stdout and stderr are appended here; stdin is /dev/null */
+    const int *fds;             /* inherited as fds 3, 4, ... in this order */
+    int nfds;
+    const sv_account_t *account; /* the account it runs as; NULL: ours */
+    int namespaces;             /* its own PID, mount and IPC namespaces, in which hide_dir is an
+                                 * empty tmpfs but for `dir` (bound back in place), /tmp and
+                                 * /dev/shm are its own and /proc shows its processes only */
+    const char *hide_dir;
+} sv_spawn_t;
 
-/* The environment for a child: ours, plus `overrides` ("NAME=value", NULL-terminated). */
-const char **sv_child_env(const char *const *overrides, apr_pool_t *p);
+/* Starts a child in a new process session, with no capabilities and no way to gain privileges
+ * (no_new_privs). Returns 0 with *pid (in our PID namespace) once the exec has happened, or -1
+ * with *errmsg (naming the step that failed). */
+int sv_child_spawn(const sv_spawn_t *sp, pid_t *pid, apr_pool_t *p, const char **errmsg);
+
+/* The environment for a child, built from an allow-list: `pass` names the variables of ours it
+ * may see (space or comma separated), `set` adds "NAME=value" entries (NULL-terminated). */
+const char **sv_child_env(const char *pass, const char *const *set, apr_pool_t *p);
 
 /* Connects to a Unix socket, returning a non-blocking, close-on-exec fd. Returns 0 when
  * connected, 1 when the listener is not there yet (try again later), -1 on other errors

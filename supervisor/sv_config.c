@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -39,6 +40,8 @@ void sv_config_defaults(sv_config_t *c, apr_pool_t *p)
     c->output_max_bytes = 1048576;
     c->sql_row_cap = 1000;
     c->check_interval_ms = 1000;
+    c->repl_isolation = 1;
+    c->repl_min_uid = 100;
     if (gethostname(host, sizeof host) != 0)
         strcpy(host, "localhost");
     host[sizeof host - 1] = '\0';
@@ -122,6 +125,10 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
         {"spark_home", offsetof(sv_config_t, spark_home)},
         {"spark_master", offsetof(sv_config_t, spark_master)},
         {"host_id", offsetof(sv_config_t, host_id)},
+        {"user", offsetof(sv_config_t, user)},
+        {"group", offsetof(sv_config_t, group)},
+        {"repl_user", offsetof(sv_config_t, repl_user)},
+        {"repl_env", offsetof(sv_config_t, repl_env)},
     };
     /* Durations: which unit a bare number has, and whether `off` is allowed. */
     static const struct { const char *key; size_t offset; apr_int64_t unit; int off; } durations[] = {
@@ -137,6 +144,7 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
         {"max_sessions", offsetof(sv_config_t, max_sessions), 0},
         {"log_lines_max", offsetof(sv_config_t, log_lines_max), 1},
         {"sql_row_cap", offsetof(sv_config_t, sql_row_cap), 0},
+        {"repl_min_uid", offsetof(sv_config_t, repl_min_uid), 1},
     };
 
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
@@ -167,6 +175,24 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
                 return ints[i].min > 0 ? "not a positive integer" : "not a non-negative integer";
             return NULL;
         }
+    }
+    if (strcmp(key, "repl_user_from") == 0) {
+        if (strcmp(value, "owner") == 0)
+            c->repl_user_from = SV_REPL_USER_OWNER;
+        else if (strcmp(value, "proxy_user") == 0)
+            c->repl_user_from = SV_REPL_USER_PROXY_USER;
+        else
+            return "not one of owner, proxy_user";
+        return NULL;
+    }
+    if (strcmp(key, "repl_isolation") == 0) {
+        if (strcasecmp(value, "on") == 0)
+            c->repl_isolation = 1;
+        else if (strcasecmp(value, "off") == 0)
+            c->repl_isolation = 0;
+        else
+            return "not on or off";
+        return NULL;
     }
     if (strcmp(key, "output_max_bytes") == 0) {
         int n;
@@ -248,13 +274,31 @@ int sv_config_check(const sv_config_t *c, apr_pool_t *p, const char **errmsg)
         *errmsg = apr_psprintf(p, "%s: run_dir must be an absolute path, got %s", where, c->run_dir);
         return -1;
     }
-    /* Unix socket paths are short: run_dir/session-<id>.sock must fit sun_path. */
+    /* Unix socket paths are short: the longest session's socket must fit sun_path. */
     struct sockaddr_un sun;
-    if (strlen(c->run_dir) + sizeof "/session-9223372036854775807.sock" > sizeof sun.sun_path) {
+    size_t longest = strlen(sv_config_session_dir(c, INT64_MAX, p)) + sizeof "/repl.sock";
+    if (longest > sizeof sun.sun_path) {
         *errmsg = apr_psprintf(p, "%s: run_dir %s is too long for Unix socket paths "
                                "(at most %d characters)", where, c->run_dir,
-                               (int)(sizeof sun.sun_path - sizeof "/session-9223372036854775807.sock"));
+                               (int)(strlen(c->run_dir) + sizeof sun.sun_path - longest));
         return -1;
+    }
+    if (c->repl_isolation && !c->repl_user && c->repl_user_from == SV_REPL_USER_FIXED) {
+        *errmsg = apr_psprintf(p, "%s: set `repl_user` (an unprivileged account the REPL children "
+                               "run as) or `repl_user_from`; `repl_isolation = off` runs every "
+                               "session's code as the supervisor, for single-user development "
+                               "only", where);
+        return -1;
+    }
+    if (c->repl_env) {
+        char *names = apr_pstrdup(p, c->repl_env), *save = NULL;
+        for (char *n = apr_strtok(names, " \t,", &save); n; n = apr_strtok(NULL, " \t,", &save)) {
+            if (strncmp(n, "PG", 2) == 0 || strncmp(n, "LIVY", 4) == 0 || strchr(n, '=')) {
+                *errmsg = apr_psprintf(p, "%s: repl_env: %s may not be passed to REPLs (database "
+                                       "and supervisor settings never reach user code)", where, n);
+                return -1;
+            }
+        }
     }
     if (c->heartbeat_interval_ms >= c->supervisor_dead_after_ms) {
         *errmsg = apr_psprintf(p, "%s: heartbeat_interval must be shorter than supervisor_dead_after",
@@ -262,4 +306,9 @@ int sv_config_check(const sv_config_t *c, apr_pool_t *p, const char **errmsg)
         return -1;
     }
     return 0;
+}
+
+const char *sv_config_session_dir(const sv_config_t *c, apr_int64_t id, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%s/sessions/session-%" APR_INT64_T_FMT, c->run_dir, id);
 }

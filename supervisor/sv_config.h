@@ -4,6 +4,12 @@
 
 #include <apr_pools.h>
 
+typedef enum {
+    SV_REPL_USER_FIXED,      /* repl_user for every session */
+    SV_REPL_USER_OWNER,      /* the session owner's account (repl_user_from owner) */
+    SV_REPL_USER_PROXY_USER, /* the proxy user's account, else the owner's */
+} sv_repl_user_from_t;
+
 typedef struct sv_config {
     const char *path;              /* the file it was read from, NULL when none */
     const char *database;          /* libpq conninfo */
@@ -25,7 +31,17 @@ typedef struct sv_config {
     int sql_row_cap;
     const char *host_id;           /* identity for reattaching to children after a restart */
     apr_int64_t check_interval_ms; /* timer granularity for timeouts */
+    const char *user;              /* the account to drop to when started as root */
+    const char *group;             /* ... and its group (default: the account's own) */
+    const char *repl_user;         /* the account every REPL runs as */
+    sv_repl_user_from_t repl_user_from; /* or each session's own account */
+    int repl_isolation;            /* 0: REPLs run as the supervisor (single-user development) */
+    int repl_min_uid;              /* REPL accounts below this uid are refused */
+    const char *repl_env;          /* extra environment variable names passed to REPLs */
 } sv_config_t;
+
+/* The session directory, and the REPL's socket in it, of session id. */
+const char *sv_config_session_dir(const sv_config_t *c, apr_int64_t id, apr_pool_t *p);
 
 /* Fills c with the compiled-in defaults. */
 void sv_config_defaults(sv_config_t *c, apr_pool_t *p);

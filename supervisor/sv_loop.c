@@ -127,7 +127,7 @@ static void reap_children(sv_t *sv)
                 known = 1;
             }
         }
-        if (!known)
+        if (!known && !sv_identity_reaped(pid))
             sv_debug("reaped pid %d", (int)pid);
     }
 }

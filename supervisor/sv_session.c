@@ -1,6 +1,7 @@
 /* sv_session: one session's REPL child as the supervisor sees it: spawn or reattach, the
  * socket protocol (docs/repl-protocol.md), statements in id order, stop, and death. */
 #include "sv.h"
+#include "sv_auth.h"
 #include "sv_log.h"
 #include "sv_spark_conf.h"
 
@@ -50,7 +51,9 @@ sv_session_t *sv_session_create(sv_t *sv, apr_int64_t id, const char *kind)
     s->inflight = apr_array_make(pool, 4, sizeof(sv_inflight_t));
     s->log_batch = json_array();
     const char *dir = sv->cfg->run_dir;
-    s->sock_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".sock", dir, id);
+    s->dir = sv_config_session_dir(sv->cfg, id, pool);
+    s->sock_path = apr_pstrcat(pool, s->dir, "/repl.sock", NULL);
+    s->key_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".key", dir, id);
     s->conf_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".conf.json", dir, id);
     s->log_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".log", dir, id);
     s->pid_path = apr_psprintf(pool, "%s/session-%" APR_INT64_T_FMT ".pid", dir, id);
@@ -69,6 +72,7 @@ static apr_status_t session_cleanup(void *data)
     s->fd = -1;
     sv_buf_free(&s->in);
     sv_buf_free(&s->out);
+    explicit_bzero(s->key, sizeof s->key);
     json_decref(s->log_batch);
     s->log_batch = NULL;
     return APR_SUCCESS;
@@ -213,15 +217,10 @@ void sv_session_flush_log(sv_session_t *s)
 
 static void remove_files(sv_session_t *s)
 {
-    unlink(s->sock_path);
     unlink(s->conf_path);
     unlink(s->pid_path);
-}
-
-static int writable_dir(const char *dir)
-{
-    struct stat st;
-    return dir && *dir && stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && access(dir, W_OK) == 0;
+    unlink(s->key_path);
+    sv_identity_remove_session_dir(s->dir, s->have_account ? &s->account : NULL);
 }
 
 /* ---- ending ---- */
@@ -576,9 +575,10 @@ static void on_hello(sv_session_t *s, json_t *msg)
 {
     s->ever_spoke = 1;
     json_t *protocol = json_object_get(msg, "protocol");
-    if (json_is_integer(protocol) && json_integer_value(protocol) != 1)
+    if (json_is_integer(protocol) && json_integer_value(protocol) != SV_AUTH_PROTOCOL)
         sv_warn("session %" APR_INT64_T_FMT ": the REPL speaks protocol %" JSON_INTEGER_FORMAT
-                ", this supervisor protocol 1", s->id, json_integer_value(protocol));
+                ", this supervisor protocol %d", s->id, json_integer_value(protocol),
+                SV_AUTH_PROTOCOL);
     /* What the child holds is all that is in flight; anything else pending is sent again
      * (the child ignores an execute for a statement it knows). */
     s->inflight->nelts = 0;
@@ -662,11 +662,87 @@ static void on_result(sv_session_t *s, json_t *msg)
     sv_debug("session %" APR_INT64_T_FMT ": statement %d %s", s->id, id, state);
 }
 
+/* Too many failed handshakes: whatever listens on the socket is not this session's REPL. */
+#define MAX_AUTH_FAILURES 3
+
+static void auth_failed(sv_session_t *s, const char *why)
+{
+    sv_warn("session %" APR_INT64_T_FMT ": closing the connection to %s: %s", s->id, s->sock_path,
+            why);
+    socket_lost(s);
+    if (++s->auth_failures >= MAX_AUTH_FAILURES && !s->failed) {
+        sv_session_note(s, "the process listening on %s could not prove the session's secret "
+                        "(%d attempts): %s", s->sock_path, s->auth_failures, why);
+        fail_child(s, "its REPL could not be authenticated");
+    }
+}
+
+/* The handshake (docs/repl-protocol.md): the REPL's challenge, our proof and nonce, its proof. */
+static void on_auth_message(sv_session_t *s, json_t *msg)
+{
+    const char *type = str_member(msg, "type");
+    char id[32];
+    snprintf(id, sizeof id, "%" APR_INT64_T_FMT, s->id);
+    if (!s->have_key) {
+        auth_failed(s, "this supervisor does not hold the session's secret");
+        return;
+    }
+    if (!s->auth_sent && type && strcmp(type, "challenge") == 0) {
+        json_t *protocol = json_object_get(msg, "protocol");
+        const char *nonce = str_member(msg, "nonce");
+        if (!json_is_integer(protocol) || json_integer_value(protocol) != SV_AUTH_PROTOCOL) {
+            auth_failed(s, apr_psprintf(s->sv->iter, "the REPL speaks protocol %" JSON_INTEGER_FORMAT
+                                        ", this supervisor %d",
+                                        json_is_integer(protocol) ? json_integer_value(protocol) : 0,
+                                        SV_AUTH_PROTOCOL));
+            return;
+        }
+        if (!nonce || strlen(nonce) != 2 * SV_AUTH_NONCE_BYTES
+            || strspn(nonce, "0123456789abcdef") != strlen(nonce)) {
+            auth_failed(s, "a malformed challenge");
+            return;
+        }
+        unsigned char raw[SV_AUTH_NONCE_BYTES];
+        if (sv_auth_random(raw, sizeof raw) != 0) {
+            auth_failed(s, "no random bytes from the kernel");
+            return;
+        }
+        strcpy(s->repl_nonce, nonce);
+        sv_auth_hex(raw, sizeof raw, s->sv_nonce);
+        char proof[65];
+        sv_auth_proof(s->key, "supervisor", id, s->repl_nonce, s->sv_nonce, proof);
+        json_t *reply = json_pack("{s:s,s:i,s:s,s:s}", "op", "auth", "protocol", SV_AUTH_PROTOCOL,
+                                  "nonce", s->sv_nonce, "proof", proof);
+        send_msg(s, reply);
+        json_decref(reply);
+        s->auth_sent = 1;
+        return;
+    }
+    if (s->auth_sent && type && strcmp(type, "auth") == 0) {
+        char expected[65];
+        sv_auth_proof(s->key, "repl", id, s->repl_nonce, s->sv_nonce, expected);
+        if (!sv_auth_proof_matches(expected, str_member(msg, "proof"))) {
+            auth_failed(s, "the REPL's proof of the session's secret is wrong");
+            return;
+        }
+        s->auth_failures = 0;
+        s->phase = SV_PHASE_HELLO;
+        send_hello(s);
+        return;
+    }
+    auth_failed(s, apr_psprintf(s->sv->iter, "an unexpected message during the handshake (%s)",
+                                type ? type : "no type"));
+}
+
 static void handle_message(sv_session_t *s, json_t *msg)
 {
     const char *type = str_member(msg, "type");
     PGconn *db = sv_db(s->sv);
     const char *err;
+    if (s->phase == SV_PHASE_AUTH) {
+        on_auth_message(s, msg);
+        return;
+    }
     if (!type) {
         sv_warn("session %" APR_INT64_T_FMT ": a message without a type from the REPL", s->id);
     }
@@ -804,38 +880,105 @@ void sv_session_on_poll(sv_session_t *s, short revents)
 
 /* ---- starting, adopting ---- */
 
-/* Starts the child from the conf file already in run_dir. 0, or -1 with *err. */
+/* What a REPL may see of the supervisor's environment (besides repl_env): never database or
+ * supervisor settings. */
+#define REPL_ENV_PASS "PATH LANG LANGUAGE LC_ALL LC_CTYPE LC_MESSAGES TZ JAVA_HOME HADOOP_CONF_DIR " \
+                      "YARN_CONF_DIR SPARK_CONF_DIR"
+
+/* Writes the pid file the way a restarted supervisor (and an operator) finds the REPL by. */
+static void write_pid_file(sv_session_t *s)
+{
+    const char *tmp = apr_pstrcat(s->sv->iter, s->pid_path, ".tmp", NULL);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%d\n", (int)s->pid) < 0 || fclose(f) != 0 || rename(tmp, s->pid_path) != 0)
+        sv_warn("session %" APR_INT64_T_FMT ": cannot write %s: %s", s->id, s->pid_path,
+                strerror(errno));
+}
+
+/* Starts the child from the conf file already in run_dir, with a fresh secret handed over on an
+ * inherited pipe. 0, or -1 with *err. */
 static int start_process(sv_session_t *s, const char **err)
 {
     const sv_config_t *cfg = s->sv->cfg;
     apr_pool_t *p = s->sv->iter;
-    unlink(s->sock_path);
+    if (sv_identity_make_session_dir(s->dir, s->have_account ? &s->account : NULL, p, err) != 0)
+        return -1;
+    if (sv_auth_random(s->key, sizeof s->key) != 0) {
+        *err = "no random bytes from the kernel for the session's secret";
+        return -1;
+    }
+    if (sv_auth_write_key(s->key_path, s->key, p, err) != 0)
+        return -1;
+    s->have_key = 1;
+    int secret[2] = {-1, -1};
+    int conf_fd = open(s->conf_path, O_RDONLY | O_CLOEXEC);
+    if (conf_fd < 0 || pipe2(secret, O_CLOEXEC) != 0) {
+        *err = apr_psprintf(p, "cannot hand the REPL its settings: %s", strerror(errno));
+        if (conf_fd >= 0)
+            close(conf_fd);
+        return -1;
+    }
+    char hex[2 * SV_AUTH_KEY_BYTES + 2];
+    sv_auth_hex(s->key, sizeof s->key, hex);
+    strcat(hex, "\n");
+    /* 65 bytes always fit in a pipe's buffer: this never blocks. */
+    ssize_t w = write(secret[1], hex, strlen(hex));
+    explicit_bzero(hex, sizeof hex);
+    close(secret[1]);
+    if (w <= 0) {
+        close(secret[0]);
+        close(conf_fd);
+        *err = "cannot hand the REPL its secret";
+        return -1;
+    }
     const char *id = apr_psprintf(p, "%" APR_INT64_T_FMT, s->id);
     const char *argv[] = {cfg->python, cfg->repl_driver, "--session-id", id,
-                          "--socket", s->sock_path, "--conf-file", s->conf_path,
-                          "--kind", s->kind, "--log-file", s->log_path, NULL};
-    const char *overrides[6];
+                          "--socket", s->sock_path, "--secret-fd", "3", "--conf-fd", "4",
+                          "--kind", s->kind, NULL};
+    const char *account = s->have_account ? s->account.name : NULL;
+    const char *set[12];
     int n = 0;
     if (cfg->spark_home)
-        overrides[n++] = apr_pstrcat(p, "SPARK_HOME=", cfg->spark_home, NULL);
-    if (!writable_dir(getenv("HOME")))
-        overrides[n++] = apr_pstrcat(p, "HOME=", cfg->run_dir, NULL);
+        set[n++] = apr_pstrcat(p, "SPARK_HOME=", cfg->spark_home, NULL);
+    set[n++] = apr_pstrcat(p, "HOME=", s->dir, "/home", NULL);
+    set[n++] = apr_pstrcat(p, "TMPDIR=", s->dir, "/tmp", NULL);
+    set[n++] = apr_pstrcat(p, "SPARK_LOCAL_DIRS=", s->dir, "/tmp", NULL);
+    if (account) {
+        set[n++] = apr_pstrcat(p, "USER=", account, NULL);
+        set[n++] = apr_pstrcat(p, "LOGNAME=", account, NULL);
+    }
     /* Spark's Python workers should run the interpreter the driver runs. */
-    if (!getenv("PYSPARK_PYTHON"))
-        overrides[n++] = apr_pstrcat(p, "PYSPARK_PYTHON=", cfg->python, NULL);
-    overrides[n++] = "PYTHONUNBUFFERED=1";
-    overrides[n] = NULL;
+    set[n++] = apr_pstrcat(p, "PYSPARK_PYTHON=", cfg->python, NULL);
+    set[n++] = "PYTHONUNBUFFERED=1";
+    if (!getenv("PATH"))
+        set[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    set[n] = NULL;
+    int fds[] = {secret[0], conf_fd};
+    sv_spawn_t sp = {
+        .argv = argv,
+        .envp = sv_child_env(apr_pstrcat(p, REPL_ENV_PASS, " ", cfg->repl_env, NULL), set, p),
+        .dir = s->dir,
+        .log_path = s->log_path,
+        .fds = fds,
+        .nfds = 2,
+        .account = s->have_account ? &s->account : NULL,
+        .namespaces = cfg->repl_isolation,
+        .hide_dir = cfg->run_dir,
+    };
     pid_t pid;
-    if (sv_child_spawn(argv, sv_child_env(overrides, p), cfg->run_dir, s->log_path, &pid, p,
-                       err) != 0)
+    int rc = sv_child_spawn(&sp, &pid, p, err);
+    close(secret[0]);
+    close(conf_fd);
+    if (rc != 0)
         return -1;
     s->pid = pid;
     s->own_child = 1;
     s->reaped = 0;
-    sv_info("session %" APR_INT64_T_FMT ": started the REPL (pid %d, kind %s)", s->id,
-            (int)s->pid, s->kind);
-    sv_session_note(s, "starting the REPL (pid %d): %s %s", (int)s->pid, cfg->python,
-                    cfg->repl_driver);
+    write_pid_file(s);
+    sv_info("session %" APR_INT64_T_FMT ": started the REPL (pid %d, kind %s%s%s)", s->id,
+            (int)s->pid, s->kind, account ? ", as " : "", account ? account : "");
+    sv_session_note(s, "starting the REPL (pid %d%s%s): %s %s", (int)s->pid,
+                    account ? ", as " : "", account ? account : "", cfg->python, cfg->repl_driver);
     PGconn *db = sv_db(s->sv);
     if (db && store_sv_set_child(db, s->id, (int)s->pid, s->sock_path, p, err) != 0)
         sv_db_failed(s->sv, *err);
@@ -847,13 +990,49 @@ static int start_process(sv_session_t *s, const char **err)
     return 0;
 }
 
+/* The OS account the session's REPL runs as (repl_user, or the session's own). 0, or -1 with
+ * *err saying why there is none. */
+static int resolve_account(sv_session_t *s, const store_sv_session_t *row, const char **err)
+{
+    const sv_config_t *cfg = s->sv->cfg;
+    if (!cfg->repl_isolation)
+        return 0;
+    const char *name = cfg->repl_user;
+    const char *from = NULL;
+    if (cfg->repl_user_from == SV_REPL_USER_OWNER) {
+        name = row->owner;
+        from = "owner";
+    }
+    else if (cfg->repl_user_from == SV_REPL_USER_PROXY_USER) {
+        name = row->proxy_user ? row->proxy_user : row->owner;
+        from = row->proxy_user ? "proxy user" : "owner";
+    }
+    if (!name) {
+        *err = "the session has no owner (an anonymous request), so there is no OS account for "
+               "its REPL (repl_user_from)";
+        return -1;
+    }
+    const char *why;
+    if (sv_identity_repl_account(name, cfg->repl_min_uid, &s->account, s->pool, &why) != 0) {
+        *err = from ? apr_psprintf(s->pool, "the REPL cannot run as the session's %s: %s "
+                                   "(repl_user_from needs an OS account for every user)", from, why)
+                    : apr_psprintf(s->pool, "repl_user: %s", why);
+        return -1;
+    }
+    s->have_account = 1;
+    return 0;
+}
+
 void sv_session_spawn(sv_session_t *s, const store_sv_session_t *row)
 {
     apr_pool_t *p = s->sv->iter;
     const char *err;
-    json_t *conf = sv_spark_conf_build(s->sv->cfg, s->id, row, p);
-    int rc = sv_spark_conf_write(s->conf_path, conf, p, &err);
-    json_decref(conf);
+    int rc = resolve_account(s, row, &err);
+    if (rc == 0) {
+        json_t *conf = sv_spark_conf_build(s->sv->cfg, s->id, row, p);
+        rc = sv_spark_conf_write(s->conf_path, conf, p, &err);
+        json_decref(conf);
+    }
     if (rc == 0) {
         int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (fd >= 0)
@@ -920,6 +1099,11 @@ static pid_t read_pid_file(const char *path)
 
 void sv_session_adopt(sv_session_t *s, const store_sv_session_t *row)
 {
+    /* What talking to the REPL, and removing its directory later, take. */
+    const char *why;
+    if (resolve_account(s, row, &why) != 0)
+        sv_warn("session %" APR_INT64_T_FMT ": %s", s->id, why);
+    s->have_key = sv_auth_read_key(s->key_path, s->key) == 0;
     if (row->repl_socket)
         s->sock_path = apr_pstrdup(s->pool, row->repl_socket);
     pid_t pid = row->repl_pid;
@@ -990,8 +1174,8 @@ static void try_connect(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
     if (rc == 0) {
         sv_debug("session %" APR_INT64_T_FMT ": connected to %s", s->id, s->sock_path);
         s->fd = fd;
-        s->phase = SV_PHASE_HELLO;
-        send_hello(s);
+        s->phase = SV_PHASE_AUTH; /* the REPL speaks first: its challenge */
+        s->auth_sent = 0;
         return;
     }
     if (rc < 0)

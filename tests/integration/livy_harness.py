@@ -30,6 +30,8 @@ HTTPD = Path(os.environ.get("LIVY_HTTPD", "/usr/sbin/apache2"))
 HTTPD_MODULES = Path(os.environ.get("LIVY_HTTPD_MODULES", "/usr/lib/apache2/modules"))
 IS_ROOT = os.geteuid() == 0
 RUN_USER = os.environ.get("LIVY_HTTPD_USER", "www-data")
+# The account REPL children run as (scripts/install-deps creates it).
+REPL_USER = os.environ.get("LIVY_REPL_USER", "livy-repl")
 ALL_MPMS = ("event", "prefork")
 
 
@@ -321,17 +323,27 @@ class PgCluster:
 # ------------------------------------------------------------------ httpd with mod_livy
 
 
+def isolation_settings() -> dict:
+    """How the tests isolate REPLs: as root, the supervisor drops to httpd's User and starts
+    every REPL as REPL_USER in namespaces of its own; without root that cannot be done."""
+    if IS_ROOT:
+        return {"user": RUN_USER, "group": RUN_USER, "repl_user": REPL_USER}
+    return {"repl_isolation": "off"}
+
+
 def render_supervisor_conf(conninfo: str, run_dir: Path, python: Path = VENV_PYTHON, **extra) -> str:
-    lines = [
-        "# livy-supervisor configuration rendered by tests/integration/livy_harness.py",
-        f"database = {conninfo}",
-        f"run_dir = {run_dir}",
-        f"sql_dir = {SQL_DIR}",
-        f"python = {python}",
-        f"repl_driver = {REPL_DRIVER}",
-        "spark_master = local[1]",
-    ]
-    lines += [f"{k} = {v}" for k, v in extra.items()]
+    settings = {
+        "database": conninfo,
+        "run_dir": run_dir,
+        "sql_dir": SQL_DIR,
+        "python": python,
+        "repl_driver": REPL_DRIVER,
+        "spark_master": "local[1]",
+        **isolation_settings(),
+    }
+    settings.update(extra)
+    lines = ["# livy-supervisor configuration rendered by tests/integration/livy_harness.py"]
+    lines += [f"{k} = {v}" for k, v in settings.items() if v is not None]
     return "\n".join(lines) + "\n"
 
 
@@ -452,14 +464,16 @@ class LivyServer:
         return wrapper
 
     def check_run_user_access(self) -> None:
-        """The supervisor and its REPL children run as httpd's User, from this tree."""
+        """The supervisor runs as httpd's User and its REPL children as REPL_USER, from this tree."""
         if not IS_ROOT:
             return
-        probe = f"test -x '{SUPERVISOR}' && test -r '{REPL_DRIVER}' && '{VENV_PYTHON}' -c ''"
-        r = subprocess.run(as_user_prefix(RUN_USER) + ["sh", "-c", probe], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise HarnessError(f"user {RUN_USER} cannot run {SUPERVISOR} or {VENV_PYTHON}: make {ROOT} and "
-                               f"its parent directories readable and traversable (chmod o+rx)\n{r.stderr}")
+        for user in (RUN_USER, REPL_USER):
+            probe = f"test -x '{SUPERVISOR}' && test -r '{REPL_DRIVER}' && '{VENV_PYTHON}' -c ''"
+            r = subprocess.run(as_user_prefix(user) + ["sh", "-c", probe], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise HarnessError(f"user {user} cannot run {SUPERVISOR} or {VENV_PYTHON}: make {ROOT} and its "
+                                   f"parent directories readable and traversable (chmod o+rx), and run "
+                                   f"scripts/install-deps (it creates {REPL_USER})\n{r.stderr}")
 
     def write_files(self) -> None:
         for d in ("logs", "run", "core", "supervisor"):
@@ -470,10 +484,15 @@ class LivyServer:
             d.mkdir(parents=True, exist_ok=True)
             chown_to(d, RUN_USER)
         chown_to(self.root / "core", RUN_USER)
-        self.supervisor_conf_path.write_text(
-            render_supervisor_conf(self.conninfo, self.run_dir, self._python_for_repl(),
-                                   **self.supervisor_conf_extra))
-        self.conf_path.write_text(self.render())
+        # Both files name the database: only root (which starts httpd and the supervisor, and
+        # reads them before either drops privileges) may read them.
+        for path, text in ((self.supervisor_conf_path,
+                            render_supervisor_conf(self.conninfo, self.run_dir, self._python_for_repl(),
+                                                   **self.supervisor_conf_extra)),
+                           (self.conf_path, self.render())):
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text(text)
 
     def env(self) -> dict:
         env = dict(os.environ)
@@ -594,8 +613,9 @@ class LivyServer:
         require_built()
         env = dict(os.environ, HOME=str(self.home_dir))
         self._supervisor_log = open(self.root / "logs" / "supervisor.log", "ab")
+        # Started as root, as by systemd: it drops to its `user` itself.
         self._external = subprocess.Popen(
-            as_user_prefix(RUN_USER) + [str(SUPERVISOR), "--config", str(self.supervisor_conf_path), "--foreground"],
+            [str(SUPERVISOR), "--config", str(self.supervisor_conf_path), "--foreground"],
             stdout=self._supervisor_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         return self._external
 

@@ -1,7 +1,10 @@
 # Integration tests of the REPL child driver (repl/livy_repl.py) against real Spark: each test
 # talks to the child over its Unix socket exactly as the supervisor does (docs/repl-protocol.md).
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -54,13 +57,19 @@ class ReplChild:
         with open(conf_path, "w") as conf_file:
             json.dump(conf, conf_file)
         self.child_output = open(os.path.join(self.run_dir, "child.out"), "wb")
+        # The session's secret reaches the child on an inherited pipe, as from the supervisor.
+        self.secret = secrets.token_bytes(32)
+        secret_read, secret_write = os.pipe()
+        os.write(secret_write, self.secret.hex().encode() + b"\n")
+        os.close(secret_write)
         self.process = subprocess.Popen(
             [sys.executable, DRIVER, "--session-id", str(SESSION_ID), "--socket",
-             self.socket_path, "--conf-file", conf_path, "--kind", "pyspark",
-             "--log-file", self.log_path],
+             self.socket_path, "--secret-fd", str(secret_read), "--conf-file", conf_path,
+             "--kind", "pyspark", "--log-file", self.log_path, "--pid-file", self.pid_path],
             cwd=self.run_dir, stdin=subprocess.DEVNULL, stdout=self.child_output,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(secret_read,),
         )
+        os.close(secret_read)
         self.sock = None
         self.pending = b""
         self.messages = []  # everything received, for assertions on logs
@@ -68,23 +77,40 @@ class ReplChild:
 
     # -- connection ------------------------------------------------------------------------------
 
-    def connect(self, timeout=30):
-        """Connects and says hello, as the supervisor does on every (re)connect."""
-        if self.sock is not None:
-            self.disconnect()
+    def open_socket(self, timeout=30):
+        """A bare connection to the child's socket (nothing sent yet)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.connect(self.socket_path)
-                break
+                return sock
             except OSError:
                 sock.close()
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise AssertionError("cannot connect to %s\n%s"
                                          % (self.socket_path, self.diagnostics()))
                 time.sleep(0.05)
-        self.sock, self.pending = sock, b""
+
+    def proof(self, role, repl_nonce, supervisor_nonce, secret=None):
+        message = "livy-repl-auth 2 %s %d %s %s" % (role, SESSION_ID, repl_nonce,
+                                                    supervisor_nonce)
+        return hmac.new(secret or self.secret, message.encode(), hashlib.sha256).hexdigest()
+
+    def connect(self, timeout=30):
+        """Connects, proves the secret (and checks the child's proof), and says hello, as the
+        supervisor does on every (re)connect."""
+        if self.sock is not None:
+            self.disconnect()
+        self.sock, self.pending = self.open_socket(timeout), b""
+        challenge = self.read_message(10)
+        assert challenge["type"] == "challenge" and challenge["protocol"] == 2, challenge
+        nonce = secrets.token_hex(16)
+        self.send(op="auth", protocol=2, nonce=nonce,
+                  proof=self.proof("supervisor", challenge["nonce"], nonce))
+        answer = self.read_message(10)
+        assert answer == {"type": "auth",
+                          "proof": self.proof("repl", challenge["nonce"], nonce)}, answer
         self.send(op="hello")
         return self.wait_for(lambda message: message["type"] == "hello", 10)
 
@@ -261,7 +287,7 @@ def test_jvm_output_is_relayed_as_log_lines(repl):
 
 def test_hello_reports_idle_session(repl):
     hello = repl.connect()
-    assert hello["protocol"] == 1
+    assert hello["protocol"] == 2
     assert hello["state"] == "idle"
     assert hello["app_id"] == repl.ready["app_id"]
     assert hello["running"] is None and hello["queued"] == []
@@ -532,6 +558,115 @@ def test_new_connection_replaces_the_old_one(repl):
     assert old.recv(65536) == b""  # the child closed the replaced connection
     old.close()
     assert repl.text_of("'new connection works'") == "'new connection works'"
+
+
+# -- authentication (docs/repl-protocol.md, "Authentication") --------------------------------------
+
+
+def read_until_closed(sock, timeout=15):
+    """Everything the child sends on sock until it closes it."""
+    sock.settimeout(timeout)
+    received = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+
+
+def challenge_of(sock):
+    """The child's first line on a fresh connection: its challenge."""
+    sock.settimeout(10)
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = sock.recv(1)
+        assert chunk, "the child closed the connection before its challenge"
+        line += chunk
+    challenge = json.loads(line)
+    assert challenge["type"] == "challenge" and challenge["protocol"] == 2, challenge
+    assert len(bytes.fromhex(challenge["nonce"])) == 16
+    return challenge
+
+
+def rejections_in_log(repl):
+    with open(repl.log_path, errors="replace") as log_file:
+        return [line for line in log_file if "rejected a connection on the REPL socket" in line]
+
+
+@pytest.mark.parametrize("first_message, why", [
+    ({"op": "hello"}, "not a proof"),
+    ({"op": "execute", "id": 900, "code": "victim = 'changed'", "kind": "pyspark"}, "not a proof"),
+    ({"op": "auth", "protocol": 1, "nonce": "0" * 32, "proof": "0" * 64}, "protocol"),
+    ({"op": "auth", "protocol": 2, "nonce": "zz", "proof": "0" * 64}, "malformed"),
+    ("wrong secret", "wrong proof"),
+    ("not json", "not JSON"),
+])
+def test_a_connection_without_the_secret_is_closed_without_a_reply(repl, first_message, why):
+    repl.text_of("victim = 'original'")
+    before = len(rejections_in_log(repl))
+    intruder = repl.open_socket()
+    challenge = challenge_of(intruder)
+    if first_message == "wrong secret":
+        nonce = secrets.token_hex(16)
+        first_message = {"op": "auth", "protocol": 2, "nonce": nonce,
+                         "proof": repl.proof("supervisor", challenge["nonce"], nonce,
+                                             secret=secrets.token_bytes(32))}
+    line = b"{not json\n" if first_message == "not json" else (json.dumps(first_message) + "\n").encode()
+    intruder.sendall(line + b'{"op":"execute","id":901,"code":"victim = 1","kind":"pyspark"}\n')
+    assert read_until_closed(intruder) == b""  # nothing at all after the challenge
+    intruder.close()
+    # One log line says why; the real connection and the session's state are untouched.
+    rejections = rejections_in_log(repl)[before:]
+    assert len(rejections) == 1 and why in rejections[0], rejections
+    assert repl.text_of("victim") == "'original'"
+    assert not [m for m in repl.messages if m["type"] == "result" and m["id"] in (900, 901)]
+
+
+def test_a_replayed_proof_is_refused(repl):
+    # The proof the supervisor gave on one connection is worthless on the next: fresh nonces.
+    sock = repl.open_socket()
+    challenge = challenge_of(sock)
+    nonce = secrets.token_hex(16)
+    auth = {"op": "auth", "protocol": 2, "nonce": nonce,
+            "proof": repl.proof("supervisor", challenge["nonce"], nonce)}
+    sock.sendall((json.dumps(auth) + "\n").encode())
+    sock.settimeout(10)
+    assert json.loads(sock.recv(65536))["type"] == "auth"
+    sock.close()
+    replay = repl.open_socket()
+    assert challenge_of(replay)["nonce"] != challenge["nonce"]
+    replay.sendall((json.dumps(auth) + "\n").encode())
+    assert read_until_closed(replay) == b""
+    replay.close()
+    repl.connect()  # the intruder connections above replaced nothing that stays broken
+    assert repl.text_of("'still served'") == "'still served'"
+
+
+def test_an_unauthenticated_connection_does_not_displace_the_supervisor(repl):
+    repl.connect()
+    lurker = repl.open_socket()  # connects, says nothing
+    challenge_of(lurker)
+    try:
+        assert repl.text_of("'served while someone lurks'") == "'served while someone lurks'"
+    finally:
+        lurker.close()
+
+
+def test_the_child_proves_the_secret_too(repl):
+    # What answers on the socket must know the secret: a supervisor checks the child's proof.
+    sock = repl.open_socket()
+    challenge = challenge_of(sock)
+    nonce = secrets.token_hex(16)
+    sock.sendall((json.dumps({"op": "auth", "protocol": 2, "nonce": nonce,
+                              "proof": repl.proof("supervisor", challenge["nonce"], nonce)})
+                  + "\n").encode())
+    sock.settimeout(10)
+    answer = json.loads(sock.recv(65536))
+    sock.close()
+    assert answer["proof"] == repl.proof("repl", challenge["nonce"], nonce)
+    assert answer["proof"] != repl.proof("repl", challenge["nonce"], nonce,
+                                         secret=secrets.token_bytes(32))
+    repl.connect()
 
 
 # -- children of their own -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -137,6 +138,13 @@ class Supervisor:
             "retain_ended": "1h",
             "idle_timeout": "1h",
         }
+        if os.geteuid() == 0:
+            # Started as root, as by systemd: it drops to httpd's User and runs REPLs as the
+            # REPL account, each in namespaces of its own.
+            values.update(user=os.environ.get("LIVY_HTTPD_USER", "www-data"),
+                          repl_user=os.environ.get("LIVY_REPL_USER", "livy-repl"))
+        else:
+            values["repl_isolation"] = "off"
         values.update(settings)
         self.conf.write_text("# written by tests/integration/test_supervisor.py\n"
                              + "".join(f"{k} = {v}\n" for k, v in values.items()))
@@ -478,11 +486,16 @@ def test_session_is_claimed_and_becomes_idle_with_an_app_id(livy, shared_session
     assert s["state"] == "idle"
     assert s["app_id"] and s["app_id"].startswith("local-")
     assert s["repl_pid"] and process_alive(s["repl_pid"])
-    assert s["repl_socket"].endswith(f"session-{shared_session}.sock")
+    assert s["repl_socket"].endswith(f"/sessions/session-{shared_session}/repl.sock")
+    if os.geteuid() == 0:  # the REPL runs as the REPL account, never as the supervisor
+        uid = Path(f"/proc/{s['repl_pid']}").stat().st_uid
+        assert pwd.getpwuid(uid).pw_name == os.environ.get("LIVY_REPL_USER", "livy-repl")
     log = livy.log(shared_session)
     assert any("starting the REPL" in line for line in log)
-    conf = json.loads(Path(s["repl_socket"]).with_name(
-        f"session-{shared_session}.conf.json").read_text())
+    run_dir = Path(s["repl_socket"]).parents[2]
+    conf_file = run_dir / f"session-{shared_session}.conf.json"
+    assert conf_file.stat().st_mode & 0o077 == 0  # the supervisor's alone: the REPL gets an fd
+    conf = json.loads(conf_file.read_text())
     assert conf["spark"]["spark.master"] == "local[1]"
     assert conf["spark"]["spark.app.name"] == "shared-session"
 
