@@ -556,12 +556,18 @@ static const char *str_member(json_t *msg, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* `ready`, or a `hello` from a REPL that is up. The Spark UI address is the proxy's target
+ * (mod_livy_ui.c): it is taken only from the `ready` of a REPL that has not run any user code
+ * yet, which could otherwise point the session's UI at another local port. */
 static void on_ready(sv_session_t *s, json_t *msg)
 {
     PGconn *db = sv_db(s->sv);
     const char *err;
     const char *app_id = str_member(msg, "app_id");
-    const char *ui = str_member(msg, "spark_ui_url");
+    const char *type = str_member(msg, "type");
+    const char *ui = s->phase == SV_PHASE_STARTING && type && strcmp(type, "ready") == 0
+                         ? str_member(msg, "spark_ui_url")
+                         : NULL;
     if (db && !s->stopping
         && store_sv_set_ready(db, s->id, app_id, ui, s->sv->iter, &err) != 0)
         sv_db_failed(s->sv, err);
