@@ -430,6 +430,9 @@ class LivyServer:
             f"{user}{core}\n"
             f"{mpm}\n"
             f"LoadModule authz_core_module {HTTPD_MODULES}/mod_authz_core.so\n"
+            # sessions' Spark UIs are proxied through mod_proxy (mod_livy_ui.c)
+            f"LoadModule proxy_module {HTTPD_MODULES}/mod_proxy.so\n"
+            f"LoadModule proxy_http_module {HTTPD_MODULES}/mod_proxy_http.so\n"
             f"LoadModule livy_module {MODULE}\n"
             f'LivyDatabase "{self.conninfo}"\n'
             f"{supervisor}"
