@@ -168,7 +168,8 @@ void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
         livy_api_handle(cfg, req, route, conn, r->pool, resp);
     livy_pool_release(sconf, conn, resp->conn_broken);
 
-    if (resp->status >= 500)
+    /* 501 is the UI without mod_proxy: said once at startup (livy_ui_post_config) */
+    if (resp->status >= 500 && resp->status != HTTP_NOT_IMPLEMENTED)
         ap_log_rerror(APLOG_MARK, resp->status == 503 ? APLOG_WARNING : APLOG_ERR, 0, r,
                       "livy: answering %d: %s", resp->status,
                       resp->log_detail ? resp->log_detail : "(no detail)");

@@ -83,8 +83,9 @@ static void hand_to_proxy(request_rec *r, const livy_api_response_t *resp)
  * does for [P] in directory context; after authentication, so r->user is known. */
 static int livy_ui_fixup(request_rec *r)
 {
-    if (!r->handler || strcmp(r->handler, "livy") != 0 || r->prev || r->main)
-        return DECLINED;
+    if (!r->handler || strcmp(r->handler, "livy") != 0 || r->prev || r->main
+        || !strstr(r->uri, "/" LIVY_UI_SEGMENT))
+        return DECLINED; /* the API's own routes: the handler's, without a second look */
     livy_api_config_t cfg;
     livy_api_request_t req;
     livy_route_t route;

@@ -84,6 +84,7 @@ def doors(work_dir, pg, spark_env):
         pytest.fail(str(e), pytrace=False)
     server.allow_errors(r"AH01617: user \w+: authentication failure")
     server.http.auth = ("alice", password("alice"))  # the Client speaks as the owner
+    server.htpasswd = htpasswd
     yield Client(server, pg, "doors")
     finish_server(factory)
 
@@ -289,6 +290,22 @@ def test_ui_writes_follow_the_csrf_rule(doors, sessions):
     r = call(doors, "alice", "POST", f"/csrf/sessions/{sid}/ui/jobs/job/kill/?id=0",
              headers={"X-Requested-By": "test"})
     assert r.status_code in (200, 302), (r.status_code, r.text[:300])
+
+
+def test_without_mod_proxy_no_ui_url_and_501(doors, sessions, livy_server, pg):
+    """A second httpd on the same database, without mod_proxy: it says so once at startup,
+    shows no sparkUiUrl (never the driver's loopback address) and answers the UI route 501."""
+    sid = sessions["main"]
+    bare = livy_server(dbname="doors", extra_conf=doors_conf(doors.server.htpasswd), proxy=False)
+    warned = [line for line in bare.error_log_lines() if "mod_proxy and mod_proxy_http are not" in line]
+    assert len(warned) == 1, warned
+    r = requests.get(f"{bare.url}/sessions/{sid}", auth=("alice", password("alice")), timeout=30)
+    assert r.status_code == 200 and r.json()["appInfo"]["sparkUiUrl"] is None, r.text
+    r = requests.get(f"{bare.url}/sessions/{sid}/ui/jobs/", auth=("alice", password("alice")), timeout=30)
+    assert "mod_proxy" in json_error(r, 501)
+    # the access rules still come first
+    r = requests.get(f"{bare.url}/sessions/{sid}/ui/jobs/", auth=("bob", password("bob")), timeout=30)
+    json_error(r, 403)
 
 
 # ------------------------------------------------------------------ (d) bad input
