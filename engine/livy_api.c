@@ -3,6 +3,7 @@
 #include "livy_db.h"
 #include "livy_json.h"
 #include "livy_params.h"
+#include "livy_ui.h"
 #include "livy_view.h"
 
 #include <apr_strings.h>
@@ -233,7 +234,8 @@ static void list_sessions(const livy_api_config_t *cfg, const livy_api_request_t
     for (int i = 0; i < PQntuples(res); i++)
         if (!PQgetisnull(res, i, 1))
             json_array_append_new(list, livy_view_session(res, i, 1,
-                                                          can_view_row(cfg, req, res, i, 1)));
+                                                          can_view_row(cfg, req, res, i, 1),
+                                                          cfg->ui_base));
     json_t *o = json_object();
     json_object_set_new(o, "from", json_integer(from));
     json_object_set_new(o, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
@@ -324,7 +326,7 @@ static void create_session(const livy_api_config_t *cfg, const livy_api_request_
         PQclear(res);
         return;
     }
-    json_t *view = livy_view_session(res, 0, 0, 1);
+    json_t *view = livy_view_session(res, 0, 0, 1, cfg->ui_base);
     resp->location = apr_psprintf(p, "%s/sessions/%s", cfg->base_path, PQgetvalue(res, 0, SC_ID));
     PQclear(res);
     reply_json(resp, p, 201, view);
@@ -532,6 +534,45 @@ static void get_log(const livy_api_request_t *req, PGresult *session, livy_conn_
     reply_json(resp, p, 200, o);
 }
 
+/* ---- the Spark UI ---- */
+
+/* Decides where a request for the session's Spark UI goes: resp->proxy_* set (the module
+ * proxies it), or an error: the page is not one of Spark's, the UI is not up (409) or gone
+ * (404), or this server does not proxy (501). Access was checked by the caller. */
+static void spark_ui(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                     const livy_route_t *r, PGresult *s, apr_pool_t *p,
+                     livy_api_response_t *resp)
+{
+    const char *id = PQgetvalue(s, 0, SC_ID);
+    const char *state = PQgetvalue(s, 0, SC_STATE);
+    const char *backend = livy_ui_backend(col(s, 0, SC_SPARK_UI_URL), p);
+    if (!livy_ui_path_ok(r->ui_path)) {
+        livy_api_error(resp, p, 404, apr_psprintf(p, "No such page in the Spark UI of session "
+                                                  "%s.", id));
+    } else if (state_is_ended(state) || !strcmp(PQgetvalue(s, 0, SC_ENDED), "t")) {
+        livy_api_error(resp, p, 404, apr_psprintf(p, "Session %s has ended (%s): its Spark UI "
+                                                  "is gone.", id, state));
+    } else if (!backend && (!strcmp(state, "not_started") || !strcmp(state, "starting")
+                            || !strcmp(state, "recovering"))) {
+        livy_api_error(resp, p, 409, apr_psprintf(p, "Session %s is %s: its Spark UI is not up "
+                                                  "yet; try again when it is idle.", id, state));
+    } else if (!backend) {
+        livy_api_error(resp, p, 404, apr_psprintf(p, "Session %s has no Spark UI (its "
+                       "spark.ui.enabled is false, or its driver reported none).", id));
+    } else if (!cfg->ui_base) {
+        livy_api_error(resp, p, 501, "This server does not proxy Spark UIs: its httpd has no "
+                                     "mod_proxy and mod_proxy_http loaded.");
+    } else {
+        resp->status = 200;
+        resp->proxy_backend = backend;
+        resp->proxy_context = apr_psprintf(p, "%s/sessions/%s/" LIVY_UI_SEGMENT,
+                                           cfg->base_path, id);
+        resp->proxy_url = apr_pstrcat(p, backend, *r->ui_path ? r->ui_path : "/",
+                                      req->query ? "?" : "", req->query ? req->query : "",
+                                      NULL);
+    }
+}
+
 /* ---- dispatch ---- */
 
 /* Livy's view and modify rules per route; GET /sessions/{id} and /state are never refused. */
@@ -549,6 +590,10 @@ static int session_access_ok(const livy_api_config_t *cfg, const livy_api_reques
     case LIVY_ROUTE_SESSION_LOG:
     case LIVY_ROUTE_STATEMENT:
         need_view = 1;
+        break;
+    case LIVY_ROUTE_SESSION_UI: /* Spark's kill links stop the owner's jobs */
+        need_view = 1;
+        need_modify = livy_ui_path_kills(r->ui_path);
         break;
     case LIVY_ROUTE_STATEMENTS:
         need_view = m != LIVY_M_POST;
@@ -597,7 +642,7 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
             if (changed >= 0)
                 livy_api_error(resp, p, 200, "deleted");
         } else {
-            reply_json(resp, p, 200, livy_view_session(s, 0, 0, can_view));
+            reply_json(resp, p, 200, livy_view_session(s, 0, 0, can_view, cfg->ui_base));
         }
         break;
     case LIVY_ROUTE_SESSION_STATE: {
@@ -631,7 +676,7 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
         } else {
             session_command(Q_SESSION_ACTIVITY, s, c, p, resp, &changed);
             if (changed >= 0)
-                reply_json(resp, p, 200, livy_view_session(s, 0, 0, can_view));
+                reply_json(resp, p, 200, livy_view_session(s, 0, 0, can_view, cfg->ui_base));
         }
         break;
     case LIVY_ROUTE_SESSION_COMPLETION: {
@@ -661,6 +706,9 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
         break;
     case LIVY_ROUTE_STATEMENT_CANCEL:
         cancel_statement(req, r, s, c, p, resp);
+        break;
+    case LIVY_ROUTE_SESSION_UI:
+        spark_ui(cfg, req, r, s, p, resp);
         break;
     default:
         livy_api_error(resp, p, 404, "No such resource.");

@@ -21,6 +21,10 @@ typedef struct {
     livy_validate_opts_t validate;
     livy_security_t security;
     const char *base_path; /* where the handler is mounted, without a trailing slash ("" for /) */
+    /* The absolute URL of the mount point ("https://host:port/base") when the server proxies
+     * sessions' Spark UIs (mod_proxy is loaded), else NULL: sparkUiUrl is then null and the
+     * UI route answers 501. */
+    const char *ui_base;
 } livy_api_config_t;
 
 typedef struct {
@@ -41,6 +45,10 @@ typedef struct {
     const char *allow;     /* Allow header (405), or NULL */
     int conn_broken;       /* the database connection failed: discard it */
     const char *log_detail;/* for the error log when status >= 500 */
+    /* The Spark UI route, allowed: no body; the module hands the request to mod_proxy. */
+    const char *proxy_url;     /* the driver's UI URL to fetch, path and query included */
+    const char *proxy_backend; /* "http://host:port" of the driver's UI (for Location headers) */
+    const char *proxy_context; /* base_path + "/sessions/{id}/ui": X-Forwarded-Context */
 } livy_api_response_t;
 
 /* Routes the request: fills r and returns 1 when the request is already answered in resp

@@ -1,5 +1,6 @@
 /* livy_route: maps a method and a path onto a Livy route; no I/O, fuzzable. */
 #include "livy_route.h"
+#include "livy_ui.h"
 
 #include <apr_strings.h>
 #include <string.h>
@@ -64,12 +65,44 @@ static int split_path(const char *path, apr_pool_t *p, const char **seg)
     return n;
 }
 
+/* /sessions/{id}/ui[/...]: the Spark UI, whose paths are Spark's and have any depth. Returns 1
+ * and fills out when path is one. */
+static int parse_ui_route(const char *path, apr_pool_t *p, livy_route_t *out)
+{
+    const char *c = path;
+    while (*c == '/')
+        c++;
+    if (strncmp(c, "sessions/", 9) != 0)
+        return 0;
+    c += 9;
+    while (*c == '/')
+        c++;
+    size_t idlen = strcspn(c, "/");
+    if (!idlen)
+        return 0;
+    const char *after = c + idlen;
+    while (*after == '/')
+        after++;
+    size_t seglen = strlen(LIVY_UI_SEGMENT);
+    if (strncmp(after, LIVY_UI_SEGMENT, seglen) != 0
+        || (after[seglen] != '/' && after[seglen] != '\0'))
+        return 0;
+    out->route = LIVY_ROUTE_SESSION_UI;
+    out->allowed = LIVY_M_GET | LIVY_M_POST;
+    out->session_ref = apr_pstrmemdup(p, c, idlen);
+    out->session_id = livy_parse_id(out->session_ref);
+    out->ui_path = apr_pstrdup(p, after + seglen);
+    return 1;
+}
+
 void livy_route_parse(const char *path, apr_pool_t *p, livy_route_t *out)
 {
     const char *seg[MAX_SEGMENTS];
     memset(out, 0, sizeof *out);
     out->session_id = -1;
     out->statement_id = -1;
+    if (path && parse_ui_route(path, p, out))
+        return;
     int n = split_path(path ? path : "", p, seg);
     if (n < 1 || n > MAX_SEGMENTS)
         return;

@@ -18,7 +18,8 @@ typedef enum {
     LIVY_ROUTE_SESSION_COMPLETION,/* /sessions/{id}/completion */
     LIVY_ROUTE_STATEMENTS,        /* /sessions/{id}/statements */
     LIVY_ROUTE_STATEMENT,         /* /sessions/{id}/statements/{sid} */
-    LIVY_ROUTE_STATEMENT_CANCEL   /* /sessions/{id}/statements/{sid}/cancel */
+    LIVY_ROUTE_STATEMENT_CANCEL,  /* /sessions/{id}/statements/{sid}/cancel */
+    LIVY_ROUTE_SESSION_UI         /* /sessions/{id}/ui and everything below it: the Spark UI */
 } livy_route_e;
 
 typedef enum {
@@ -34,6 +35,7 @@ typedef struct {
     int64_t session_id;       /* >= 0 when session_ref is all digits and fits, else -1 */
     const char *statement_ref;/* the {sid} segment as given */
     int64_t statement_id;     /* >= 0 when statement_ref is all digits and fits, else -1 */
+    const char *ui_path;      /* LIVY_ROUTE_SESSION_UI: the path after .../ui ("" or "/...") */
     unsigned allowed;         /* LIVY_M_* methods the route answers */
 } livy_route_t;
 

@@ -2,8 +2,11 @@
 #include "livy_view.h"
 #include "livy_json.h"
 #include "livy_store.h"
+#include "livy_ui.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *text_or_null(const PGresult *res, int row, int col)
 {
@@ -26,12 +29,31 @@ static json_t *stored(const PGresult *res, int row, int col, json_t *fallback)
     return livy_json_parse_stored(text_or_null(res, row, col), fallback);
 }
 
-json_t *livy_view_session(const PGresult *res, int row, int c, int show_log)
+/* The proxied UI's URL, or null (see livy_view.h). */
+static json_t *spark_ui_url(const PGresult *res, int row, int c, const char *ui_base)
+{
+    const char *id = text_or_null(res, row, c + SC_ID);
+    const char *ended = text_or_null(res, row, c + SC_ENDED);
+    if (!ui_base || !id || !text_or_null(res, row, c + SC_SPARK_UI_URL)
+        || (ended && !strcmp(ended, "t")))
+        return json_null();
+    size_t n = strlen(ui_base) + strlen(id) + sizeof "/sessions//" LIVY_UI_SEGMENT "/";
+    char *url = malloc(n);
+    if (!url)
+        return json_null();
+    snprintf(url, n, "%s/sessions/%s/" LIVY_UI_SEGMENT "/", ui_base, id);
+    json_t *j = livy_json_string_or_null(url);
+    free(url);
+    return j;
+}
+
+json_t *livy_view_session(const PGresult *res, int row, int c, int show_log,
+                          const char *ui_base)
 {
     json_t *o = json_object();
     json_t *app_info = json_object();
     json_object_set_new(app_info, "driverLogUrl", str(res, row, c + SC_DRIVER_LOG_URL));
-    json_object_set_new(app_info, "sparkUiUrl", str(res, row, c + SC_SPARK_UI_URL));
+    json_object_set_new(app_info, "sparkUiUrl", spark_ui_url(res, row, c, ui_base));
     json_object_set_new(app_info, "executorLogUrls", json_null());
 
     json_object_set_new(o, "id", integer(res, row, c + SC_ID));

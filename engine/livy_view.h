@@ -6,8 +6,13 @@
 #include <libpq-fe.h>
 
 /* The session object of row `row`, whose session columns start at column `col0`.
- * With show_log = 0 the `log` field is [] (the viewer may not read it). New reference. */
-json_t *livy_view_session(const PGresult *res, int row, int col0, int show_log);
+ * With show_log = 0 the `log` field is [] (the viewer may not read it). appInfo.sparkUiUrl is
+ * ui_base + "/sessions/{id}/ui/" (ui_base: the absolute URL of the mount point) while the
+ * driver has a UI and the session has not ended, and null otherwise and whenever ui_base is
+ * NULL (the UI is not proxied): never the driver's own address, which is on loopback.
+ * New reference. */
+json_t *livy_view_session(const PGresult *res, int row, int col0, int show_log,
+                          const char *ui_base);
 
 /* The statement object of row `row`. New reference. */
 json_t *livy_view_statement(const PGresult *res, int row);

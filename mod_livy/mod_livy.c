@@ -113,6 +113,68 @@ static const char *mount_point(request_rec *r, const livy_dir_conf_t *dconf)
     return dconf->base_path ? dconf->base_path : "";
 }
 
+/* The request as the engine sees it, and the configuration it is served under. Returns the
+ * mount point. */
+const char *livy_api_prepare(request_rec *r, livy_api_config_t *cfg, livy_api_request_t *req)
+{
+    livy_dir_conf_t *dconf = ap_get_module_config(r->per_dir_config, &livy_module);
+    const char *base = mount_point(r, dconf);
+
+    /* The path relative to the mount point. */
+    const char *path = r->uri;
+    size_t blen = strlen(base);
+    if (blen && !strncmp(path, base, blen) && (path[blen] == '/' || path[blen] == '\0'))
+        path += blen;
+
+    memset(req, 0, sizeof *req);
+    req->method = r->method;
+    req->path = path;
+    req->query = r->args;
+    req->user = r->user;
+    req->has_requested_by = apr_table_get(r->headers_in, "X-Requested-By") != NULL;
+
+    memset(cfg, 0, sizeof *cfg);
+    cfg->base_path = base;
+    cfg->ui_base = livy_ui_proxy_available() ? ap_construct_url(r->pool, base, r) : NULL;
+    livy_security_t *sec = &cfg->security;
+    sec->csrf = dconf->csrf > 0;
+    sec->impersonation = dconf->impersonation > 0;
+    sec->access_control = dconf->access_control > 0;
+    sec->superusers = dconf->superusers;
+    sec->allowed_users = dconf->allowed_users;
+    sec->view_users = dconf->view_users;
+    sec->modify_users = dconf->modify_users;
+    sec->max_sessions_per_user = dconf->max_sessions_per_user > 0 ? dconf->max_sessions_per_user : 0;
+    sec->max_starting_sessions = dconf->max_starting_sessions > 0 ? dconf->max_starting_sessions : 0;
+    return base;
+}
+
+void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
+                    const livy_api_request_t *req, const livy_route_t *route,
+                    livy_api_response_t *resp)
+{
+    livy_server_conf_t *sconf = ap_get_module_config(r->server->module_config, &livy_module);
+    const char *why;
+    livy_conn_t *conn = livy_pool_acquire(r, sconf, &why);
+    if (!conn) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "livy: answering 503: %s", why);
+        memset(resp, 0, sizeof *resp);
+        livy_api_error(resp, r->pool, HTTP_SERVICE_UNAVAILABLE,
+                       apr_psprintf(r->pool, "The session database is unavailable (%s); "
+                                    "try again shortly.", why));
+        return;
+    }
+    if (!livy_api_check_schema(conn, r->pool, resp))
+        livy_api_handle(cfg, req, route, conn, r->pool, resp);
+    livy_pool_release(sconf, conn, resp->conn_broken);
+
+    /* 501 is the UI without mod_proxy: said once at startup (livy_ui_post_config) */
+    if (resp->status >= 500 && resp->status != HTTP_NOT_IMPLEMENTED)
+        ap_log_rerror(APLOG_MARK, resp->status == 503 ? APLOG_WARNING : APLOG_ERR, 0, r,
+                      "livy: answering %d: %s", resp->status,
+                      resp->log_detail ? resp->log_detail : "(no detail)");
+}
+
 static int livy_handler(request_rec *r)
 {
     if (!r->handler || strcmp(r->handler, "livy") != 0)
@@ -127,31 +189,19 @@ static int livy_handler(request_rec *r)
         return reply_error(r, status, apr_psprintf(r->pool, "%s.", what ? what + 4 : "Error"));
     }
 
+    /* The Spark UI route, refused in the fixups phase (livy_ui_fixup). */
+    livy_request_state_t *state = ap_get_module_config(r->request_config, &livy_module);
+    if (state && state->ui_answer) {
+        ap_discard_request_body(r);
+        write_response(r, state->ui_answer);
+        return OK;
+    }
+
     livy_server_conf_t *sconf = ap_get_module_config(r->server->module_config, &livy_module);
     livy_dir_conf_t *dconf = ap_get_module_config(r->per_dir_config, &livy_module);
-    const char *base = mount_point(r, dconf);
-
-    /* The path relative to the mount point. */
-    const char *path = r->uri;
-    size_t blen = strlen(base);
-    if (blen && !strncmp(path, base, blen) && (path[blen] == '/' || path[blen] == '\0'))
-        path += blen;
-
-    livy_api_request_t req = {
-        .method = r->method, .path = path, .query = r->args, .user = r->user,
-        .has_requested_by = apr_table_get(r->headers_in, "X-Requested-By") != NULL,
-    };
-    livy_api_config_t cfg = {.base_path = base};
-    livy_security_t *sec = &cfg.security;
-    sec->csrf = dconf->csrf > 0;
-    sec->impersonation = dconf->impersonation > 0;
-    sec->access_control = dconf->access_control > 0;
-    sec->superusers = dconf->superusers;
-    sec->allowed_users = dconf->allowed_users;
-    sec->view_users = dconf->view_users;
-    sec->modify_users = dconf->modify_users;
-    sec->max_sessions_per_user = dconf->max_sessions_per_user > 0 ? dconf->max_sessions_per_user : 0;
-    sec->max_starting_sessions = dconf->max_starting_sessions > 0 ? dconf->max_starting_sessions : 0;
+    livy_api_request_t req;
+    livy_api_config_t cfg;
+    livy_api_prepare(r, &cfg, &req);
     livy_api_response_t resp;
     livy_route_t route;
     if (livy_api_route(&cfg, &req, r->pool, &route, &resp)) {
@@ -190,22 +240,10 @@ static int livy_handler(request_rec *r)
     }
     cfg.validate.max_code_bytes = dconf->max_statement > 0 ? (apr_size_t)dconf->max_statement : 0;
 
-    const char *why;
-    livy_conn_t *conn = livy_pool_acquire(r, sconf, &why);
-    if (!conn) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "livy: answering 503: %s", why);
-        return reply_error(r, HTTP_SERVICE_UNAVAILABLE,
-                           apr_psprintf(r->pool, "The session database is unavailable (%s); "
-                                        "try again shortly.", why));
-    }
-    if (!livy_api_check_schema(conn, r->pool, &resp))
-        livy_api_handle(&cfg, &req, &route, conn, r->pool, &resp);
-    livy_pool_release(sconf, conn, resp.conn_broken);
-
-    if (resp.status >= 500)
-        ap_log_rerror(APLOG_MARK, resp.status == 503 ? APLOG_WARNING : APLOG_ERR, 0, r,
-                      "livy: answering %d: %s", resp.status,
-                      resp.log_detail ? resp.log_detail : "(no detail)");
+    livy_api_serve(r, &cfg, &req, &route, &resp);
+    if (resp.proxy_url) /* only without mod_proxy, which livy_ui_fixup hands the UI to */
+        return reply_error(r, HTTP_NOT_IMPLEMENTED, "This server does not proxy Spark UIs: its "
+                           "httpd has no mod_proxy and mod_proxy_http loaded.");
     write_response(r, &resp);
     return OK;
 }
@@ -220,15 +258,19 @@ static int livy_translate_name(request_rec *r)
     if (core && core->expr_handler) {
         const char *err = NULL;
         const char *handler = ap_expr_str_exec(r, core->expr_handler, &err);
-        if (!err && handler && !strcmp(handler, "livy"))
-            ap_set_module_config(r->request_config, &livy_module, (void *)1);
+        if (!err && handler && !strcmp(handler, "livy")) {
+            livy_request_state_t *state = apr_pcalloc(r->pool, sizeof *state);
+            state->livy_url = 1;
+            ap_set_module_config(r->request_config, &livy_module, state);
+        }
     }
     return DECLINED;
 }
 
 static int livy_map_to_storage(request_rec *r)
 {
-    return ap_get_module_config(r->request_config, &livy_module) ? OK : DECLINED;
+    livy_request_state_t *state = ap_get_module_config(r->request_config, &livy_module);
+    return state && state->livy_url ? OK : DECLINED;
 }
 
 static void livy_child_init(apr_pool_t *pchild, server_rec *s)
@@ -239,9 +281,11 @@ static void livy_child_init(apr_pool_t *pchild, server_rec *s)
 static void livy_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(livy_supervisor_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(livy_ui_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(livy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(livy_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(livy_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    livy_ui_register_hooks(p);
     ap_hook_handler(livy_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

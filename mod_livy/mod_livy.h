@@ -58,6 +58,24 @@ void livy_pool_child_init(apr_pool_t *pchild, server_rec *s);
 livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, const char **why);
 void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken);
 
+/* What one request carries between hooks (r->request_config). */
+typedef struct {
+    int livy_url;                      /* translate_name: the livy handler serves this URL */
+    livy_api_response_t *ui_answer;    /* livy_ui_fixup refused a Spark UI request: this */
+} livy_request_state_t;
+
+/* The handler's steps, shared with the Spark UI's fixup (mod_livy.c). */
+const char *livy_api_prepare(request_rec *r, livy_api_config_t *cfg, livy_api_request_t *req);
+/* Serves a routed request on a pooled connection (a 503 in resp when none can be had). */
+void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
+                    const livy_api_request_t *req, const livy_route_t *route,
+                    livy_api_response_t *resp);
+
+/* The sessions' Spark UIs through mod_proxy (mod_livy_ui.c). */
+int livy_ui_proxy_available(void);
+int livy_ui_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+void livy_ui_register_hooks(apr_pool_t *p);
+
 /* The managed supervisor (mod_livy_supervisor.c). */
 int livy_supervisor_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                 server_rec *s);

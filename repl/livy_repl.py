@@ -1080,6 +1080,10 @@ class ReplDriver:
             self.cancel_kill_after_s = float(conf["cancel_kill_after_seconds"])
         if isinstance(conf.get("proxy_user"), str) and conf["proxy_user"]:
             self.proxy_user = conf["proxy_user"]
+        # The driver's doors (local masters): the address the UI binds, and a fresh RPC secret.
+        local_ip = conf.get("spark_local_ip")
+        self.spark_local_ip = local_ip if isinstance(local_ip, str) and local_ip else None
+        self.generate_auth_secret = conf.get("generate_auth_secret") is True
         return {str(key): str(value) for key, value in (conf.get("spark") or {}).items()}
 
     def relay_jvm_output(self, read_fd):
@@ -1099,6 +1103,9 @@ class ReplDriver:
         if "PYSPARK_PYTHON" not in os.environ and "spark.pyspark.python" not in spark_settings:
             os.environ["PYSPARK_PYTHON"] = sys.executable
         os.environ.setdefault("MPLBACKEND", "Agg")  # %matplot renders without a display
+        if self.spark_local_ip:
+            # Spark's web UI binds to SPARK_LOCAL_IP, else to every interface.
+            os.environ["SPARK_LOCAL_IP"] = self.spark_local_ip
         if self.proxy_user:
             # spark-submit's --proxy-user: the driver's work (HDFS, YARN) runs as that user; on a
             # Kerberos cluster the supervisor's own principal must be allowed to impersonate.
@@ -1123,6 +1130,11 @@ class ReplDriver:
                                                               "stderr": write_fd})
         finally:
             os.close(write_fd)
+        if self.generate_auth_secret:
+            # Only now: launch_gateway puts every setting on the JVM's command line, which every
+            # local user can read in /proc. The SparkContext gets it through py4j.
+            conf.set("spark.authenticate", "true")
+            conf.set("spark.authenticate.secret", secrets.token_hex(32))
         self.sc = SparkContext(conf=conf, gateway=self.gateway)
         install_sigint_handler(self)  # SparkContext installed its own, which would kill us
         self.spark = SparkSession.builder.getOrCreate()

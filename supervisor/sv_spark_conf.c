@@ -1,6 +1,8 @@
 /* sv_spark_conf: a session's settings file for its REPL child: the create request mapped onto
- * Spark settings as Livy maps them, the request's conf on top, the server's master last. */
+ * Spark settings as Livy maps them, the request's conf on top, the server's master and the
+ * driver's network doors last. */
 #include "sv_spark_conf.h"
+#include "livy_ui.h"
 
 #include <apr_strings.h>
 #include <errno.h>
@@ -42,12 +44,43 @@ static void set_count(json_t *obj, const char *key, int value, apr_pool_t *p)
         json_object_set_new(obj, key, json_string(apr_psprintf(p, "%d", value)));
 }
 
+/* What no session's conf may change: where the driver listens and who may talk to it.
+ * Local masters keep every door of the driver (RPC, block manager, UI) on loopback and
+ * authenticate RPC with a per-session secret that the REPL makes after the JVM has started
+ * (never on its command line, which every local user can read). On YARN and Kubernetes Spark
+ * hands out a per-application secret itself; a standalone cluster's secret is the
+ * operator's (spark-defaults.conf), since the master and workers must know it too. */
+static void set_doors(json_t *root, json_t *spark, const char *master)
+{
+    switch (livy_spark_master_kind(master)) {
+    case LIVY_MASTER_LOCAL:
+        json_object_set_new(spark, "spark.driver.bindAddress", json_string("127.0.0.1"));
+        json_object_set_new(spark, "spark.driver.host", json_string("127.0.0.1"));
+        json_object_set_new(spark, "spark.authenticate", json_string("true"));
+        json_object_del(spark, "spark.authenticate.secret");
+        json_object_set_new(root, "spark_local_ip", json_string("127.0.0.1"));
+        json_object_set_new(root, "generate_auth_secret", json_true());
+        break;
+    case LIVY_MASTER_YARN:
+    case LIVY_MASTER_K8S:
+        json_object_set_new(spark, "spark.authenticate", json_string("true"));
+        break;
+    default:
+        break;
+    }
+}
+
 /* The child's conf file: the session's Spark settings mapped from the create request, the
- * request's conf on top, the server's master last (users may not choose it). */
+ * request's conf on top, the server's master and the driver's doors last (users may not
+ * choose them). */
 json_t *sv_spark_conf_build(const sv_config_t *cfg, apr_int64_t id,
                             const store_sv_session_t *row, apr_pool_t *p)
 {
     json_t *spark = json_object();
+    /* The UI's kill links: off unless the session asks, since any local process can reach a
+     * loopback port; through httpd they need modify access (mod_livy_ui.c). */
+    if (livy_spark_master_kind(cfg->spark_master) == LIVY_MASTER_LOCAL)
+        set_str(spark, "spark.ui.killEnabled", "false");
     set_str(spark, "spark.driver.memory", row->driver_memory);
     set_count(spark, "spark.driver.cores", row->driver_cores, p);
     set_str(spark, "spark.executor.memory", row->executor_memory);
@@ -80,6 +113,7 @@ json_t *sv_spark_conf_build(const sv_config_t *cfg, apr_int64_t id,
     json_object_set_new(spark, "spark.master", json_string(cfg->spark_master));
 
     json_t *root = json_object();
+    set_doors(root, spark, cfg->spark_master);
     json_object_set_new(root, "spark", spark);
     json_object_set_new(root, "output_max_bytes", json_integer(cfg->output_max_bytes));
     json_object_set_new(root, "sql_row_cap", json_integer(cfg->sql_row_cap));

@@ -384,7 +384,8 @@ class LivyServer:
 
     def __init__(self, base: Path, name: str, db: PgCluster | None, mpm: str = "event",
                  supervisor: bool | str = False, extra_conf: str = "", dbname: str = "livy",
-                 conninfo: str | None = None, log_level: str = "info", supervisor_conf: dict | None = None):
+                 conninfo: str | None = None, log_level: str = "info", supervisor_conf: dict | None = None,
+                 proxy: bool = True):
         if mpm not in MPM_CONF:
             raise ValueError(f"mpm must be one of {sorted(MPM_CONF)}")
         if supervisor not in (False, None, "managed", "external"):
@@ -397,6 +398,7 @@ class LivyServer:
         self.conninfo = conninfo or (db.conninfo(dbname) if db else "host=127.0.0.1 port=1 dbname=livy user=livy")
         self.log_level = log_level
         self.supervisor_conf_extra = supervisor_conf or {}
+        self.proxy = proxy  # load mod_proxy and mod_proxy_http (sessions' Spark UIs)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.conf_path = self.root / "httpd.conf"
@@ -428,6 +430,10 @@ class LivyServer:
                           f'LivySupervisorBinary "{SUPERVISOR}"\n'
                           f'LivySupervisorConfig "{self.supervisor_conf_path}"\n')
         mpm = textwrap.dedent(MPM_CONF[self.mpm]).format(mods=HTTPD_MODULES)
+        proxy = ""
+        if self.proxy:  # sessions' Spark UIs are proxied through mod_proxy (mod_livy_ui.c)
+            proxy = (f"LoadModule proxy_module {HTTPD_MODULES}/mod_proxy.so\n"
+                     f"LoadModule proxy_http_module {HTTPD_MODULES}/mod_proxy_http.so\n")
         return (
             "# rendered by tests/integration/livy_harness.py\n"
             f'ServerRoot "{self.root}"\n'
@@ -442,6 +448,7 @@ class LivyServer:
             f"{user}{core}\n"
             f"{mpm}\n"
             f"LoadModule authz_core_module {HTTPD_MODULES}/mod_authz_core.so\n"
+            f"{proxy}"
             f"LoadModule livy_module {MODULE}\n"
             f'LivyDatabase "{self.conninfo}"\n'
             f"{supervisor}"

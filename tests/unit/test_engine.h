@@ -42,5 +42,6 @@ Suite *json_suite(void);
 Suite *view_suite(void);
 Suite *access_suite(void);
 Suite *api_suite(void);
+Suite *ui_suite(void);
 
 #endif

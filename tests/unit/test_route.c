@@ -51,6 +51,14 @@ static const struct route_case {
     {"/sessions/-1", LIVY_ROUTE_SESSION, "-1", -1, NULL, -1, GET | DELETE},
     {"/sessions/+1", LIVY_ROUTE_SESSION, "+1", -1, NULL, -1, GET | DELETE},
     {"/sessions/1e3", LIVY_ROUTE_SESSION, "1e3", -1, NULL, -1, GET | DELETE},
+    /* the Spark UI: any depth below ui */
+    {"/sessions/1/ui", LIVY_ROUTE_SESSION_UI, "1", 1, NULL, -1, GET | POST},
+    {"/sessions/1/ui/", LIVY_ROUTE_SESSION_UI, "1", 1, NULL, -1, GET | POST},
+    {"/sessions/3/ui/stages/stage/kill/", LIVY_ROUTE_SESSION_UI, "3", 3, NULL, -1, GET | POST},
+    {"/sessions/etl/ui/api/v1/applications/a/jobs/1/x/y", LIVY_ROUTE_SESSION_UI, "etl", -1, NULL,
+     -1, GET | POST},
+    {"//sessions//4//ui//jobs", LIVY_ROUTE_SESSION_UI, "4", 4, NULL, -1, GET | POST},
+    {"/sessions/ui", LIVY_ROUTE_SESSION, "ui", -1, NULL, -1, GET | DELETE},
     /* trailing, repeated and missing slashes */
     {"/version/", LIVY_ROUTE_VERSION, NULL, -1, NULL, -1, GET},
     {"version", LIVY_ROUTE_VERSION, NULL, -1, NULL, -1, GET},
@@ -278,6 +286,37 @@ START_TEST(allow_header_matches_allowed_methods)
 }
 END_TEST
 
+static const struct {
+    const char *path, *ui_path;
+} ui_paths[] = {
+    {"/sessions/1/ui", ""},
+    {"/sessions/1/ui/", "/"},
+    {"/sessions/1/ui/jobs/job/?id=1", "/jobs/job/?id=1"},
+    {"/sessions/1//ui//a//b", "//a//b"},
+};
+
+START_TEST(parse_ui_keeps_the_path_below_ui)
+{
+    livy_route_t r;
+    livy_route_parse(ui_paths[_i].path, test_pool, &r);
+    ck_assert_int_eq(r.route, LIVY_ROUTE_SESSION_UI);
+    ck_assert_str_eq(r.ui_path, ui_paths[_i].ui_path);
+}
+END_TEST
+
+START_TEST(parse_not_quite_ui_is_not_ui)
+{
+    static const char *const paths[] = {"/sessions/1/uix", "/sessions/1/statements/ui",
+                                        "/sessions//ui/jobs", "/sessionsx/1/ui", "/ui"};
+    for (size_t i = 0; i < N_ELEMS(paths); i++) {
+        livy_route_t r;
+        livy_route_parse(paths[i], test_pool, &r);
+        ck_assert_msg(r.route != LIVY_ROUTE_SESSION_UI, "%s parsed as the UI", paths[i]);
+        ck_assert_ptr_null(r.ui_path);
+    }
+}
+END_TEST
+
 Suite *route_suite(void)
 {
     Suite *s = suite_create("livy_route");
@@ -289,6 +328,8 @@ Suite *route_suite(void)
     tcase_add_test(tc, parse_copies_segments_into_the_pool);
     tcase_add_test(tc, parse_many_segments_and_slashes_without_trouble);
     tcase_add_test(tc, parse_name_with_unicode_and_quotes);
+    tcase_add_loop_test(tc, parse_ui_keeps_the_path_below_ui, 0, N_ELEMS(ui_paths));
+    tcase_add_test(tc, parse_not_quite_ui_is_not_ui);
     suite_add_tcase(s, tc);
 
     tc = test_tcase_with_pool("ids");

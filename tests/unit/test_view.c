@@ -46,7 +46,7 @@ START_TEST(session_all_unset)
 {
     const char *values[SC__COUNT] = {0};
     PGresult *res = one_row(SC__COUNT, values);
-    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1)),
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1, NULL)),
         "{\"id\":0,\"name\":null,\"appId\":null,\"owner\":null,\"proxyUser\":null,"
         "\"state\":null,\"kind\":null,"
         "\"appInfo\":{\"driverLogUrl\":null,\"sparkUiUrl\":null,\"executorLogUrls\":null},"
@@ -74,7 +74,7 @@ START_TEST(session_as_livy_shows_it)
     values[SC_ENDED] = "f";
     values[SC_NEXT_STATEMENT] = "0";
     PGresult *res = one_row(SC__COUNT, values);
-    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1)),
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1, NULL)),
         "{\"id\":0,\"name\":null,\"appId\":null,\"owner\":null,\"proxyUser\":null,"
         "\"state\":\"starting\",\"kind\":\"shared\","
         "\"appInfo\":{\"driverLogUrl\":null,\"sparkUiUrl\":null,\"executorLogUrls\":null},"
@@ -122,7 +122,7 @@ static const char **filled_session(int offset)
 static const char *const filled_json_head =
     "{\"id\":12,\"name\":\"etl\",\"appId\":\"local-1716200000000\",\"owner\":\"alice\","
     "\"proxyUser\":\"bob\",\"state\":\"idle\",\"kind\":\"pyspark\","
-    "\"appInfo\":{\"driverLogUrl\":\"http://h/log\",\"sparkUiUrl\":\"http://h:4040\","
+    "\"appInfo\":{\"driverLogUrl\":\"http://h/log\",\"sparkUiUrl\":null,"
     "\"executorLogUrls\":null},";
 static const char *const filled_json_tail =
     "\"ttl\":\"2h\",\"idleTimeout\":\"30m\",\"driverMemory\":\"2g\",\"driverCores\":2,"
@@ -134,7 +134,7 @@ static const char *const filled_json_tail =
 START_TEST(session_every_field_set)
 {
     PGresult *res = one_row(SC__COUNT, filled_session(0));
-    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1)),
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 1, NULL)),
                      apr_pstrcat(test_pool, filled_json_head,
                                  "\"log\":[\"line 1\",\"line \\\"2\\\"\"],", filled_json_tail,
                                  NULL));
@@ -144,7 +144,7 @@ END_TEST
 START_TEST(session_log_hidden_without_view_access)
 {
     PGresult *res = one_row(SC__COUNT, filled_session(0));
-    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 0)),
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 0, 0, NULL)),
                      apr_pstrcat(test_pool, filled_json_head, "\"log\":[],", filled_json_tail,
                                  NULL));
 }
@@ -153,7 +153,7 @@ END_TEST
 START_TEST(session_columns_after_an_offset)
 {
     PGresult *res = one_row(SC__COUNT + 1, filled_session(1));
-    ck_assert_str_eq(view_text(livy_view_session(res, 0, 1, 1)),
+    ck_assert_str_eq(view_text(livy_view_session(res, 0, 1, 1, NULL)),
                      apr_pstrcat(test_pool, filled_json_head,
                                  "\"log\":[\"line 1\",\"line \\\"2\\\"\"],", filled_json_tail,
                                  NULL));
@@ -168,7 +168,7 @@ START_TEST(session_unreadable_stored_json_falls_back)
     values[SC_JARS] = "";
     values[SC_LOG] = "not json";
     PGresult *res = one_row(SC__COUNT, values);
-    json_t *o = livy_json_own(test_pool, livy_view_session(res, 0, 0, 1));
+    json_t *o = livy_json_own(test_pool, livy_view_session(res, 0, 0, 1, NULL));
     ck_assert_str_eq(livy_json_dump(test_pool, json_object_get(o, "conf"), NULL), "{}");
     ck_assert_str_eq(livy_json_dump(test_pool, json_object_get(o, "jars"), NULL), "[]");
     ck_assert_str_eq(livy_json_dump(test_pool, json_object_get(o, "log"), NULL), "[]");
@@ -180,8 +180,39 @@ START_TEST(session_big_id)
     const char *values[SC__COUNT] = {0};
     values[SC_ID] = "9007199254740993";
     PGresult *res = one_row(SC__COUNT, values);
-    json_t *o = livy_json_own(test_pool, livy_view_session(res, 0, 0, 1));
+    json_t *o = livy_json_own(test_pool, livy_view_session(res, 0, 0, 1, NULL));
     ck_assert_int_eq(json_integer_value(json_object_get(o, "id")), 9007199254740993LL);
+}
+END_TEST
+
+/* The proxied UI's address, never the driver's own (loopback) one. */
+START_TEST(session_ui_url_is_the_proxy_path)
+{
+    PGresult *res = one_row(SC__COUNT, filled_session(0));
+    json_t *o = livy_json_own(test_pool, livy_view_session(res, 0, 0, 1,
+                                                           "https://livy.example.org:8998/x"));
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "appInfo"),
+                                                       "sparkUiUrl")),
+                     "https://livy.example.org:8998/x/sessions/12/ui/");
+}
+END_TEST
+
+START_TEST(session_ui_url_null_without_ui_ended_or_unproxied)
+{
+    const char **v = filled_session(0);
+    v[SC_SPARK_UI_URL] = NULL; /* spark.ui.enabled=false, or not up yet */
+    json_t *o = livy_json_own(test_pool, livy_view_session(one_row(SC__COUNT, v), 0, 0, 1,
+                                                           "http://h:1"));
+    ck_assert(json_is_null(json_object_get(json_object_get(o, "appInfo"), "sparkUiUrl")));
+
+    v = filled_session(0);
+    v[SC_ENDED] = "t";
+    o = livy_json_own(test_pool, livy_view_session(one_row(SC__COUNT, v), 0, 0, 1, "http://h:1"));
+    ck_assert(json_is_null(json_object_get(json_object_get(o, "appInfo"), "sparkUiUrl")));
+
+    o = livy_json_own(test_pool, livy_view_session(one_row(SC__COUNT, filled_session(0)), 0, 0,
+                                                   1, NULL));
+    ck_assert(json_is_null(json_object_get(json_object_get(o, "appInfo"), "sparkUiUrl")));
 }
 END_TEST
 
@@ -269,6 +300,8 @@ Suite *view_suite(void)
     tcase_add_test(tc, session_columns_after_an_offset);
     tcase_add_test(tc, session_unreadable_stored_json_falls_back);
     tcase_add_test(tc, session_big_id);
+    tcase_add_test(tc, session_ui_url_is_the_proxy_path);
+    tcase_add_test(tc, session_ui_url_null_without_ui_ended_or_unproxied);
     suite_add_tcase(s, tc);
 
     tc = test_tcase_with_pool("statement");
