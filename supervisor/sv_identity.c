@@ -245,14 +245,17 @@ void sv_identity_remove_session_dir(const char *dir, const sv_account_t *a)
     }
     if (pid == 0) {
         /* As the directory's own account: whatever it planted there, the removal can do no
-         * more than that account could. */
+         * more than that account could. It enters the directory first, while it may still pass
+         * through the supervisor's own directories above it. */
+        if (chdir(dir) != 0)
+            _exit(1);
         if (a && st.st_uid == a->uid && a->uid != geteuid()) {
             if (setgroups(0, NULL) != 0 || setresgid(a->gid, a->gid, a->gid) != 0
                 || setresuid(a->uid, a->uid, a->uid) != 0)
                 _exit(1);
         }
         sv_identity_drop_all_caps();
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        nftw(".", remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
         _exit(0);
     }
     removal_t *r = malloc(sizeof *r);
