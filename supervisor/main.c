@@ -248,6 +248,9 @@ int main(int argc, char **argv)
                 "single-user development only\n", missing);
         return 1;
     }
+    if (cfg->repl_isolation && !sv_config_private_tmp(cfg))
+        sv_warn("python, repl_driver or spark_home lies under /tmp: REPLs keep the shared /tmp "
+                "instead of one of their own each");
     if (access(cfg->run_dir, W_OK | X_OK) != 0) {
         fprintf(stderr, "livy-supervisor: run_dir %s is not a writable directory: %s\n",
                 cfg->run_dir, strerror(errno));

@@ -179,7 +179,8 @@ static void exec_child(const sv_spawn_t *sp, int report_fd)
             spawn_fail(report_fd, ST_TMPFS);
         /* Its own /tmp (the JVM's perf data and attach sockets, native libraries unpacked);
          * bulk temporary data goes to its directory's tmp/ through TMPDIR/SPARK_LOCAL_DIRS. */
-        if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1g") != 0)
+        if (sp->private_tmp
+            && mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1g") != 0)
             spawn_fail(report_fd, ST_TMP);
         /* Its directory back in place, at the same path (which may lie under either tmpfs). */
         if (make_mount_point(sp->dir) != 0)

@@ -30,9 +30,10 @@ typedef struct sv_spawn {
     int nfds;
     const sv_account_t *account; /* the account it runs as; NULL: ours */
     int namespaces;             /* its own PID, mount and IPC namespaces, in which hide_dir is an
-                                 * empty tmpfs but for `dir` (bound back in place), /tmp and
-                                 * /dev/shm are its own and /proc shows its processes only */
+                                 * empty tmpfs but for `dir` (bound back in place), /dev/shm is
+                                 * its own and /proc shows its processes only */
     const char *hide_dir;
+    int private_tmp;            /* with namespaces: /tmp is its own too */
 } sv_spawn_t;
 
 /* Starts a child in a new process session, with no capabilities and no way to gain privileges

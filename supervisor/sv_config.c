@@ -312,3 +312,13 @@ const char *sv_config_session_dir(const sv_config_t *c, apr_int64_t id, apr_pool
 {
     return apr_psprintf(p, "%s/sessions/session-%" APR_INT64_T_FMT, c->run_dir, id);
 }
+
+static int under_tmp(const char *path)
+{
+    return path && (strncmp(path, "/tmp/", 5) == 0 || strcmp(path, "/tmp") == 0);
+}
+
+int sv_config_private_tmp(const sv_config_t *c)
+{
+    return !under_tmp(c->python) && !under_tmp(c->repl_driver) && !under_tmp(c->spark_home);
+}

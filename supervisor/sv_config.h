@@ -40,6 +40,10 @@ typedef struct sv_config {
     const char *repl_env;          /* extra environment variable names passed to REPLs */
 } sv_config_t;
 
+/* Whether each REPL can have a /tmp of its own: not when what it runs (python, the driver,
+ * Spark) lives under /tmp, where it would no longer see it. */
+int sv_config_private_tmp(const sv_config_t *c);
+
 /* The session directory, and the REPL's socket in it, of session id. */
 const char *sv_config_session_dir(const sv_config_t *c, apr_int64_t id, apr_pool_t *p);
 

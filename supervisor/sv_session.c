@@ -970,6 +970,7 @@ static int start_process(sv_session_t *s, const char **err)
         .account = s->have_account ? &s->account : NULL,
         .namespaces = cfg->repl_isolation,
         .hide_dir = cfg->run_dir,
+        .private_tmp = sv_config_private_tmp(cfg),
     };
     pid_t pid;
     int rc = sv_child_spawn(&sp, &pid, p, err);
