@@ -748,6 +748,7 @@ class ReplDriver:
                     "spark_ui_url": self.spark_ui_url,
                     "running": self.running.id if self.running else None,
                     "queued": [statement.id for statement in self.queue],
+                    "unacked": list(self.unacked_results),
                 }
             )
             for result in list(self.unacked_results.values()):
@@ -1226,6 +1227,10 @@ class ReplDriver:
         process = getattr(self.gateway, "proc", None)
         if process is not None:
             process.kill()
+            try:
+                process.wait(10)  # gone before we exit, rather than torn down with our namespace
+            except Exception:
+                pass
         self.exit_now(exit_code)
 
     def exit_now(self, exit_code):

@@ -597,13 +597,19 @@ static void on_hello(sv_session_t *s, json_t *msg)
     }
     size_t i;
     json_t *q;
-    json_array_foreach(json_object_get(msg, "queued"), i, q) {
+    /* What it queued, and the results it holds for us: statements sent by an earlier
+     * connection (or supervisor), which are the only results it may send. */
+    json_t *held = json_array();
+    json_array_extend(held, json_object_get(msg, "queued"));
+    json_array_extend(held, json_object_get(msg, "unacked"));
+    json_array_foreach(held, i, q) {
         if (json_is_integer(q) && !find_inflight(s, (int)json_integer_value(q), NULL)) {
             sv_inflight_t *f = apr_array_push(s->inflight);
             f->id = (int)json_integer_value(q);
             f->cancel_sent = 0;
         }
     }
+    json_decref(held);
     const char *state = str_member(msg, "state");
     if (state && (strcmp(state, "idle") == 0 || strcmp(state, "busy") == 0))
         on_ready(s, msg);
@@ -628,6 +634,12 @@ static void on_result(sv_session_t *s, json_t *msg)
         return;
     }
     int id = (int)json_integer_value(idv);
+    if (!find_inflight(s, id, NULL)) {
+        /* Only code running in the REPL could send it: nothing is stored. */
+        sv_warn("session %" APR_INT64_T_FMT ": dropped a result for statement %d, which this "
+                "supervisor did not send to the REPL", s->id, id);
+        return;
+    }
     PGconn *db = sv_db(s->sv);
     if (!db)
         return; /* not acknowledged: the child sends it again after the next hello */
@@ -1206,8 +1218,9 @@ static void escalate(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
     apr_int64_t term_at = s->stop_since_ms + grace / 2;
     apr_int64_t kill_at = s->stop_since_ms + grace;
     if (s->failed && s->fd >= 0 && !s->term_sent) {
-        /* A child that said fatal exits by itself; give it a moment to do so. */
-        term_at = kill_at = s->stop_since_ms + 2000;
+        /* A child that said fatal exits by itself (the first process of its PID namespace:
+         * its exit waits for the JVM's teardown); give it a while to do so. */
+        term_at = kill_at = s->stop_since_ms + 10000;
     }
     if (!s->term_sent) {
         if (now >= term_at) {

@@ -270,7 +270,10 @@ INTRUDER = textwrap.dedent("""
     s.sendall(b'{"op":"execute","id":991,"code":"secret_of_bob = 1","kind":"pyspark"}\\n')
     rest = b""
     while True:
-        chunk = s.recv(65536)
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:  # closed with our unread lines still in its buffer
+            break
         if not chunk:
             break
         rest += chunk

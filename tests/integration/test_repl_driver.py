@@ -568,7 +568,10 @@ def read_until_closed(sock, timeout=15):
     sock.settimeout(timeout)
     received = b""
     while True:
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # closed with our unread lines still in its buffer
+            return received
         if not chunk:
             return received
         received += chunk
