@@ -401,3 +401,24 @@ def test_repl_user_from_runs_the_repl_as_the_proxy_users_account(per_user, os_ac
     c.wait_session(good, "idle")
     assert c.text(good, "import getpass, os\ngetpass.getuser(), os.getuid()") == \
         repr((os_account, pwd.getpwnam(os_account).pw_uid))
+
+
+def test_a_result_forged_by_code_in_the_repl_is_dropped(iso):
+    # Code in A can reach its own REPL's connection to the supervisor; a result for a statement
+    # the supervisor never sent is dropped and logged, and nothing is stored.
+    alice = iso["alice"]
+    forged = 7000 + iso["a"]
+    sent = in_a(iso, f"""
+        import gc
+        driver = next(o for o in gc.get_objects() if type(o).__name__ == "ReplDriver")
+        driver.send({{"type": "result", "id": {forged}, "state": "available",
+                     "output": {{"status": "ok", "execution_count": {forged},
+                                 "data": {{"text/plain": "forged"}}}}, "started": 1, "completed": 2}})
+    """)
+    assert sent == "True"
+    deadline = time.monotonic() + 10
+    line = f"dropped a result for statement {forged}, which this supervisor did not send"
+    while not any(line in l for l in iso["server"].error_log_lines()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(line in l for l in iso["server"].error_log_lines())
+    assert alice.db_value(f"SELECT count(*) FROM statements WHERE id = {forged}") == "0"
