@@ -4,11 +4,15 @@ only. Code in a Spark session runs on the same host; these are the doors it woul
 
 import os
 import pwd
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
+import requests
 
 import livy_harness as h
 
@@ -141,3 +145,63 @@ def test_the_module_serves_sessions_with_the_passfile_conninfo(livy_server, clea
     while clean_db.psql("SELECT count(*) FROM supervisors WHERE stopped_at IS NULL") == [("0",)]:
         assert time.monotonic() < deadline, f"the managed supervisor did not register:\n{server.log_tail()}"
         time.sleep(0.2)
+
+
+@pytest.fixture
+def local_base():
+    # Under /tmp itself: postgres and httpd's User must reach it (pytest's tmp_path is private).
+    d = Path(tempfile.mkdtemp(prefix="livy-local-auth-"))
+    d.chmod(0o755)
+    yield d
+    if not os.environ.get("LIVY_TEST_KEEP"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_livy_local_sets_up_the_same(local_base):
+    """scripts/livy-local: passwords only, passfiles for their readers, the runtime role in both
+    configurations, no DDL for it."""
+    base = local_base
+    state, port = base / "state", h.free_port()
+    psql = str(h.pg_bin() / "psql")
+    env = dict(os.environ, LIVY_LOCAL_DIR=str(state), LIVY_PORT=str(port))
+    env.pop("LIVY_HTTPD_CONF_EXTRA", None)
+
+    def livy_local(command):
+        return subprocess.run([str(h.ROOT / "scripts" / "livy-local"), command], env=env, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=600)
+
+    r = livy_local("start")
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert requests_get(f"http://127.0.0.1:{port}/sessions") == {"from": 0, "total": 0, "sessions": []}
+        secrets_dir, passfile = state / "secrets", state / "secrets" / "pgpass"
+        run_user = pwd.getpwnam(h.RUN_USER)
+        d = os.stat(secrets_dir)
+        assert stat.S_IMODE(d.st_mode) == 0o750 and (d.st_uid, d.st_gid) == (0, run_user.pw_gid)
+        f = os.stat(passfile)
+        assert stat.S_IMODE(f.st_mode) == 0o600 and f.st_uid == run_user.pw_uid
+        admin = os.stat(secrets_dir / "pgpass-admin")
+        assert stat.S_IMODE(admin.st_mode) == 0o600 and admin.st_uid == 0
+        pg_port = (state / "pg" / "port").read_text().strip()
+        conninfo = f"host=127.0.0.1 port={pg_port} dbname=livy user=livy passfile={passfile}"
+        assert f'LivyDatabase "{conninfo}"' in (state / "httpd" / "httpd.conf").read_text()
+        assert f"database = {conninfo}\n" in (state / "supervisor" / "livy-supervisor.conf").read_text()
+        for role in ("livy", "postgres", h.OWNER_ROLE):
+            r = subprocess.run(["runuser", "-u", STRANGER, "--", "env", "-i", "PATH=/usr/bin:/bin",
+                                "PGPASSFILE=/nonexistent/pgpass", psql, "-X", "-w", "-h", "127.0.0.1",
+                                "-p", pg_port, "-U", role, "-d", "livy", "-c", "SELECT 1"],
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd="/", timeout=30)
+            assert r.returncode != 0 and "no password supplied" in r.stderr, r
+        r = subprocess.run(h.as_user_prefix(h.RUN_USER) + ["env", "-i", "PATH=/usr/bin:/bin", psql, "-X", "-w",
+                                                           conninfo, "-tAc", "CREATE TABLE intruder (x int)"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd="/", timeout=30)
+        assert r.returncode != 0 and "permission denied" in r.stderr, r
+    finally:
+        stop = livy_local("stop")
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+
+
+def requests_get(url):
+    r = requests.get(url, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
