@@ -320,7 +320,9 @@ class PgCluster:
 
     NULL = "\x02NULL\x02"
 
-    def _psql_env(self) -> dict:
+    def psql_env(self) -> dict:
+        """The environment for a psql (or any libpq client) of ours that logs in as the superuser
+        or the owner role: their passwords come from the admin passfile, never the command line."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["PGPASSFILE"] = str(self.admin_passfile)
         return env
@@ -332,7 +334,7 @@ class PgCluster:
         r = _run([self.bin / "psql", "-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
                   "-F", "\x1f", "-R", "\x1e", "-P", f"null={self.NULL}",
                   "-h", "127.0.0.1", "-p", str(self.port), "-U", user, "-d", db, "-c", sql], "psql",
-                 env=self._psql_env())
+                 env=self.psql_env())
         out = r.stdout.rstrip("\n")
         if not out:
             return []
@@ -347,7 +349,7 @@ class PgCluster:
             f"PASSWORD '{self._passwords[role]}';\n" for role in (OWNER_ROLE, RUNTIME_ROLE))
         _run([self.bin / "psql", "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
               "-p", str(self.port), "-U", "postgres", "-d", "postgres"], "create roles",
-             input=sql, env=self._psql_env())
+             input=sql, env=self.psql_env())
 
     def create_database(self, name: str, migrate: bool = True) -> str:
         """Creates database name, owned by the owner role, that only the runtime role may
