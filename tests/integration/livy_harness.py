@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -185,15 +186,29 @@ def pg_bin() -> Path:
     raise HarnessError("PostgreSQL server binaries not found: install the Debian package postgresql")
 
 
+OWNER_ROLE = "livy_owner"  # owns the schema; `livy-supervisor --migrate` runs as it
+RUNTIME_ROLE = "livy"       # what the module and the supervisor log in as: DML only, no DDL
+
+
 class PgCluster:
     """A throwaway PostgreSQL cluster in base/name, owned by the postgres user when we are root,
-    listening on 127.0.0.1 on a free port that it keeps across stop/start."""
+    listening on 127.0.0.1 on a free port that it keeps across stop/start.
+
+    Set up as a real site should be (see README.md): scram-sha-256 over TCP and peer on the Unix
+    socket, so nothing logs in without a password; generated passwords kept in libpq passfiles
+    under base/name-secrets (0750, root:httpd's group): `pgpass` (httpd's User, 0600) with the
+    runtime role's, for the module and the supervisor, and `pgpass-admin` (root, 0600) with the
+    superuser's and the owner role's, for psql() and migrations. The runtime role gets DML on
+    what the owner role creates, through default privileges set before the first migration."""
 
     def __init__(self, base: Path, name: str = "pg"):
         self.dir = Path(base) / name
         self.data = self.dir / "data"
         self.sock_dir = self.dir / "run"
         self.log = self.dir / "postgres.log"
+        self.secrets = Path(base) / f"{name}-secrets"
+        self.passfile = self.secrets / "pgpass"
+        self.admin_passfile = self.secrets / "pgpass-admin"
         self.port: int | None = None
         self.bin = pg_bin()
 
@@ -202,23 +217,36 @@ class PgCluster:
         return _run(as_user_prefix("postgres") + list(cmd), what, **kw)
 
     def setup(self, dbname: str = "livy", migrate: bool = True) -> "PgCluster":
-        """initdb, start, role and database livy, migrations: the usual one-call setup."""
+        """initdb, start, roles, database livy, migrations: the usual one-call setup."""
         self.init()
         self.start()
+        self.create_roles()
         self.create_database(dbname, migrate=migrate)
         return self
 
     def init(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         chown_to(self.dir, "postgres")
-        os.chmod(self.dir, 0o700)
-        self._as_pg(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", what="initdb")
-        self._as_pg("mkdir", "-p", self.sock_dir, what="mkdir")
+        # Traversable, so that any local user reaches the socket (as on a real host) and the
+        # tests show that peer authentication, not a directory mode, turns them away.
+        os.chmod(self.dir, 0o755)
+        self._write_passfiles()
+        pwfile = self.dir / "initdb-pw"
+        pwfile.write_text(self._passwords["postgres"] + "\n")
+        pwfile.chmod(0o600)
+        chown_to(pwfile, "postgres")
+        try:
+            self._as_pg(self.bin / "initdb", "-D", self.data, "-U", "postgres",
+                        "--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+                        "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", what="initdb")
+        finally:
+            pwfile.unlink()
+        self._as_pg("mkdir", "-p", "-m", "0755", self.sock_dir, what="mkdir")
         conf = textwrap.dedent(f"""\
             # throwaway cluster for mod_livy's integration tests: speed over durability
             listen_addresses = '127.0.0.1'
             unix_socket_directories = '{self.sock_dir}'
+            password_encryption = 'scram-sha-256'
             max_connections = 300
             shared_buffers = 32MB
             fsync = off
@@ -227,6 +255,26 @@ class PgCluster:
             include_if_exists = 'port.conf'
             """)
         self._as_pg("sh", "-c", f"cat >> '{self.data}/postgresql.conf'", what="configure", input=conf)
+
+    def _write_passfiles(self) -> None:
+        """Fresh random passwords, in a runtime passfile for httpd's User and an admin one for
+        root. libpq ignores a passfile that its group or others may read, so each is 0600 and
+        owned by the one user that reads it; the directory keeps everyone else out."""
+        self._passwords = {r: secrets.token_urlsafe(32) for r in ("postgres", OWNER_ROLE, RUNTIME_ROLE)}
+        self.secrets.mkdir(mode=0o750, exist_ok=True)
+        self.secrets.chmod(0o750)
+        if IS_ROOT:
+            os.chown(self.secrets, 0, pwd.getpwnam(RUN_USER).pw_gid)
+
+        def write(path: Path, roles, user: str | None) -> None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write("".join(f"127.0.0.1:*:*:{r}:{self._passwords[r]}\n" for r in roles))
+            if user:
+                chown_to(path, user)
+
+        write(self.passfile, (RUNTIME_ROLE,), RUN_USER)
+        write(self.admin_passfile, ("postgres", OWNER_ROLE), None)
 
     def start(self) -> None:
         if self.port is None:
@@ -257,6 +305,7 @@ class PgCluster:
         left = pids_mentioning(str(self.data))
         terminate(left)
         shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.secrets, ignore_errors=True)
 
     def log_tail(self, n: int = 30) -> str:
         try:
@@ -264,41 +313,73 @@ class PgCluster:
         except OSError:
             return ""
 
-    # -- databases and SQL
-    def conninfo(self, dbname: str = "livy", user: str = "livy") -> str:
-        return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user}"
+    # -- roles, databases and SQL
+    def conninfo(self, dbname: str = "livy", user: str = RUNTIME_ROLE) -> str:
+        """The runtime role's conninfo reads the runtime passfile (httpd's User); any other
+        role's the admin one (root)."""
+        passfile = self.passfile if user == RUNTIME_ROLE else self.admin_passfile
+        return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user} passfile={passfile}"
 
     NULL = "\x02NULL\x02"
 
+    def psql_env(self) -> dict:
+        """The environment for a psql (or any libpq client) of ours that logs in as the superuser
+        or the owner role: their passwords come from the admin passfile, never the command line."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PGPASSFILE"] = str(self.admin_passfile)
+        return env
+
     def psql(self, sql: str, db: str = "livy", user: str = "postgres") -> list[tuple]:
-        """Runs sql (one or more statements) and returns the rows of the last one, as tuples of
-        strings (None for NULL)."""
-        r = _run([self.bin / "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+        """Runs sql (one or more statements) as user (the superuser unless told; a role of the
+        admin passfile) and returns the rows of the last one, as tuples of strings (None for
+        NULL)."""
+        r = _run([self.bin / "psql", "-X", "-q", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1",
                   "-F", "\x1f", "-R", "\x1e", "-P", f"null={self.NULL}",
-                  "-h", "127.0.0.1", "-p", str(self.port), "-U", user, "-d", db, "-c", sql], "psql")
+                  "-h", "127.0.0.1", "-p", str(self.port), "-U", user, "-d", db, "-c", sql], "psql",
+                 env=self.psql_env())
         out = r.stdout.rstrip("\n")
         if not out:
             return []
         return [tuple(None if v == self.NULL else v for v in rec.split("\x1f"))
                 for rec in out.split("\x1e") if rec != ""]
 
-    def create_database(self, name: str, owner: str = "livy", migrate: bool = True) -> str:
-        """Creates database name (and role owner, if needed); migrates it unless told not to.
-        Returns its conninfo."""
-        if not self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'", db="postgres"):
-            self.psql(f'CREATE ROLE "{owner}" LOGIN', db="postgres")
-        self.psql(f'CREATE DATABASE "{name}" OWNER "{owner}"', db="postgres")
+    def create_roles(self) -> None:
+        """The owner role for migrations and the runtime role, with the passwords of the
+        passfiles. The SQL goes on stdin: a command line is readable by every local user."""
+        sql = "".join(
+            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+            f"PASSWORD '{self._passwords[role]}';\n" for role in (OWNER_ROLE, RUNTIME_ROLE))
+        _run([self.bin / "psql", "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+              "-p", str(self.port), "-U", "postgres", "-d", "postgres"], "create roles",
+             input=sql, env=self.psql_env())
+
+    def create_database(self, name: str, migrate: bool = True) -> str:
+        """Creates database name, owned by the owner role, that only the runtime role may
+        connect to besides; the runtime role gets DML (never DDL) on every table and sequence
+        the owner creates there. Migrates it unless told not to. Returns the runtime conninfo."""
+        self.psql(f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}', db="postgres")
+        self.psql(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC; '
+                  f'GRANT CONNECT ON DATABASE "{name}" TO {RUNTIME_ROLE}', db="postgres")
+        self.psql(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}; "
+                  "REVOKE ALL ON SCHEMA public FROM PUBLIC; "
+                  f"GRANT USAGE ON SCHEMA public TO {RUNTIME_ROLE}; "
+                  f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public "
+                  f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {RUNTIME_ROLE}; "
+                  f"ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public "
+                  f"GRANT USAGE, SELECT ON SEQUENCES TO {RUNTIME_ROLE}", db=name)
         if migrate:
             self.migrate(name)
-        return self.conninfo(name, owner)
+        return self.conninfo(name)
 
     def migrate(self, dbname: str = "livy") -> None:
+        """livy-supervisor --migrate, as the owner role."""
         require_built()
         conf = self.dir.parent / f"migrate-{self.dir.name}-{dbname}.conf"
         run_dir = self.dir.parent / "migrate-run"
         run_dir.mkdir(exist_ok=True)
-        conf.write_text(render_supervisor_conf(self.conninfo(dbname), run_dir))
-        _run([SUPERVISOR, "--config", conf, "--migrate", "--database", self.conninfo(dbname)],
+        owner = self.conninfo(dbname, OWNER_ROLE)
+        conf.write_text(render_supervisor_conf(owner, run_dir))
+        _run([SUPERVISOR, "--config", conf, "--migrate", "--database", owner],
              "livy-supervisor --migrate")
 
     def snapshot(self, dbname: str = "livy") -> dict:

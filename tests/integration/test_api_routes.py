@@ -585,7 +585,7 @@ def test_writes_notify_the_supervisor_with_their_commit(server):
     listener = subprocess.Popen(
         [str(pg.bin / "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
          "-d", "livy", "-f", "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pg.psql_env())
     try:
         listener.stdin.write("LISTEN livy_sessions;\nLISTEN livy_statements;\n\\echo listening\n")
         listener.stdin.flush()

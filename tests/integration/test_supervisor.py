@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,89 +20,32 @@ from pathlib import Path
 
 import pytest
 
+import livy_harness as h
+
 ROOT = Path(__file__).resolve().parents[2]
 SUPERVISOR = Path(os.environ.get("LIVY_SUPERVISOR_BIN", ROOT / "supervisor" / "livy-supervisor"))
 SQL_DIR = ROOT / "sql"
 REPL_DRIVER = ROOT / "repl" / "livy_repl.py"
 PYTHON = ROOT / ".venv" / "bin" / "python"
-PG_BIN = Path(os.environ.get("LIVY_PG_BIN", "/usr/lib/postgresql/15/bin"))
-PSQL = shutil.which("psql") or "/usr/bin/psql"
 
 SPARK_START_TIMEOUT = 240  # a cold Spark on two busy cores
-NULL = "\x02NULL\x02"
 
 
 # ------------------------------------------------------------------ PostgreSQL
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Postgres:
-    """A throwaway cluster owned by the postgres user, trust auth, on a free port."""
+class Postgres(h.PgCluster):
+    """The harness's throwaway cluster (password authentication, runtime role `livy`, owner
+    role for migrations), with the few helpers these tests add."""
 
     def __init__(self, tmp_base: Path):
-        self.dir = tmp_base / "pg"
-        self.data = self.dir / "data"
-        self.port = free_port()
-        self.dbname = "livy"
-
-    def _as_postgres(self, *cmd, **kw):
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        return subprocess.run(prefix + [str(c) for c in cmd], check=True, capture_output=True,
-                              text=True, **kw)
-
-    def start(self) -> None:
-        self.dir.mkdir(parents=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
-        self._as_postgres(PG_BIN / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
-                          "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-        self._as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-l", self.dir / "postgres.log",
-                          "-w", "-t", "60", "-o",
-                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                          "-c fsync=off -c synchronous_commit=off", "start")
-        self.psql(f"CREATE DATABASE {self.dbname}", db="postgres")
-
-    def pg_ctl(self, *args) -> None:
-        self._as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-w", "-t", "60", *args)
+        super().__init__(tmp_base, "pg")
 
     def restart_later(self, down_for: float) -> None:
         """Stops the server (closing every connection), waits, starts it on the same port."""
-        self.pg_ctl("-m", "fast", "stop")
+        self.stop("fast")
         time.sleep(down_for)
-        self.pg_ctl("-l", self.dir / "postgres.log", "-o",
-                    f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                    "-c fsync=off -c synchronous_commit=off", "start")
-
-    def stop(self) -> None:
-        if self.data.exists():
-            subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])
-                           + [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                              "-w", "stop"], capture_output=True)
-
-    @property
-    def conninfo(self) -> str:
-        return f"host=127.0.0.1 port={self.port} dbname={self.dbname} user=postgres"
-
-    def psql(self, sql: str, db: str | None = None) -> list[tuple]:
-        """Runs sql (one or more statements, one transaction when wrapped in BEGIN/COMMIT) and
-        returns the rows of the last one as tuples of strings (None for NULL)."""
-        r = subprocess.run(
-            [PSQL, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-F", "\x1f", "-R", "\x1e", "-P", f"null={NULL}", "-h", "127.0.0.1",
-             "-p", str(self.port), "-U", "postgres", "-d", db or self.dbname, "-c", sql],
-            capture_output=True, text=True)
-        if r.returncode != 0:
-            raise AssertionError(f"psql failed: {r.stderr}\n{sql}")
-        out = r.stdout.rstrip("\n")
-        if not out:
-            return []
-        return [tuple(None if v == NULL else v for v in rec.split("\x1f"))
-                for rec in out.split("\x1e") if rec != ""]
+        self.start()
 
     def value(self, sql: str):
         rows = self.psql(sql)
@@ -122,8 +64,9 @@ class Supervisor:
         self.conf = tmp_base / "livy-supervisor.conf"
         self.log = tmp_base / "supervisor.log"
         self.proc: subprocess.Popen | None = None
+        self.cluster = cluster
         values = {
-            "database": cluster.conninfo,
+            "database": cluster.conninfo(),
             "run_dir": self.run_dir,
             "sql_dir": SQL_DIR,
             "python": PYTHON,
@@ -150,7 +93,9 @@ class Supervisor:
                              + "".join(f"{k} = {v}\n" for k, v in values.items()))
 
     def migrate(self) -> str:
-        r = subprocess.run([str(SUPERVISOR), "--config", str(self.conf), "--migrate"],
+        # As the owner role: the runtime role of the `database` line may not create tables.
+        r = subprocess.run([str(SUPERVISOR), "--config", str(self.conf), "--migrate",
+                            "--database", self.cluster.conninfo(user=h.OWNER_ROLE)],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         return r.stdout
@@ -357,11 +302,12 @@ def cluster(tmp_base):
     assert SUPERVISOR.exists(), f"not built: {SUPERVISOR} (run make)"
     cluster = Postgres(tmp_base)
     try:
-        cluster.start()
-    except subprocess.CalledProcessError as e:
-        pytest.fail(f"PostgreSQL did not start: {e.stderr}", pytrace=False)
+        cluster.setup(migrate=False)
+    except h.HarnessError as e:
+        cluster.destroy()
+        pytest.fail(str(e), pytrace=False)
     yield cluster
-    cluster.stop()
+    cluster.destroy()
 
 
 @pytest.fixture(scope="module")
@@ -413,10 +359,10 @@ def test_config_bad_duration_is_an_error(tmp_base):
 
 
 def test_refuses_an_unmigrated_database_naming_migrate(tmp_base, cluster):
-    cluster.psql("CREATE DATABASE empty", db="postgres")
+    database = cluster.create_database("empty", migrate=False)
     d = tmp_base / "unmigrated"
     d.mkdir()
-    sv = Supervisor(d, cluster, database=cluster.conninfo.replace("dbname=livy", "dbname=empty"))
+    sv = Supervisor(d, cluster, database=database)
     r = subprocess.run([str(SUPERVISOR), "--config", str(sv.conf), "--foreground"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
