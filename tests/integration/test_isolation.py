@@ -266,9 +266,12 @@ INTRUDER = textwrap.dedent("""
         msg = "livy-repl-auth 2 supervisor %s %s %s" % (sys.argv[3], challenge["nonce"], nonce)
         first = {"op": "auth", "protocol": 2, "nonce": nonce,
                  "proof": hmac.new(secrets.token_bytes(32), msg.encode(), hashlib.sha256).hexdigest()}
-    s.sendall((json.dumps(first) + "\\n").encode())
-    s.sendall(b'{"op":"execute","id":991,"code":"secret_of_bob = 1","kind":"pyspark"}\\n')
     rest = b""
+    try:
+        s.sendall((json.dumps(first) + "\\n").encode()
+                  + b'{"op":"execute","id":991,"code":"secret_of_bob = 1","kind":"pyspark"}\\n')
+    except BrokenPipeError:  # already closed on us
+        pass
     while True:
         try:
             chunk = s.recv(65536)
