@@ -18,11 +18,12 @@ int livy_ui_path_ok(const char *path)
         if (!isalnum((unsigned char)*c) && !strchr(allowed, *c))
             return 0;
     /* no dot segments: httpd removes them from r->uri, but the check costs nothing */
-    for (const char *seg = path; seg; seg = strchr(seg + 1, '/')) {
+    for (const char *seg = path; *seg;) {
         const char *s = *seg == '/' ? seg + 1 : seg;
         size_t n = strcspn(s, "/");
         if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
             return 0;
+        seg = s + n;
     }
     return 1;
 }
