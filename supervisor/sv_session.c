@@ -1049,6 +1049,15 @@ void sv_session_spawn(sv_session_t *s, const store_sv_session_t *row)
     int rc = resolve_account(s, row, &err);
     if (rc == 0) {
         json_t *conf = sv_spark_conf_build(s->sv->cfg, s->id, row, p);
+        /* The driver's temporary files go to the session's directory too (last -D wins). */
+        json_t *spark = json_object_get(conf, "spark");
+        json_t *opts = json_object_get(spark, "spark.driver.extraJavaOptions");
+        const char *tmpdir = apr_pstrcat(p, "\"-Djava.io.tmpdir=", s->dir, "/tmp\"", NULL);
+        json_object_set_new(spark, "spark.driver.extraJavaOptions",
+                            json_string(json_is_string(opts)
+                                            ? apr_pstrcat(p, json_string_value(opts), " ", tmpdir,
+                                                          NULL)
+                                            : tmpdir));
         rc = sv_spark_conf_write(s->conf_path, conf, p, &err);
         json_decref(conf);
     }

@@ -166,7 +166,11 @@ def test_a_has_no_database_or_supervisor_settings_in_its_environment(iso):
     assert [k for k in env if k.startswith(("PG", "LIVY"))] == []
     conninfo = iso["server"].conninfo
     assert not [k for k, v in env.items() if "dbname=" in v or conninfo in v or "passfile" in v]
-    assert env["HOME"].startswith(b_facts(iso)["run_dir"]) and env["TMPDIR"].endswith("/tmp")
+    own_dir = iso["alice"].db_value(f"SELECT repl_socket FROM sessions WHERE id = {iso['a']}")
+    own_dir = str(Path(own_dir).parent)
+    assert env["HOME"] == own_dir + "/home" and env["TMPDIR"] == own_dir + "/tmp"
+    assert env["SPARK_LOCAL_DIRS"] == own_dir + "/tmp"
+    assert in_a(iso, "spark._jvm.java.lang.System.getProperty('java.io.tmpdir')") == repr(own_dir + "/tmp")
 
 
 # ------------------------------------------------------------------ B's processes and files
