@@ -460,6 +460,51 @@ ALWAYS_BAD = re.compile(r"AH00052|exit signal|Segmentation fault|AddressSanitize
 SHUTDOWN_RACE = re.compile(r"\(9\)Bad file descriptor: AH0309[23]: ")
 
 
+def password(user: str) -> str:
+    """The Basic auth password the tests give each user."""
+    return f"{user}-secret"
+
+
+def write_htpasswd(path: Path, users) -> Path:
+    """An htpasswd file (apr1 hashes, by httpd's own tool) for users, with password(user)."""
+    for i, user in enumerate(users):
+        subprocess.run(["htpasswd", "-b", "-m"] + (["-c"] if i == 0 else [])
+                       + [str(path), user, password(user)], check=True, capture_output=True)
+    path.chmod(0o644)  # httpd's children read it as their User
+    return path
+
+
+def shipped_error_documents() -> list[str]:
+    """The ErrorDocument lines conf/livy.conf ships (they point httpd's errors into the mount)."""
+    lines = [line.strip() for line in (ROOT / "conf" / "livy.conf").read_text().splitlines()
+             if re.match(r"(?i)\s*ErrorDocument\s", line)]
+    if not lines:
+        raise HarnessError("conf/livy.conf ships no ErrorDocument lines")
+    return lines
+
+
+def basic_auth_conf(htpasswd: Path, policy: str = "", error_documents: bool = False) -> str:
+    """httpd configuration: Basic auth from htpasswd for the whole server (<Location />), with
+    `policy` (Livy directives, one per line) in that location, and the shipped ErrorDocument
+    lines there when asked."""
+    m = HTTPD_MODULES
+    inner = "".join(f"    {line.strip()}\n" for line in policy.splitlines() if line.strip())
+    if error_documents:
+        inner += "".join(f"    {line}\n" for line in shipped_error_documents())
+    return (f"LoadModule auth_basic_module {m}/mod_auth_basic.so\n"
+            f"LoadModule authn_core_module {m}/mod_authn_core.so\n"
+            f"LoadModule authn_file_module {m}/mod_authn_file.so\n"
+            f"LoadModule authz_user_module {m}/mod_authz_user.so\n"
+            "<Location />\n"
+            "    AuthType Basic\n"
+            '    AuthName "livy"\n'
+            "    AuthBasicProvider file\n"
+            f'    AuthUserFile "{htpasswd}"\n'
+            "    Require valid-user\n"
+            f"{inner}"
+            "</Location>\n")
+
+
 class LivyServer:
     """One httpd with mod_livy in its own ServerRoot under base/name."""
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import pwd
-import secrets
-import socket
 import subprocess
 import textwrap
 import time
@@ -24,36 +21,17 @@ import livy_harness as h
 USERS = ("alice", "bob")
 
 
-def password(user: str) -> str:
-    return f"{user}-pw"
+password = h.password
 
 
 @pytest.fixture(scope="module")
 def iso_htpasswd(work_dir):
-    path = work_dir / "isolation-htpasswd"
-    for i, user in enumerate(USERS):
-        args = ["htpasswd", "-b", "-m"] + (["-c"] if i == 0 else []) + [str(path), user, password(user)]
-        subprocess.run(args, check=True, capture_output=True)
-    path.chmod(0o644)
-    return path
+    return h.write_htpasswd(work_dir / "isolation-htpasswd", USERS)
 
 
-def auth_conf(htpasswd: Path) -> str:
-    m = h.HTTPD_MODULES
-    return (f"LoadModule auth_basic_module {m}/mod_auth_basic.so\n"
-            f"LoadModule authn_core_module {m}/mod_authn_core.so\n"
-            f"LoadModule authn_file_module {m}/mod_authn_file.so\n"
-            f"LoadModule authz_user_module {m}/mod_authz_user.so\n"
-            "<Location />\n"
-            "    AuthType Basic\n"
-            '    AuthName "livy"\n'
-            "    AuthBasicProvider file\n"
-            f'    AuthUserFile "{htpasswd}"\n'
-            "    Require valid-user\n"
-            "    LivyAccessControl On\n"
-            "    LivyAllowedUsers alice bob\n"
-            "    LivyImpersonation On\n"
-            "</Location>\n")
+def auth_conf(htpasswd: Path, *policy: str) -> str:
+    return h.basic_auth_conf(htpasswd, "\n".join(("LivyAccessControl On", "LivyAllowedUsers alice bob",
+                                                  "LivyImpersonation On") + policy))
 
 
 class UserClient(lc.Client):
@@ -379,8 +357,7 @@ def per_user(work_dir, pg, iso_htpasswd, os_account, spark_env):
     factory = h.ServerFactory(work_dir, pg, "isolation-per-user")
     try:
         server = factory(mpm="event", supervisor="managed", dbname=dbname,
-                         extra_conf=auth_conf(iso_htpasswd).replace(
-                             "    LivyImpersonation On\n", "    LivyImpersonation On\n    LivySuperusers alice\n"),
+                         extra_conf=auth_conf(iso_htpasswd, "LivySuperusers alice"),
                          supervisor_conf={"repl_user": None, "repl_user_from": "proxy_user"})
     except h.HarnessError as e:
         factory.finish()

@@ -19,8 +19,6 @@ One httpd per MPM serves every test (each test empties the database first); its 
 
 from __future__ import annotations
 
-import re
-import subprocess
 
 import pytest
 import requests
@@ -31,8 +29,7 @@ USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 SECRET = "pw-Zq8#hunter2-DO-NOT-LOG"
 
 
-def password(user: str) -> str:
-    return f"{user}-secret"
+password = h.password
 
 
 # ------------------------------------------------------------------ the server
@@ -40,51 +37,27 @@ def password(user: str) -> str:
 
 @pytest.fixture(scope="module")
 def htpasswd(work_dir):
-    path = work_dir / "security-htpasswd"
-    for i, user in enumerate(USERS):
-        # apr1 (MD5) hashes, written by httpd's own tool
-        args = ["htpasswd", "-b", "-m"] + (["-c"] if i == 0 else []) + [str(path), user, password(user)]
-        subprocess.run(args, check=True, capture_output=True)
-    path.chmod(0o644)  # httpd's children read it as their User
-    return path
+    return h.write_htpasswd(work_dir / "security-htpasswd", USERS)
 
 
-def shipped_error_documents() -> list[str]:
-    """The ErrorDocument lines conf/livy.conf ships (they point httpd's errors into the mount)."""
-    lines = [line.strip() for line in (h.ROOT / "conf" / "livy.conf").read_text().splitlines()
-             if re.match(r"(?i)\s*ErrorDocument\s", line)]
-    assert lines, "conf/livy.conf ships no ErrorDocument lines"
-    return lines
+shipped_error_documents = h.shipped_error_documents
 
 
 def security_conf(htpasswd) -> str:
-    m = h.HTTPD_MODULES
-    errdocs = "\n".join(f"    {line}" for line in shipped_error_documents())
-
     def mount(path, extra):
         # httpd redirects the ErrorDocument into the same mount, so that the error page does not
         # need credentials of its own
         return f"<Location {path}>\n    ErrorDocument 401 {path}/error\n{extra}\n</Location>\n"
 
     return (
-        f"LoadModule auth_basic_module {m}/mod_auth_basic.so\n"
-        f"LoadModule authn_core_module {m}/mod_authn_core.so\n"
-        f"LoadModule authn_file_module {m}/mod_authn_file.so\n"
-        f"LoadModule authz_user_module {m}/mod_authz_user.so\n"
-        "<Location />\n"
-        "    AuthType Basic\n"
-        '    AuthName "livy"\n'
-        "    AuthBasicProvider file\n"
-        f'    AuthUserFile "{htpasswd}"\n'
-        "    Require valid-user\n"
-        "    LivyAccessControl On\n"
-        "    LivyAllowedUsers alice bob\n"
-        "    LivySuperusers carol\n"
-        "    LivyViewUsers erin\n"
-        "    LivyModifyUsers frank\n"
-        "    LivyImpersonation On\n"
-        f"{errdocs}\n"
-        "</Location>\n"
+        h.basic_auth_conf(htpasswd, """
+            LivyAccessControl On
+            LivyAllowedUsers alice bob
+            LivySuperusers carol
+            LivyViewUsers erin
+            LivyModifyUsers frank
+            LivyImpersonation On
+            """, error_documents=True)
         + mount("/secure", "    LivyAccessControl On\n    LivyImpersonation On")
         + mount("/csrf", "    LivyCsrfProtection On")
         + mount("/noimp", "    LivyImpersonation Off")

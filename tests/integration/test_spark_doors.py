@@ -35,45 +35,25 @@ NOUI_CONF = {"spark.driver.extraJavaOptions": JAVA_FAST, "spark.ui.enabled": "fa
 LOOPBACK = {"127.0.0.1", "::1"}
 
 
-def password(user: str) -> str:
-    return f"{user}-pw"
+password = h.password
 
 
 def doors_conf(htpasswd: Path) -> str:
-    m = h.HTTPD_MODULES
-    errdocs = "\n".join(f"    {line.strip()}" for line in (h.ROOT / "conf" / "livy.conf").read_text().splitlines()
-                        if re.match(r"(?i)\s*ErrorDocument\s", line))
-    return (
-        f"LoadModule auth_basic_module {m}/mod_auth_basic.so\n"
-        f"LoadModule authn_core_module {m}/mod_authn_core.so\n"
-        f"LoadModule authn_file_module {m}/mod_authn_file.so\n"
-        f"LoadModule authz_user_module {m}/mod_authz_user.so\n"
-        "<Location />\n"
-        "    AuthType Basic\n"
-        '    AuthName "livy"\n'
-        "    AuthBasicProvider file\n"
-        f'    AuthUserFile "{htpasswd}"\n'
-        "    Require valid-user\n"
-        "    LivyAccessControl On\n"
-        "    LivyAllowedUsers alice bob\n"
-        "    LivyViewUsers erin\n"
-        "    LivyModifyUsers frank\n"
-        f"{errdocs}\n"
-        "</Location>\n"
+    return h.basic_auth_conf(htpasswd, """
+        LivyAccessControl On
+        LivyAllowedUsers alice bob
+        LivyViewUsers erin
+        LivyModifyUsers frank
+        """, error_documents=True) + (
         "<Location /csrf>\n"
         "    ErrorDocument 401 /csrf/error\n"
         "    LivyCsrfProtection On\n"
-        "</Location>\n"
-    )
+        "</Location>\n")
 
 
 @pytest.fixture(scope="module")
 def doors(work_dir, pg, spark_env):
-    htpasswd = work_dir / "doors-htpasswd"
-    for i, user in enumerate(USERS):
-        subprocess.run(["htpasswd", "-b", "-m"] + (["-c"] if i == 0 else []) + [str(htpasswd), user, password(user)],
-                       check=True, capture_output=True)
-    htpasswd.chmod(0o644)
+    htpasswd = h.write_htpasswd(work_dir / "doors-htpasswd", USERS)
     pg.create_database("doors")
     factory = h.ServerFactory(work_dir, pg, "doors")
     try:
