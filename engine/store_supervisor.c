@@ -33,7 +33,6 @@ enum {
     Q_READY,
     Q_FLAGS,
     Q_SHUTTING_DOWN,
-    Q_ERROR,
     Q_END,
     Q_APPEND_LOG,
     Q_TIMEOUTS,
@@ -114,12 +113,15 @@ static const struct {
         "UPDATE sessions SET state = 'shutting_down', state_changed_at = now() "
         "WHERE id = $1::bigint AND ended_at IS NULL "
         "AND state IN ('not_started','starting','recovering','idle','busy')"},
-    [Q_ERROR] = {"livy_sv_error",
-        "UPDATE sessions SET state = 'error', state_changed_at = now() "
-        "WHERE id = $1::bigint AND ended_at IS NULL AND state <> 'error'"},
+    /* Unfinished statements: cancelled when the session was stopped, else ($4, why the REPL
+     * is gone) available with an error output saying so, in Livy's key order. */
     [Q_END] = {"livy_sv_end",
-        "WITH st AS (UPDATE statements SET state = 'cancelled', progress = 1, "
-        "  completed = $3::bigint WHERE session_id = $1::bigint "
+        "WITH st AS (UPDATE statements SET "
+        "  state = CASE WHEN $4::text IS NULL THEN 'cancelled' ELSE 'available' END, "
+        "  output = CASE WHEN $4::text IS NULL THEN output ELSE json_build_object("
+        "    'status', 'error', 'execution_count', id, 'ename', 'SessionDead', "
+        "    'evalue', $4::text, 'traceback', json_build_array()) END, "
+        "  progress = 1, completed = $3::bigint WHERE session_id = $1::bigint "
         "  AND state IN ('waiting','running','cancelling')) "
         "UPDATE sessions SET state = CASE WHEN ended_at IS NULL THEN $2::text ELSE state END, "
         "state_changed_at = CASE WHEN ended_at IS NULL THEN now() ELSE state_changed_at END, "
@@ -175,7 +177,7 @@ static const struct {
         "UPDATE statements SET progress = $3::float8 "
         "WHERE session_id = $1::bigint AND id = $2::int AND state IN ('running','cancelling')"},
     [Q_RESULT] = {"livy_sv_result",
-        "WITH st AS (UPDATE statements SET state = $3::text, output = $4::jsonb, progress = 1, "
+        "WITH st AS (UPDATE statements SET state = $3::text, output = $4::json, progress = 1, "
         "  completed = $5::bigint, "
         "  started = CASE WHEN started <> 0 THEN started WHEN $6::bigint > 0 THEN $6::bigint "
         "    WHEN $3::text = 'available' THEN $5::bigint ELSE 0 END "
@@ -435,17 +437,11 @@ int store_sv_set_shutting_down(PGconn *conn, apr_int64_t session, apr_pool_t *p,
     return run_command(conn, Q_SHUTTING_DOWN, 1, params, p, errmsg);
 }
 
-int store_sv_set_error(PGconn *conn, apr_int64_t session, apr_pool_t *p, const char **errmsg)
-{
-    const char *params[] = {i64(session, p)};
-    return run_command(conn, Q_ERROR, 1, params, p, errmsg);
-}
-
 int store_sv_end(PGconn *conn, apr_int64_t session, const char *state, apr_int64_t now_ms,
-                 apr_pool_t *p, const char **errmsg)
+                 const char *why, apr_pool_t *p, const char **errmsg)
 {
-    const char *params[] = {i64(session, p), state, i64(now_ms, p)};
-    return run_command(conn, Q_END, 3, params, p, errmsg);
+    const char *params[] = {i64(session, p), state, i64(now_ms, p), why};
+    return run_command(conn, Q_END, 4, params, p, errmsg);
 }
 
 int store_sv_append_log(PGconn *conn, apr_int64_t session, const char *lines_json, int max_lines,

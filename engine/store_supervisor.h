@@ -106,11 +106,11 @@ int store_sv_flags(PGconn *conn, apr_int64_t session, store_sv_flags_t *flags, a
                    const char **errmsg);
 int store_sv_set_shutting_down(PGconn *conn, apr_int64_t session, apr_pool_t *p,
                                const char **errmsg);
-int store_sv_set_error(PGconn *conn, apr_int64_t session, apr_pool_t *p, const char **errmsg);
-/* Terminal: state (unless already ended), ended_at, repl_pid cleared, unfinished statements
- * cancelled. */
+/* Terminal, in one statement (clients never see an intermediate state): state (unless already
+ * ended), ended_at, repl_pid cleared; unfinished statements cancelled when why is NULL (the
+ * session was stopped), else available with a SessionDead error output whose evalue is why. */
 int store_sv_end(PGconn *conn, apr_int64_t session, const char *state, apr_int64_t now_ms,
-                 apr_pool_t *p, const char **errmsg);
+                 const char *why, apr_pool_t *p, const char **errmsg);
 /* Appends lines (a JSON array of strings) to the session log, keeping the last max_lines. */
 int store_sv_append_log(PGconn *conn, apr_int64_t session, const char *lines_json, int max_lines,
                         apr_pool_t *p, const char **errmsg);

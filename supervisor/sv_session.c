@@ -247,11 +247,8 @@ static void finish(sv_session_t *s)
         sv_session_flush_log(s);
         if (json_array_size(s->log_batch) > 0)
             return; /* the connection went while writing: try again later */
-        if (!s->stopping || s->failed) {
-            if (store_sv_set_error(db, s->id, p, &err) != 0 && sv_db_failed(s->sv, err))
-                return;
-        }
-        if (store_sv_end(db, s->id, "dead", sv_epoch_ms(), p, &err) != 0
+        const char *why = s->stopping && !s->failed ? NULL : s->end_pending;
+        if (store_sv_end(db, s->id, "dead", sv_epoch_ms(), why, p, &err) != 0
             && sv_db_failed(s->sv, err))
             return;
         if (s->stopping && !s->failed)

@@ -169,6 +169,10 @@ def test_one_plus_one(e2e, main):
     assert st["progress"] == 1.0
     assert st["started"] > 1e12 and st["completed"] >= st["started"]
     assert list(st) == ["id", "code", "state", "output", "progress", "started", "completed"]
+    # Byte for byte, as Livy writes it: the output's keys in Livy's order.
+    raw = e2e.server.get(f"/sessions/{sid}/statements/{st['id']}").text
+    assert f'"output":{{"status":"ok","execution_count":{st["id"]},"data":{{"text/plain":"2"}}}}' \
+        in raw, raw
 
 
 def test_print_then_expression(e2e, main):
@@ -187,6 +191,9 @@ def test_error_output_shape(e2e, main):
     assert tb[0] == "Traceback (most recent call last):\n" and tb[-1].startswith("NameError")
     assert not any("livy_repl" in line for line in tb), tb
     assert "data" not in out
+    assert list(out) == ["status", "execution_count", "ename", "evalue", "traceback"], out
+    raw = e2e.server.get(f"/sessions/{sid}/statements/{st['id']}").text
+    assert f'"output":{{"status":"error","execution_count":{st["id"]},"ename":"NameError",' in raw, raw
     # A failing statement does not change the session's state.
     assert e2e.wait_session(sid, "idle", timeout=15)["state"] == "idle"
 

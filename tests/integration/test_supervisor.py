@@ -520,15 +520,51 @@ def test_stop_ends_the_session_and_its_processes(livy, shared_session):
     assert any("stopped by a client request" in line for line in livy.log(shared_session))
 
 
+STATE_LOG = """
+CREATE TABLE IF NOT EXISTS test_state_log (seq bigserial, session_id bigint, state text);
+CREATE OR REPLACE FUNCTION test_log_state() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    IF NEW.state IS DISTINCT FROM OLD.state THEN
+        INSERT INTO test_state_log (session_id, state) VALUES (NEW.id, NEW.state);
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS test_state_log ON sessions;
+CREATE TRIGGER test_state_log AFTER UPDATE ON sessions FOR EACH ROW EXECUTE FUNCTION test_log_state();
+"""
+
+
 def test_child_killed_with_sigkill_makes_the_session_dead(livy):
-    sid = livy.create_session()
-    livy.wait_state(sid, "idle")
-    pid = livy.session(sid)["repl_pid"]
-    os.kill(pid, signal.SIGKILL)
-    livy.wait_state(sid, "dead", timeout=15)
-    assert livy.session(sid)["ended"]
-    assert any("killed by signal 9" in line for line in livy.log(sid)), livy.log(sid)[-5:]
-    wait_for(lambda: not processes_in_session(pid), 15, "the JVM to go with its REPL")
+    # Every state the supervisor writes is recorded (a trigger of the test's own, as superuser),
+    # so a state a polling client could glimpse in passing cannot hide.
+    livy.cluster.psql(STATE_LOG)
+    try:
+        sid = livy.create_session()
+        livy.wait_state(sid, "idle")
+        running = livy.submit(sid, "import time\ntime.sleep(120)")
+        livy.wait_statement(sid, running, ("running",), timeout=30)
+        waiting = livy.submit(sid, "'never runs'")
+        pid = livy.session(sid)["repl_pid"]
+        os.kill(pid, signal.SIGKILL)
+        livy.wait_state(sid, "dead", timeout=15)
+        assert livy.session(sid)["ended"]
+        assert any("killed by signal 9" in line for line in livy.log(sid)), livy.log(sid)[-5:]
+        wait_for(lambda: not processes_in_session(pid), 15, "the JVM to go with its REPL")
+        # The terminal state is written once: idle/busy straight to dead, never error first.
+        states = [r[0] for r in livy.cluster.psql(
+            f"SELECT state FROM test_state_log WHERE session_id = {sid} ORDER BY seq")]
+        assert states[-1] == "dead" and "error" not in states, states
+        # Its statements end with an error output saying why, in Livy's key order.
+        for st_id in (running, waiting):
+            st = livy.statement(sid, st_id)
+            assert st["state"] == "available" and st["progress"] == 1.0, st
+            assert list(st["output"]) == ["status", "execution_count", "ename", "evalue",
+                                          "traceback"], st
+            assert st["output"]["status"] == "error" and st["output"]["ename"] == "SessionDead"
+            assert st["output"]["execution_count"] == st_id
+            assert "killed by signal 9" in st["output"]["evalue"], st
+    finally:
+        livy.cluster.psql("DROP TRIGGER IF EXISTS test_state_log ON sessions")
 
 
 def test_bad_driver_memory_ends_dead_with_sparks_error(livy):
