@@ -85,6 +85,7 @@ struct sv_session {
     sv_buf_t in;
     sv_buf_t out;
     apr_int64_t connect_since_ms;
+    apr_int64_t start_deadline_ms; /* Spark must be up by then (start_timeout); 0: no limit */
     apr_int64_t next_connect_ms;
     apr_int64_t connect_delay_ms;
     int ever_spoke;              /* the child answered a hello */

@@ -36,6 +36,7 @@ void sv_config_defaults(sv_config_t *c, apr_pool_t *p)
     c->session_ttl_ms = 0;
     c->retain_ended_ms = 600 * 1000;
     c->stop_grace_ms = 10000;
+    c->start_timeout_ms = 5 * 60 * 1000;
     c->log_lines_max = 1000;
     c->output_max_bytes = 1048576;
     c->sql_row_cap = 1000;
@@ -138,6 +139,7 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
         {"session_ttl", offsetof(sv_config_t, session_ttl_ms), 1000, 1},
         {"retain_ended", offsetof(sv_config_t, retain_ended_ms), 1000, 0},
         {"stop_grace", offsetof(sv_config_t, stop_grace_ms), 1000, 0},
+        {"start_timeout", offsetof(sv_config_t, start_timeout_ms), 1000, 1},
         {"check_interval", offsetof(sv_config_t, check_interval_ms), 1, 0},
     };
     static const struct { const char *key; size_t offset; int min; } ints[] = {

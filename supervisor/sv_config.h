@@ -26,6 +26,7 @@ typedef struct sv_config {
     apr_int64_t session_ttl_ms;    /* 0 = off */
     apr_int64_t retain_ended_ms;
     apr_int64_t stop_grace_ms;
+    apr_int64_t start_timeout_ms;  /* a REPL whose Spark is not up by then fails; 0 = never */
     int log_lines_max;
     apr_int64_t output_max_bytes;
     int sql_row_cap;

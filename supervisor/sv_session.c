@@ -281,6 +281,11 @@ static void process_gone(sv_session_t *s, const char *how)
     else if (s->stopping && !s->failed)
         why = apr_psprintf(s->pool, "session stopped (%s); the REPL process %s",
                            s->stop_reason, how);
+    else if (s->failed && s->failure)
+        /* Its first line: a fatal message can carry the JVM's whole output. */
+        why = apr_psprintf(s->pool, "the REPL failed (%.*s) and %s; the session is dead",
+                           (int)(strcspn(s->failure, "\n") < 200 ? strcspn(s->failure, "\n") : 200),
+                           s->failure, how);
     else if (s->failed)
         why = apr_psprintf(s->pool, "the REPL failed and %s; the session is dead", how);
     else
@@ -571,6 +576,7 @@ static void on_ready(sv_session_t *s, json_t *msg)
     if (s->phase != SV_PHASE_READY)
         sv_info("session %" APR_INT64_T_FMT " is ready (%s)", s->id, app_id ? app_id : "no app id");
     s->phase = SV_PHASE_READY;
+    s->start_deadline_ms = 0;
     s->need_statements = 1;
 }
 
@@ -1003,6 +1009,7 @@ static int start_process(sv_session_t *s, const char **err)
     s->connect_since_ms = now;
     s->connect_delay_ms = 10;
     s->next_connect_ms = now + s->connect_delay_ms;
+    s->start_deadline_ms = cfg->start_timeout_ms ? now + cfg->start_timeout_ms : 0;
     return 0;
 }
 
@@ -1154,6 +1161,9 @@ void sv_session_adopt(sv_session_t *s, const store_sv_session_t *row)
         s->connect_delay_ms = 10;
         s->next_connect_ms = now;
         s->need_flags = 1;
+        /* Still starting when its supervisor went: the limit counts from now. */
+        if (strcmp(row->state, "starting") == 0 && s->sv->cfg->start_timeout_ms)
+            s->start_deadline_ms = now + s->sv->cfg->start_timeout_ms;
     }
     else if (pid <= 0 && strcmp(row->state, "starting") == 0) {
         /* Claimed by a supervisor that died before it started the child: start it now. */
@@ -1288,6 +1298,19 @@ void sv_session_work(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
     }
     if (!s->own_child && s->pid > 0 && (s->fd < 0 || s->stopping))
         lower(deadline, now + ALIVE_CHECK_MS);
+    if (s->start_deadline_ms && s->phase != SV_PHASE_READY && !s->stopping) {
+        if (now >= s->start_deadline_ms) {
+            const char *limit = sv_format_duration(s->sv->cfg->start_timeout_ms, s->sv->iter);
+            sv_warn("session %" APR_INT64_T_FMT ": Spark did not start within %s (start_timeout)",
+                    s->id, limit);
+            sv_session_note(s, "Spark did not start within %s (start_timeout): stopping the REPL",
+                            limit);
+            fail_child(s, apr_psprintf(s->sv->iter, "Spark did not start within %s", limit));
+        }
+        else {
+            lower(deadline, s->start_deadline_ms);
+        }
+    }
     if (s->phase == SV_PHASE_CONNECTING && s->fd < 0)
         try_connect(s, now, deadline);
     if (s->stopping)

@@ -461,3 +461,31 @@ def test_prefork_session_killed_repl_and_retain_period(livy_server, pg, spark_en
         time.sleep(0.25)
     assert c.ended_ms(sid) <= int(time.time() * 1000) - 4500
     assert server.get(f"/sessions/{sid}").status_code == 404
+
+
+def test_a_session_whose_spark_never_starts_ends_dead_after_start_timeout(work_dir, pg, spark_env):
+    factory, server = start_server(work_dir, pg, "start-timeout", "start_timeout", "event",
+                                   {"start_timeout": "3s", "check_interval": "200ms"})
+    try:
+        c = Client(server, pg, "start_timeout")
+        # The driver JVM waits for a debugger that never comes: Spark never starts.
+        hung = "-agentlib:jdwp=transport=dt_socket,server=y,suspend=y"
+        sid = c.create(kind="pyspark", conf={"spark.driver.extraJavaOptions": hung})["id"]
+        st = c.submit(sid, "1 + 1")
+        seen = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            state = c.session(sid)["state"]
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            if state in ENDED_STATES:
+                break
+            time.sleep(0.1)
+        assert seen[-1] == "dead" and "error" not in seen, seen
+        log = "\n".join(c.log(sid))
+        assert "Spark did not start within 3s (start_timeout)" in log, log[-2000:]
+        out = c.statement(sid, st["id"])
+        assert out["state"] == "available" and out["output"]["ename"] == "SessionDead", out
+        assert "Spark did not start within 3s" in out["output"]["evalue"], out
+    finally:
+        finish_server(factory)
