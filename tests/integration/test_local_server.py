@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,47 @@ def test_start_fails_loudly_when_the_port_is_taken(local_base):
     assert r.returncode != 0
     # The tail of the log that says why.
     assert "Address already in use" in r.stderr or "could not bind" in r.stderr, r.stderr
+
+
+def test_start_with_auth_everywhere_and_the_local_servers_limits(local_base):
+    base, instances = local_base
+    htpasswd = h.write_htpasswd(base / "local-htpasswd", ["alice"])
+    m = h.HTTPD_MODULES
+    extra = (f"LoadModule auth_basic_module {m}/mod_auth_basic.so\n"
+             f"LoadModule authn_core_module {m}/mod_authn_core.so\n"
+             f"LoadModule authn_file_module {m}/mod_authn_file.so\n"
+             f"LoadModule authz_user_module {m}/mod_authz_user.so\n"
+             "<Location />\n"
+             "    AuthType Basic\n"
+             '    AuthName "livy"\n'
+             f'    AuthUserFile "{htpasswd}"\n'
+             "    Require valid-user\n"
+             "</Location>\n"
+             # the error page itself needs no credentials
+             "<Location /error>\n    Require all granted\n</Location>\n")
+    a = LocalInstance(base, "auth", extra_conf=extra)
+    instances.append(a)
+    # Ready although every answer is a 401: the probe takes any answer from the module.
+    started(a)
+    r = requests.get(a.url + "/sessions", timeout=30)
+    assert r.status_code == 401 and r.headers["Content-Type"].startswith("application/json"), r.text
+    assert "msg" in r.json()
+    r = requests.get(a.url + "/sessions", auth=("alice", h.password("alice")), timeout=30)
+    assert r.status_code == 200 and r.json()["total"] == 0, r.text
+    # The core's own early errors are JSON too (the ErrorDocument lines of conf/livy.conf).
+    with socket.create_connection(("127.0.0.1", a.port), timeout=30) as s:
+        s.sendall(b"GET /%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, reply[:500]
+    # A client that stalls half-way through its headers does not hold a worker for long
+    # (mod_reqtimeout: the headers within 20 s), and hears why.
+    started_at = time.monotonic()
+    with socket.create_connection(("127.0.0.1", a.port), timeout=90) as s:
+        s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n")
+        first = s.recv(65536)
+    waited = time.monotonic() - started_at
+    assert first.startswith(b"HTTP/1.1 408"), first[:200]
+    assert 15 <= waited <= 35, waited
