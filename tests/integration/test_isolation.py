@@ -98,8 +98,20 @@ def in_a(iso, code: str):
     return iso["alice"].text(iso["a"], textwrap.dedent(code))
 
 
+# Defined in A before each probe: what trying f got, "allowed" or the exception's name.
+TRIED = """
+def tried(f):
+    try:
+        f()
+        return "allowed"
+    except Exception as e:
+        return type(e).__name__
+"""
+
+
 def in_a_json(iso, code: str):
-    return json.loads(ast.literal_eval(in_a(iso, code)))  # the repr of a JSON string
+    """Runs code in A (with tried() defined); its last expression is a JSON string."""
+    return json.loads(ast.literal_eval(in_a(iso, TRIED + textwrap.dedent(code))))
 
 
 def b_facts(iso) -> dict:
@@ -160,12 +172,6 @@ def test_a_cannot_see_or_signal_bs_processes(iso):
     seen = in_a_json(iso, f"""
         import json, os
         pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
-        def tried(f):
-            try:
-                f()
-                return "allowed"
-            except Exception as e:
-                return type(e).__name__
         json.dumps({{"pids": pids,
                     "kill_b": tried(lambda: os.kill({b['pid']}, 0)),
                     "b_environ": tried(lambda: open("/proc/{b['pid']}/environ").read()),
@@ -182,12 +188,6 @@ def test_a_cannot_reach_bs_directory_or_socket_or_the_supervisors_files(iso):
     srv = iso["server"]
     seen = in_a_json(iso, f"""
         import json, os, socket
-        def tried(f):
-            try:
-                f()
-                return "allowed"
-            except Exception as e:
-                return type(e).__name__
         def connect():
             s = socket.socket(socket.AF_UNIX)
             s.connect({b['socket']!r})

@@ -148,19 +148,8 @@ def test_start_fails_loudly_when_the_port_is_taken(local_base):
 def test_start_with_auth_everywhere_and_the_local_servers_limits(local_base):
     base, instances = local_base
     htpasswd = h.write_htpasswd(base / "local-htpasswd", ["alice"])
-    m = h.HTTPD_MODULES
-    extra = (f"LoadModule auth_basic_module {m}/mod_auth_basic.so\n"
-             f"LoadModule authn_core_module {m}/mod_authn_core.so\n"
-             f"LoadModule authn_file_module {m}/mod_authn_file.so\n"
-             f"LoadModule authz_user_module {m}/mod_authz_user.so\n"
-             "<Location />\n"
-             "    AuthType Basic\n"
-             '    AuthName "livy"\n'
-             f'    AuthUserFile "{htpasswd}"\n'
-             "    Require valid-user\n"
-             "</Location>\n"
-             # the error page itself needs no credentials
-             "<Location /error>\n    Require all granted\n</Location>\n")
+    # Every URL needs credentials but the error page itself.
+    extra = h.basic_auth_conf(htpasswd) + "<Location /error>\n    Require all granted\n</Location>\n"
     a = LocalInstance(base, "auth", extra_conf=extra)
     instances.append(a)
     # Ready although every answer is a 401: the probe takes any answer from the module.
