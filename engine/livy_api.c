@@ -12,6 +12,9 @@
 
 #define SESSIONS_PAGE_DEFAULT 100
 #define LOG_PAGE_DEFAULT 100
+/* GET .../statements: a page is at most this many statements (outputs may be 1 MiB each). */
+#define STATEMENTS_PAGE_DEFAULT 100
+#define STATEMENTS_PAGE_MAX 1000
 
 void livy_api_error(livy_api_response_t *resp, apr_pool_t *p, int status, const char *msg)
 {
@@ -396,7 +399,7 @@ static void list_statements(const livy_api_request_t *req, PGresult *session, li
                             apr_pool_t *p, livy_api_response_t *resp)
 {
     int64_t from, size;
-    apr_table_t *qp = paging(req, 0, -1, 0, &from, &size, p, resp);
+    apr_table_t *qp = paging(req, -1, STATEMENTS_PAGE_DEFAULT, 0, &from, &size, p, resp);
     if (!qp)
         return;
     const char *order = apr_table_get(qp, "order");
@@ -405,12 +408,26 @@ static void list_statements(const livy_api_request_t *req, PGresult *session, li
                                                   "'desc', got '%s'.", order));
         return;
     }
-    const char *params[3] = {PQgetvalue(session, 0, SC_ID),
+    if (size > STATEMENTS_PAGE_MAX) {
+        livy_api_error(resp, p, 400, apr_psprintf(p, "Query parameter 'size' must be at most %d "
+                                                  "(page with 'from'), got '%" APR_INT64_T_FMT
+                                                  "'.", STATEMENTS_PAGE_MAX, size));
+        return;
+    }
+    int64_t total = strtoll(PQgetvalue(session, 0, SC_NEXT_STATEMENT), NULL, 10);
+    /* Neither `from` nor `size`: Livy lists every statement it retains, the most recent ones,
+     * so the default page is the newest (in ascending order, the last 100). Otherwise `from`
+     * counts from the first in the order asked, as in Livy. */
+    if (from < 0)
+        from = !apr_table_get(qp, "size") && !(order && !strcmp(order, "desc"))
+                   ? (total > size ? total - size : 0) : 0;
+    int desc = order && !strcmp(order, "desc");
+    const char *params[4] = {PQgetvalue(session, 0, SC_ID),
                              apr_psprintf(p, "%" APR_INT64_T_FMT, from),
-                             size >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, size) : NULL};
-    PGresult *res = livy_store_exec(c, order && !strcmp(order, "desc") ? Q_STATEMENTS_DESC
-                                                                        : Q_STATEMENTS_ASC,
-                                    3, params);
+                             apr_psprintf(p, "%" APR_INT64_T_FMT, size),
+                             apr_psprintf(p, "%" APR_INT64_T_FMT, total)};
+    PGresult *res = livy_store_exec(c, desc ? Q_STATEMENTS_DESC : Q_STATEMENTS_ASC, desc ? 4 : 3,
+                                    params);
     if (!ok_tuples(res)) {
         reply_db_failure(resp, c, res, p);
         PQclear(res);
@@ -422,8 +439,7 @@ static void list_statements(const livy_api_request_t *req, PGresult *session, li
     PQclear(res);
     json_t *o = json_object();
     /* ids are gapless from 0, so the next id is the count */
-    json_object_set_new(o, "total_statements",
-                        json_integer(strtoll(PQgetvalue(session, 0, SC_NEXT_STATEMENT), NULL, 10)));
+    json_object_set_new(o, "total_statements", json_integer(total));
     json_object_set_new(o, "statements", list);
     reply_json(resp, p, 200, o);
 }

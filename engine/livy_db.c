@@ -5,8 +5,11 @@
 #include <apr_file_io.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A fixed advisory lock key so concurrent migrators (two supervisors) take turns. */
 #define LIVY_MIGRATE_LOCK 1818850937 /* 0x6c697679, "livy"; decimal: PostgreSQL 15 has no hex literals */
@@ -29,6 +32,133 @@ PGconn *livy_db_connect(const char *conninfo, apr_pool_t *p, const char **errmsg
         return NULL;
     }
     return conn;
+}
+
+void livy_db_conn_params(const char *conninfo, const char *application_name,
+                         long statement_timeout_ms, const char *const **keys,
+                         const char *const **values, apr_pool_t *p)
+{
+    const char **k = apr_pcalloc(p, 12 * sizeof *k);
+    const char **v = apr_pcalloc(p, 12 * sizeof *v);
+    int n = 0;
+    k[n] = "application_name", v[n++] = application_name;
+    k[n] = "connect_timeout", v[n++] = "10";
+    /* A peer that vanished (a failover, a cut cable) is noticed in about a minute on an idle
+     * connection, and in 30 s when data waits unacknowledged. */
+    k[n] = "keepalives", v[n++] = "1";
+    k[n] = "keepalives_idle", v[n++] = "30";
+    k[n] = "keepalives_interval", v[n++] = "10";
+    k[n] = "keepalives_count", v[n++] = "3";
+    k[n] = "tcp_user_timeout", v[n++] = "30000";
+    if (statement_timeout_ms > 0)
+        k[n] = "options", v[n++] = apr_psprintf(p, "-c statement_timeout=%ld", statement_timeout_ms);
+    k[n] = "dbname", v[n++] = conninfo;
+    *keys = k;
+    *values = v;
+}
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for the socket until the deadline (monotonic ms; <= 0: none). 1 ready, 0 timed out,
+ * -1 error. */
+static int wait_socket(PGconn *conn, short events, long deadline)
+{
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = events};
+    if (pfd.fd < 0)
+        return -1;
+    for (;;) {
+        long wait = -1;
+        if (deadline > 0) {
+            wait = deadline - mono_ms();
+            if (wait <= 0)
+                return 0;
+        }
+        int n = poll(&pfd, 1, (int)wait);
+        if (n > 0)
+            return 1;
+        if (n == 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+/* After a PQsend*: flushes, then collects the results. */
+static PGresult *finish_send(PGconn *conn, long timeout_ms, int *timed_out)
+{
+    *timed_out = 0;
+    long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+    int w;
+    for (;;) {
+        int f = PQflush(conn);
+        if (f == 0)
+            break;
+        if (f < 0)
+            return NULL;
+        /* The server may need us to read before it reads more of what we send. */
+        if ((w = wait_socket(conn, POLLOUT | POLLIN, deadline)) <= 0) {
+            *timed_out = w == 0;
+            return NULL;
+        }
+        if (!PQconsumeInput(conn))
+            return NULL;
+    }
+    PGresult *last = NULL;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            if ((w = wait_socket(conn, POLLIN, deadline)) <= 0) {
+                *timed_out = w == 0;
+                PQclear(last);
+                return NULL;
+            }
+            if (!PQconsumeInput(conn)) {
+                PQclear(last);
+                return NULL;
+            }
+        }
+        PGresult *res = PQgetResult(conn);
+        if (!res)
+            break;
+        /* Keep the first error, else the last result. */
+        if (last && PQresultStatus(last) == PGRES_FATAL_ERROR)
+            PQclear(res);
+        else {
+            PQclear(last);
+            last = res;
+        }
+    }
+    return last;
+}
+
+PGresult *livy_db_exec_prepared(PGconn *conn, const char *name, int nparams,
+                                const char *const *params, long timeout_ms, int *timed_out)
+{
+    *timed_out = 0;
+    if (!PQsendQueryPrepared(conn, name, nparams, params, NULL, NULL, 0))
+        return NULL;
+    return finish_send(conn, timeout_ms, timed_out);
+}
+
+PGresult *livy_db_prepare(PGconn *conn, const char *name, const char *sql, long timeout_ms,
+                          int *timed_out)
+{
+    *timed_out = 0;
+    if (!PQsendPrepare(conn, name, sql, 0, NULL))
+        return NULL;
+    return finish_send(conn, timeout_ms, timed_out);
+}
+
+PGresult *livy_db_exec_bounded(PGconn *conn, const char *sql, long timeout_ms, int *timed_out)
+{
+    *timed_out = 0;
+    if (!PQsendQuery(conn, sql))
+        return NULL;
+    return finish_send(conn, timeout_ms, timed_out);
 }
 
 int livy_db_schema_version(PGconn *conn, apr_pool_t *p, const char **errmsg)

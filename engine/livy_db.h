@@ -11,6 +11,30 @@
 /* Connects with `conninfo`; on failure returns NULL and sets *errmsg (allocated in p). */
 PGconn *livy_db_connect(const char *conninfo, apr_pool_t *p, const char **errmsg);
 
+/* Connection defaults for a long-lived connection, as keyword/value arrays for
+ * PQconnectdbParams / PQconnectStartParams with expand_dbname = 1: application_name, a
+ * connect_timeout, TCP keepalives, a TCP user timeout and (when statement_timeout_ms > 0) a
+ * statement_timeout, then `dbname` = conninfo last, so that anything the operator's conninfo
+ * says wins. The arrays are NULL-terminated and allocated in p. */
+void livy_db_conn_params(const char *conninfo, const char *application_name,
+                         long statement_timeout_ms, const char *const **keys,
+                         const char *const **values, apr_pool_t *p);
+
+/* Runs a prepared statement without ever waiting longer than timeout_ms in total (sending
+ * included): libpq's asynchronous API and poll(). Returns the last result (the caller
+ * PQclear()s), or NULL when the wait timed out or the connection failed; then *timed_out says
+ * which, and the connection must be abandoned (its state is unknown). timeout_ms <= 0: wait as
+ * long as it takes. The connection should be in nonblocking mode (PQsetnonblocking). */
+PGresult *livy_db_exec_prepared(PGconn *conn, const char *name, int nparams,
+                                const char *const *params, long timeout_ms, int *timed_out);
+
+/* The same for PQsendPrepare. */
+PGresult *livy_db_prepare(PGconn *conn, const char *name, const char *sql, long timeout_ms,
+                          int *timed_out);
+
+/* The same for a simple query (one statement or several: the last result is returned). */
+PGresult *livy_db_exec_bounded(PGconn *conn, const char *sql, long timeout_ms, int *timed_out);
+
 /* Reads the applied schema version: 0 when the database has no mod_livy schema yet,
  * -1 on error (with *errmsg set). */
 int livy_db_schema_version(PGconn *conn, apr_pool_t *p, const char **errmsg);

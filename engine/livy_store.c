@@ -108,12 +108,13 @@ static const char *const query_sql[Q__COUNT] = {
         "SELECT " STATEMENT_COLS " FROM statements WHERE session_id = $1 AND id = $2",
 
     [Q_STATEMENTS_ASC] =
-        "SELECT " STATEMENT_COLS " FROM statements WHERE session_id = $1"
-        " ORDER BY id OFFSET $2 LIMIT $3",
+        /* ids are gapless from 0: a page is an index range, never an OFFSET scan */
+        "SELECT " STATEMENT_COLS " FROM statements WHERE session_id = $1 AND id >= $2::bigint"
+        " ORDER BY id LIMIT $3",
 
     [Q_STATEMENTS_DESC] =
         "SELECT " STATEMENT_COLS " FROM statements WHERE session_id = $1"
-        " ORDER BY id DESC OFFSET $2 LIMIT $3",
+        " AND id < $4::bigint - $2::bigint ORDER BY id DESC LIMIT $3",
 
     /* waiting → cancelled at once; running → the supervisor sees cancel_requested */
     [Q_STATEMENT_CANCEL] =

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The advisory lock key of the purge (the migrations use 1818850937). */
+#define LIVY_PURGE_LOCK_SQL "1818850938"
+
 #define SESSION_COLS                                                                            \
     "id, kind, name, proxy_user, driver_memory, driver_cores, executor_memory, executor_cores, " \
     "num_executors, queue, conf::text, jars::text, py_files::text, files::text, "               \
@@ -37,6 +40,7 @@ enum {
     Q_APPEND_LOG,
     Q_TIMEOUTS,
     Q_EXPIRE,
+    Q_PURGE,
     Q_PENDING,
     Q_STARTED,
     Q_CANCELLING,
@@ -80,8 +84,12 @@ static const struct {
         "  next_log_seq = next_log_seq + 1 "
         "  WHERE supervisor_id IN (SELECT id FROM dead) AND ended_at IS NULL "
         "  RETURNING id, next_log_seq - 1 AS seq, supervisor_id), "
-        "st AS (UPDATE statements SET state = 'cancelled', progress = 1, completed = $3::bigint "
-        "  WHERE session_id IN (SELECT id FROM s) AND state IN ('waiting','running','cancelling')) "
+        "st AS (UPDATE statements t SET state = 'available', progress = 1, completed = $3::bigint, "
+        "  output = json_build_object('status', 'error', 'execution_count', t.id, "
+        "    'ename', 'SessionDead', 'evalue', 'the supervisor that ran this session stopped "
+        "heartbeating; the session is presumed dead', 'traceback', json_build_array()) "
+        "  WHERE t.session_id IN (SELECT id FROM s) "
+        "  AND t.state IN ('waiting','running','cancelling')) "
         "INSERT INTO session_log (session_id, seq, line) "
         "SELECT s.id, s.seq, 'livy-supervisor: the supervisor that ran this session (host ' "
         "  || dead.host || ', supervisor ' || dead.id || ') stopped heartbeating for more than ' "
@@ -161,6 +169,19 @@ static const struct {
     [Q_EXPIRE] = {"livy_sv_expire",
         "UPDATE sessions SET deleted = true WHERE NOT deleted AND ended_at IS NOT NULL "
         "AND ended_at < now() - $1::bigint * interval '1 millisecond' RETURNING id"},
+    /* One purger at a time (the lock), in bounded batches (the limit) so that no transaction
+     * grows long; sessions whose process may still run (repl_pid) wait. */
+    [Q_PURGE] = {"livy_sv_purge",
+        "WITH lock AS (SELECT pg_try_advisory_xact_lock(" LIVY_PURGE_LOCK_SQL ") AS got), "
+        "gone AS (DELETE FROM sessions WHERE id IN (SELECT id FROM sessions "
+        "  WHERE (SELECT got FROM lock) AND ended_at IS NOT NULL AND repl_pid IS NULL "
+        "  AND ended_at < now() - $1::bigint * interval '1 millisecond' ORDER BY id "
+        "  LIMIT $2::int) RETURNING id), "
+        "sv AS (DELETE FROM supervisors v WHERE (SELECT got FROM lock) "
+        "  AND stopped_at < now() - $1::bigint * interval '1 millisecond' "
+        "  AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.supervisor_id = v.id) RETURNING id) "
+        "SELECT (SELECT got FROM lock), (SELECT count(*) FROM sv), "
+        "  (SELECT coalesce(json_agg(id ORDER BY id), '[]') FROM gone)::text"},
     [Q_PENDING] = {"livy_sv_pending",
         "SELECT id, code, kind, state, cancel_requested FROM statements "
         "WHERE session_id = $1::bigint AND id >= $2::int "
@@ -190,14 +211,30 @@ static const struct {
         "WHERE s.id = $1::bigint AND s.state IN ('idle','busy')"},
 };
 
+/* How long one query may take, from sending to the last byte of its answer (0: no limit). */
+static long query_timeout_ms;
+
+void store_sv_set_query_timeout(long ms)
+{
+    query_timeout_ms = ms;
+}
+
+static const char *timeout_text(apr_pool_t *p)
+{
+    return apr_psprintf(p, "no answer from the database within %ld ms", query_timeout_ms);
+}
+
 int store_sv_prepare(PGconn *conn, apr_pool_t *p, const char **errmsg)
 {
     for (int i = 0; i < Q_COUNT; i++) {
-        PGresult *res = PQprepare(conn, queries[i].name, queries[i].sql, 0, NULL);
+        int timed_out;
+        PGresult *res = livy_db_prepare(conn, queries[i].name, queries[i].sql, query_timeout_ms,
+                                        &timed_out);
         int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
         PQclear(res);
         if (!ok) {
-            *errmsg = apr_psprintf(p, "preparing %s: %s", queries[i].name, livy_db_error(conn, p));
+            *errmsg = apr_psprintf(p, "preparing %s: %s", queries[i].name,
+                                   timed_out ? timeout_text(p) : livy_db_error(conn, p));
             return -1;
         }
     }
@@ -209,9 +246,12 @@ int store_sv_prepare(PGconn *conn, apr_pool_t *p, const char **errmsg)
 static PGresult *run(PGconn *conn, int q, int nparams, const char *const *params,
                      ExecStatusType want, apr_pool_t *p, const char **errmsg)
 {
-    PGresult *res = PQexecPrepared(conn, queries[q].name, nparams, params, NULL, NULL, 0);
+    int timed_out;
+    PGresult *res = livy_db_exec_prepared(conn, queries[q].name, nparams, params,
+                                          query_timeout_ms, &timed_out);
     if (PQresultStatus(res) != want) {
-        *errmsg = apr_psprintf(p, "%s: %s", queries[q].name, livy_db_error(conn, p));
+        *errmsg = apr_psprintf(p, "%s: %s", queries[q].name,
+                               timed_out ? timeout_text(p) : livy_db_error(conn, p));
         PQclear(res);
         return NULL;
     }
@@ -482,6 +522,30 @@ int store_sv_expire_ended(PGconn *conn, apr_int64_t retain_ms, apr_array_header_
     *ids = apr_array_make(p, n > 0 ? n : 1, sizeof(apr_int64_t));
     for (int r = 0; r < n; r++)
         APR_ARRAY_PUSH(*ids, apr_int64_t) = i64_col(res, r, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store_sv_purge(PGconn *conn, apr_int64_t retain_ms, int limit, apr_array_header_t **sessions,
+                   int *supervisors, int *locked, apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(retain_ms, p), int_text(limit, p)};
+    PGresult *res = run(conn, Q_PURGE, 2, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    *locked = bool_col(res, 0, 0);
+    *supervisors = int_col(res, 0, 1);
+    *sessions = apr_array_make(p, 8, sizeof(apr_int64_t));
+    const char *ids = PQgetvalue(res, 0, 2);
+    for (const char *c = ids; *c;) {
+        if (*c >= '0' && *c <= '9') {
+            char *end;
+            APR_ARRAY_PUSH(*sessions, apr_int64_t) = strtoll(c, &end, 10);
+            c = end;
+        }
+        else
+            c++;
+    }
     PQclear(res);
     return 0;
 }

@@ -69,6 +69,9 @@ typedef struct store_sv_flags {
 /* All functions return 0, or -1 with *errmsg set (allocated in p). */
 
 int store_sv_prepare(PGconn *conn, apr_pool_t *p, const char **errmsg);
+/* Bounds every query from now on (0: no bound). A query that times out fails with the
+ * connection still busy (PQtransactionStatus PQTRANS_ACTIVE): the caller abandons it. */
+void store_sv_set_query_timeout(long ms);
 
 /* --- the supervisors table --- */
 int store_sv_register(PGconn *conn, const char *host, int pid, int capacity, apr_int64_t *id,
@@ -123,6 +126,14 @@ int store_sv_timeouts(PGconn *conn, apr_int64_t me, apr_int64_t idle_default_ms,
 int store_sv_expire_ended(PGconn *conn, apr_int64_t retain_ms,
                           apr_array_header_t **ids /* of apr_int64_t */, apr_pool_t *p,
                           const char **errmsg);
+
+/* Deletes, under a transaction-scoped advisory lock that only one supervisor gets at a time,
+ * up to `limit` sessions ended more than retain_ms ago (their statements and log lines go with
+ * them), and supervisors rows stopped that long ago that no session names. *sessions: the ids
+ * deleted; *locked = 0 when another supervisor holds the lock (nothing was done). */
+int store_sv_purge(PGconn *conn, apr_int64_t retain_ms, int limit,
+                   apr_array_header_t **sessions /* of apr_int64_t */, int *supervisors,
+                   int *locked, apr_pool_t *p, const char **errmsg);
 
 /* --- statements --- */
 /* Statements from from_id on that wait, run, or carry a cancel request, in id order. */

@@ -34,12 +34,15 @@ struct sv {
     apr_int64_t db_backoff_ms;
     apr_int64_t db_deadline_ms;    /* when CONNECTING: give up then */
     int db_wants_write;            /* when CONNECTING: what PQconnectPoll waits for */
+    apr_int64_t db_up_since_ms;    /* when OK: connected since (monotonic ms) */
+    int lock_fd;                   /* run_dir/livy-supervisor.lock, flock()ed while we run */
     apr_hash_t *sessions;          /* apr_int64_t id -> sv_session_t * */
     int signal_fd;                 /* read end of the self-pipe the signal handlers write */
     int terminate;
     int need_claim;
     apr_int64_t next_heartbeat_ms;
     apr_int64_t next_tick_ms;
+    apr_int64_t next_purge_ms;
 };
 
 typedef enum {
@@ -115,8 +118,11 @@ apr_int64_t sv_now_ms(void);   /* monotonic */
 apr_int64_t sv_epoch_ms(void); /* wall clock, for statements' started/completed */
 /* The connection when the database is usable now, else NULL. */
 PGconn *sv_db(sv_t *sv);
-/* Logs a failed store call; returns 1 when the connection is lost (the loop reconnects). */
+/* Logs a failed store call; returns 1 when the connection is lost or unusable (the loop
+ * reconnects at once). */
 int sv_db_failed(sv_t *sv, const char *errmsg);
+/* Connection parameters (our defaults, then the configured conninfo) for a new connection. */
+void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values);
 int sv_live_sessions(sv_t *sv);
 sv_session_t *sv_find_session(sv_t *sv, apr_int64_t id);
 /* Connects, checks the schema, registers, takes over same-host sessions. 0 or -1. */
@@ -141,7 +147,8 @@ short sv_session_poll_events(sv_session_t *s);
 void sv_session_on_poll(sv_session_t *s, short revents);
 /* The process was reaped with this wait status. */
 void sv_session_reaped(sv_session_t *s, int status);
-/* Reconnects the socket (after a database outage: hello makes the child re-send results). */
+/* After a database outage: a new hello on the live connection makes the child re-send every
+ * result not acknowledged (lines already read wait in the buffer and are kept). */
 void sv_session_resync(sv_session_t *s);
 void sv_session_flush_log(sv_session_t *s);
 /* Appends a line the supervisor writes about the session (prefixed "livy-supervisor: "). */

@@ -34,7 +34,9 @@ void sv_config_defaults(sv_config_t *c, apr_pool_t *p)
     c->supervisor_dead_after_ms = 30000;
     c->idle_timeout_ms = 3600 * 1000;
     c->session_ttl_ms = 0;
-    c->retain_ended_ms = 600 * 1000;
+    c->list_ended_ms = 600 * 1000;
+    c->retain_ended_ms = (apr_int64_t)7 * 24 * 3600 * 1000;
+    c->db_statement_timeout_ms = 10 * 1000;
     c->stop_grace_ms = 10000;
     c->start_timeout_ms = 5 * 60 * 1000;
     c->log_lines_max = 1000;
@@ -137,7 +139,9 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
         {"supervisor_dead_after", offsetof(sv_config_t, supervisor_dead_after_ms), 1000, 0},
         {"idle_timeout", offsetof(sv_config_t, idle_timeout_ms), 1000, 1},
         {"session_ttl", offsetof(sv_config_t, session_ttl_ms), 1000, 1},
-        {"retain_ended", offsetof(sv_config_t, retain_ended_ms), 1000, 0},
+        {"list_ended", offsetof(sv_config_t, list_ended_ms), 1000, 0},
+        {"retain_ended", offsetof(sv_config_t, retain_ended_ms), 1000, 1},
+        {"db_statement_timeout", offsetof(sv_config_t, db_statement_timeout_ms), 1000, 1},
         {"stop_grace", offsetof(sv_config_t, stop_grace_ms), 1000, 0},
         {"start_timeout", offsetof(sv_config_t, start_timeout_ms), 1000, 1},
         {"check_interval", offsetof(sv_config_t, check_interval_ms), 1, 0},
@@ -301,6 +305,11 @@ int sv_config_check(const sv_config_t *c, apr_pool_t *p, const char **errmsg)
                 return -1;
             }
         }
+    }
+    if (c->retain_ended_ms > 0 && c->retain_ended_ms < c->list_ended_ms) {
+        *errmsg = apr_psprintf(p, "%s: retain_ended (when ended sessions are purged) must not be "
+                               "shorter than list_ended (how long they stay listed)", where);
+        return -1;
     }
     if (c->heartbeat_interval_ms >= c->supervisor_dead_after_ms) {
         *errmsg = apr_psprintf(p, "%s: heartbeat_interval must be shorter than supervisor_dead_after",

@@ -24,7 +24,9 @@ typedef struct sv_config {
     apr_int64_t supervisor_dead_after_ms;
     apr_int64_t idle_timeout_ms;   /* 0 = never */
     apr_int64_t session_ttl_ms;    /* 0 = off */
-    apr_int64_t retain_ended_ms;
+    apr_int64_t list_ended_ms;     /* ended sessions stay listed this long (Livy's state-retain) */
+    apr_int64_t retain_ended_ms;   /* then their rows are purged after this long; 0 = never */
+    apr_int64_t db_statement_timeout_ms; /* every query of ours; 0 = no limit */
     apr_int64_t stop_grace_ms;
     apr_int64_t start_timeout_ms;  /* a REPL whose Spark is not up by then fails; 0 = never */
     int log_lines_max;

@@ -11,13 +11,19 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define DB_BACKOFF_MIN_MS 500
-#define DB_BACKOFF_MAX_MS 30000
-#define DB_CONNECT_LIMIT_MS 15000
+/* Reconnecting: a short backoff, so that after an outage every supervisor is back well within
+ * supervisor_dead_after of the others. */
+#define DB_BACKOFF_MIN_MS 250
+#define DB_BACKOFF_MAX_MS 4000
+#define DB_CONNECT_LIMIT_MS 10000
+/* Purging ended sessions: how often, and how many rows per transaction. */
+#define PURGE_INTERVAL_MS 60000
+#define PURGE_BATCH 500
 
 static const char *const channels_sql = "LISTEN livy_sessions; LISTEN livy_statements";
 
@@ -50,9 +56,28 @@ static void db_lost(sv_t *sv)
     sv->db_retry_ms = sv_now_ms(); /* the first attempt at once */
 }
 
+void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values)
+{
+    livy_db_conn_params(sv->cfg->database, "livy-supervisor",
+                        (long)sv->cfg->db_statement_timeout_ms, keys, values, sv->pool);
+}
+
+/* Nothing of ours takes long: a query still unanswered after this is a database (or a network)
+ * that stalls, and the connection is abandoned. It stays well below supervisor_dead_after, so
+ * that a stall never makes the other supervisors presume this one dead. */
+static long query_bound_ms(const sv_config_t *cfg)
+{
+    apr_int64_t bound = cfg->supervisor_dead_after_ms / 3;
+    if (cfg->db_statement_timeout_ms > 0 && cfg->db_statement_timeout_ms + 2000 < bound)
+        bound = cfg->db_statement_timeout_ms + 2000;
+    return (long)(bound > 1000 ? bound : 1000);
+}
+
 int sv_db_failed(sv_t *sv, const char *errmsg)
 {
-    if (sv->conn && PQstatus(sv->conn) == CONNECTION_BAD) {
+    PGTransactionStatusType ts = sv->conn ? PQtransactionStatus(sv->conn) : PQTRANS_UNKNOWN;
+    if (sv->conn && (PQstatus(sv->conn) == CONNECTION_BAD || ts == PQTRANS_ACTIVE
+                     || ts == PQTRANS_UNKNOWN)) {
         sv_error("lost the database connection (%s); the REPL children keep running, "
                  "reconnecting", errmsg);
         db_lost(sv);
@@ -162,13 +187,22 @@ static void drain_signals(sv_t *sv)
 /* A fresh connection: prepared statements, LISTEN, and a heartbeat. 0 or -1. */
 static int db_setup(sv_t *sv, const char **errmsg)
 {
+    if (PQsetnonblocking(sv->conn, 1) != 0) {
+        *errmsg = apr_psprintf(sv->pool, "nonblocking mode: %s", livy_db_error(sv->conn, sv->pool));
+        return -1;
+    }
+    store_sv_set_query_timeout(query_bound_ms(sv->cfg));
     if (store_sv_prepare(sv->conn, sv->pool, errmsg) != 0)
         return -1;
-    PGresult *res = PQexec(sv->conn, channels_sql);
+    int timed_out;
+    PGresult *res = livy_db_exec_bounded(sv->conn, channels_sql, query_bound_ms(sv->cfg),
+                                         &timed_out);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
-        *errmsg = apr_psprintf(sv->pool, "LISTEN: %s", livy_db_error(sv->conn, sv->pool));
+        *errmsg = apr_psprintf(sv->pool, "LISTEN: %s",
+                               timed_out ? "no answer from the database"
+                                         : livy_db_error(sv->conn, sv->pool));
         return -1;
     }
     return 0;
@@ -187,9 +221,11 @@ static void db_connected(sv_t *sv)
     }
     sv->db_state = SV_DB_OK;
     sv->db_backoff_ms = DB_BACKOFF_MIN_MS;
+    sv->db_up_since_ms = sv_now_ms();
     sv_info("reconnected to the database");
     /* Notifications may have been missed, and results may not have been stored: look at every
-     * session again, and have every child re-send what it has not had acknowledged. */
+     * session again, and have every child re-send what it has not had acknowledged (on the
+     * same connection: lines it sent meanwhile wait in the socket, none is lost). */
     sv->need_claim = 1;
     sv->next_heartbeat_ms = 0;
     for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi; hi = apr_hash_next(hi)) {
@@ -240,7 +276,9 @@ static void db_maintain(sv_t *sv, apr_int64_t now, apr_int64_t *deadline)
                 *deadline = sv->db_retry_ms;
             return;
         }
-        sv->conn = PQconnectStart(sv->cfg->database);
+        const char *const *keys, *const *values;
+        sv_db_params(sv, &keys, &values);
+        sv->conn = PQconnectStartParams(keys, values, 1);
         if (!sv->conn || PQstatus(sv->conn) == CONNECTION_BAD) {
             db_schedule_retry(sv, sv->conn ? livy_db_error(sv->conn, sv->iter) : "out of memory");
             if (sv->db_retry_ms < *deadline)
@@ -331,6 +369,12 @@ static void heartbeat(sv_t *sv)
              hi = apr_hash_next(hi))
             ((sv_session_t *)apr_hash_this_val(hi))->need_flags = 1;
     }
+    /* Judge the others only once this supervisor has itself been connected for longer than
+     * the limit: after an outage every supervisor's heartbeat is stale, and each must have had
+     * the time to reconnect and heartbeat again before anyone is presumed dead. The ages are
+     * the database's own clock (now() - heartbeat_at), never this host's. */
+    if (sv_now_ms() - sv->db_up_since_ms <= sv->cfg->supervisor_dead_after_ms)
+        return;
     int reaped = 0;
     if (store_sv_reap_dead_supervisors(db, sv->id, sv->cfg->supervisor_dead_after_ms,
                                        sv_epoch_ms(), &reaped, sv->iter, &err) != 0) {
@@ -339,6 +383,34 @@ static void heartbeat(sv_t *sv)
     }
     if (reaped > 0)
         sv_warn("marked %d session(s) of unresponsive supervisors dead", reaped);
+}
+
+/* Ended sessions older than retain_ended go, with their statements and log. One supervisor
+ * purges at a time (an advisory lock); a full batch makes the next tick purge again. */
+static void purge(sv_t *sv, PGconn *db)
+{
+    apr_array_header_t *ids;
+    int supervisors = 0, locked = 0;
+    const char *err;
+    sv->next_purge_ms = sv_now_ms() + PURGE_INTERVAL_MS;
+    if (store_sv_purge(db, sv->cfg->retain_ended_ms, PURGE_BATCH, &ids, &supervisors, &locked,
+                       sv->iter, &err) != 0) {
+        sv_db_failed(sv, err);
+        return;
+    }
+    if (!locked) {
+        sv_debug("purge: another supervisor is purging");
+        return;
+    }
+    if (ids->nelts > 0 || supervisors > 0)
+        sv_info("purged %d session(s) ended more than %s ago (first %" APR_INT64_T_FMT
+                ", last %" APR_INT64_T_FMT "), their statements and logs, and %d stopped "
+                "supervisor row(s)", ids->nelts,
+                sv_format_duration(sv->cfg->retain_ended_ms, sv->iter),
+                ids->nelts ? APR_ARRAY_IDX(ids, 0, apr_int64_t) : 0,
+                ids->nelts ? APR_ARRAY_IDX(ids, ids->nelts - 1, apr_int64_t) : 0, supervisors);
+    if (ids->nelts >= PURGE_BATCH)
+        sv->next_purge_ms = 0;
 }
 
 static const char *timeout_reason(const store_sv_timeout_t *t, apr_pool_t *p)
@@ -372,21 +444,129 @@ static void tick(sv_t *sv)
     }
     if (!(db = sv_db(sv)))
         return;
-    if (store_sv_expire_ended(db, sv->cfg->retain_ended_ms, &rows, sv->iter, &err) != 0) {
+    if (store_sv_expire_ended(db, sv->cfg->list_ended_ms, &rows, sv->iter, &err) != 0) {
         sv_db_failed(sv, err);
         return;
     }
     for (int i = 0; i < rows->nelts; i++) {
         apr_int64_t id = APR_ARRAY_IDX(rows, i, apr_int64_t);
         sv_debug("session %" APR_INT64_T_FMT " left the list (ended more than %s ago)", id,
-                 sv_format_duration(sv->cfg->retain_ended_ms, sv->iter));
+                 sv_format_duration(sv->cfg->list_ended_ms, sv->iter));
         unlink(apr_psprintf(sv->iter, "%s/session-%" APR_INT64_T_FMT ".log", sv->cfg->run_dir, id));
     }
+    if (sv->cfg->retain_ended_ms > 0 && sv_now_ms() >= sv->next_purge_ms && (db = sv_db(sv)))
+        purge(sv, db);
     /* A missed notification costs at most one tick. */
     sv->need_claim = 1;
 }
 
 /* ---- starting ---- */
+
+#define RUN_LOCK_PREFIX "supervisor "
+
+/* run_dir/livy-supervisor.lock: held (flock) while this supervisor runs, and naming its
+ * supervisors row. Whoever gets the lock knows that the row it names has no live process. */
+static int take_run_lock(sv_t *sv, const char **errmsg)
+{
+    const char *path = apr_pstrcat(sv->pool, sv->cfg->run_dir, "/livy-supervisor.lock", NULL);
+    sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (sv->lock_fd < 0) {
+        *errmsg = apr_psprintf(sv->pool, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(sv->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        *errmsg = errno == EWOULDBLOCK
+            ? apr_psprintf(sv->pool, "another livy-supervisor runs with run_dir %s (it holds %s)",
+                           sv->cfg->run_dir, path)
+            : apr_psprintf(sv->pool, "locking %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The row our lock file names, -1 when none. */
+static apr_int64_t previous_run(sv_t *sv)
+{
+    char buf[64];
+    ssize_t n = pread(sv->lock_fd, buf, sizeof buf - 1, 0);
+    if (n <= (ssize_t)strlen(RUN_LOCK_PREFIX))
+        return -1;
+    buf[n] = '\0';
+    if (strncmp(buf, RUN_LOCK_PREFIX, strlen(RUN_LOCK_PREFIX)) != 0)
+        return -1;
+    char *end;
+    long long id = strtoll(buf + strlen(RUN_LOCK_PREFIX), &end, 10);
+    return end != buf + strlen(RUN_LOCK_PREFIX) && id > 0 ? (apr_int64_t)id : -1;
+}
+
+static void record_run_lock(sv_t *sv)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, RUN_LOCK_PREFIX "%" APR_INT64_T_FMT "\n", sv->id);
+    if (ftruncate(sv->lock_fd, 0) != 0 || pwrite(sv->lock_fd, buf, (size_t)n, 0) != n)
+        sv_warn("cannot record this supervisor in livy-supervisor.lock: %s", strerror(errno));
+}
+
+/* Waits up to ms for a signal; 1 when told to stop. */
+static int pause_for_signals(sv_t *sv, int ms)
+{
+    struct pollfd pfd = {.fd = sv->signal_fd, .events = POLLIN};
+    if (poll(&pfd, 1, ms) > 0)
+        drain_signals(sv);
+    return sv->terminate;
+}
+
+/* The earlier rows of our host_id whose sessions we are to take over. A row is ours to take
+ * when it has stopped, when our run lock names it (its process is gone: we hold the lock), or
+ * when its heartbeat is older than supervisor_dead_after by the database's clock. A row whose
+ * process runs here is an error; any other fresh row (a supervisor elsewhere with the same
+ * host_id, or one in a database outage) is waited for, never taken from under it. */
+static int same_host_peers(sv_t *sv, apr_array_header_t **out, const char **errmsg)
+{
+    const sv_config_t *cfg = sv->cfg;
+    apr_int64_t mine = previous_run(sv);
+    apr_int64_t waiting_for = -1;
+    const char *err;
+    for (;;) {
+        apr_array_header_t *peers;
+        if (store_sv_peers(sv->conn, cfg->host_id, -1, &peers, sv->pool, &err) != 0) {
+            *errmsg = err;
+            return -1;
+        }
+        store_sv_peer_t *fresh = NULL;
+        for (int i = 0; i < peers->nelts; i++) {
+            store_sv_peer_t *peer = &APR_ARRAY_IDX(peers, i, store_sv_peer_t);
+            if (peer->stopped || peer->id == mine)
+                continue;
+            if (peer->pid != (int)getpid() && sv_child_alive(peer->pid)
+                && sv_child_cmdline_contains(peer->pid, "livy-supervisor")) {
+                *errmsg = apr_psprintf(sv->pool,
+                    "another livy-supervisor (pid %d, supervisors row %" APR_INT64_T_FMT ") runs "
+                    "with host_id \"%s\": stop it first, or give each supervisor on this host its "
+                    "own host_id", peer->pid, peer->id, cfg->host_id);
+                return -1;
+            }
+            if (peer->heartbeat_age_ms <= cfg->supervisor_dead_after_ms)
+                fresh = peer;
+        }
+        if (!fresh) {
+            *out = peers;
+            return 0;
+        }
+        if (waiting_for != fresh->id)
+            sv_warn("supervisor %" APR_INT64_T_FMT " (pid %d) has host_id \"%s\" too and "
+                    "heartbeated %" APR_INT64_T_FMT " ms ago; it is not this run_dir's previous "
+                    "supervisor (it may run on another machine): waiting until its heartbeat is "
+                    "older than supervisor_dead_after (%s) before taking over its sessions",
+                    fresh->id, fresh->pid, cfg->host_id, fresh->heartbeat_age_ms,
+                    sv_format_duration(cfg->supervisor_dead_after_ms, sv->pool));
+        waiting_for = fresh->id;
+        if (pause_for_signals(sv, 1000)) {
+            *errmsg = "stopped while waiting for another supervisor's heartbeat to go stale";
+            return -1;
+        }
+    }
+}
 
 int sv_start(sv_t *sv, const char **errmsg)
 {
@@ -394,9 +574,14 @@ int sv_start(sv_t *sv, const char **errmsg)
     if (install_signals(sv, errmsg) != 0)
         return -1;
     const char *err;
-    sv->conn = livy_db_connect(cfg->database, sv->pool, &err);
-    if (!sv->conn) {
-        *errmsg = apr_psprintf(sv->pool, "cannot connect to the database: %s", err);
+    if (take_run_lock(sv, errmsg) != 0)
+        return -1;
+    const char *const *keys, *const *values;
+    sv_db_params(sv, &keys, &values);
+    sv->conn = PQconnectdbParams(keys, values, 1);
+    if (PQstatus(sv->conn) != CONNECTION_OK) {
+        *errmsg = apr_psprintf(sv->pool, "cannot connect to the database: %s",
+                               livy_db_error(sv->conn, sv->pool));
         return -1;
     }
     int version = livy_db_schema_version(sv->conn, sv->pool, &err);
@@ -416,29 +601,18 @@ int sv_start(sv_t *sv, const char **errmsg)
         return -1;
     }
     sv->db_state = SV_DB_OK;
+    sv->db_up_since_ms = sv_now_ms();
 
     /* Rows with our identity: a previous run of this supervisor whose children may live on. */
     apr_array_header_t *peers;
-    if (store_sv_peers(sv->conn, cfg->host_id, -1, &peers, sv->pool, &err) != 0) {
-        *errmsg = err;
+    if (same_host_peers(sv, &peers, errmsg) != 0)
         return -1;
-    }
-    for (int i = 0; i < peers->nelts; i++) {
-        store_sv_peer_t *peer = &APR_ARRAY_IDX(peers, i, store_sv_peer_t);
-        if (!peer->stopped && peer->pid != (int)getpid() && sv_child_alive(peer->pid)
-            && sv_child_cmdline_contains(peer->pid, "livy-supervisor")) {
-            *errmsg = apr_psprintf(sv->pool,
-                "another livy-supervisor (pid %d, supervisors row %" APR_INT64_T_FMT ") runs with "
-                "host_id \"%s\": stop it first, or give each supervisor on this host its own "
-                "host_id", peer->pid, peer->id, cfg->host_id);
-            return -1;
-        }
-    }
     if (store_sv_register(sv->conn, cfg->host_id, (int)getpid(), cfg->max_sessions, &sv->id,
                           sv->pool, &err) != 0) {
         *errmsg = err;
         return -1;
     }
+    record_run_lock(sv);
     sv_info("registered as supervisor %" APR_INT64_T_FMT " (host_id %s, max_sessions %d, "
             "spark_master %s)", sv->id, cfg->host_id, cfg->max_sessions, cfg->spark_master);
     for (int i = 0; i < peers->nelts; i++) {
@@ -487,6 +661,7 @@ int sv_run(sv_t *sv)
     apr_array_header_t *polled = apr_array_make(sv->pool, 16, sizeof(sv_session_t *));
     sv->next_heartbeat_ms = 0;
     sv->next_tick_ms = 0;
+    sv->next_purge_ms = sv_now_ms() + 5000; /* not in the way of starting up */
 
     while (!sv->terminate) {
         apr_pool_clear(sv->iter);
@@ -517,6 +692,10 @@ int sv_run(sv_t *sv)
              hi = apr_hash_next(hi))
             sv_session_flush_log(apr_hash_this_val(hi));
         forget_done_sessions(sv);
+        if (sv->db_state == SV_DB_DOWN && sv->db_retry_ms < deadline)
+            deadline = sv->db_retry_ms; /* lost during this iteration: reconnect on time */
+        else if (sv->db_state == SV_DB_CONNECTING && sv->db_deadline_ms < deadline)
+            deadline = sv->db_deadline_ms;
         if (sv_db(sv)) {
             /* Queries may have queued notifications without the socket becoming readable. */
             drain_notifies(sv);

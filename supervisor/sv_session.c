@@ -423,11 +423,12 @@ static void socket_lost(sv_session_t *s)
 
 void sv_session_resync(sv_session_t *s)
 {
-    if (s->fd < 0 || s->end_pending)
+    /* Before hello (connecting, proving the secret) the usual hello comes anyway. */
+    if (s->fd < 0 || s->end_pending || s->done || s->phase < SV_PHASE_HELLO)
         return;
-    sv_debug("session %" APR_INT64_T_FMT ": reconnecting to the REPL to resynchronise", s->id);
-    socket_lost(s);
-    s->next_connect_ms = sv_now_ms();
+    sv_debug("session %" APR_INT64_T_FMT ": hello again, for what was not stored while the "
+             "database was away", s->id);
+    send_hello(s);
 }
 
 static const char *execute_kind(const char *stmt_kind, const char *session_kind)

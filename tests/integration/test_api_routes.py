@@ -503,6 +503,29 @@ def test_list_statements_paging_and_order(server):
     assert ok(server.get("/sessions/stmts/statements"))["total_statements"] == 6
 
 
+def test_list_statements_is_capped(server):
+    """A page holds at most 1000 statements; without `from` and `size` the newest 100 (Livy lists
+    the statements it retains, its most recent ones)."""
+    s = create(server, {"kind": "sql"})
+    sid = s["id"]
+    # 1,050 statements straight into the table (the route is tested above; this is about paging).
+    server.db.psql(f"INSERT INTO statements (session_id, id, code, kind, state) "
+                  f"SELECT {sid}, g, 'SELECT ' || g, 'sql', 'waiting' FROM generate_series(0, 1049) g; "
+                  f"UPDATE sessions SET next_statement_id = 1050 WHERE id = {sid}")
+    page = lambda q: ok(server.get(f"/sessions/{sid}/statements{q}"))  # noqa: E731
+    body = page("")
+    assert body["total_statements"] == 1050
+    assert [x["id"] for x in body["statements"]] == list(range(950, 1050))
+    assert [x["id"] for x in page("?order=desc")["statements"]] == list(range(1049, 949, -1))
+    assert [x["id"] for x in page("?size=1000")["statements"]] == list(range(1000))
+    assert [x["id"] for x in page("?from=1000&size=1000")["statements"]] == list(range(1000, 1050))
+    assert [x["id"] for x in page("?order=desc&from=1000&size=1000")["statements"]] == list(range(49, -1, -1))
+    assert page("?from=5000")["statements"] == []
+    for q, what in (("?size=1001", "at most 1000"), ("?size=99999999", "at most 1000"),
+                    ("?from=-1", "between"), ("?size=x", "integer")):
+        assert what in err(server.get(f"/sessions/{sid}/statements{q}"), 400)
+
+
 # ------------------------------------------------------------------ GET /sessions/{id}/statements/{sid}
 
 

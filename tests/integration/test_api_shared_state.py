@@ -197,7 +197,7 @@ def test_concurrent_statements_get_ids_exactly_0_to_399(server, clean_db):
     for chunk in results:
         assert [i for i, _ in chunk] == sorted(i for i, _ in chunk)
 
-    body = ok(server.get(f"/sessions/{sid}/statements"))
+    body = ok(server.get(f"/sessions/{sid}/statements?size=1000"))
     assert body["total_statements"] == 400
     assert [st["id"] for st in body["statements"]] == list(range(400))
     by_id = {st["id"]: st["code"] for st in body["statements"]}

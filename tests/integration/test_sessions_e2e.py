@@ -427,10 +427,10 @@ def test_heartbeat_timeout_ends_a_session_its_client_left(e2e, lifecycle):
 
 def test_prefork_session_killed_repl_and_retain_period(livy_server, pg, spark_env):
     """Under prefork: a session runs a statement; its REPL killed with SIGKILL ends it within
-    seconds with the reason in its log; it stays listed as dead for retain_ended, then leaves."""
+    seconds with the reason in its log; it stays listed as dead for list_ended, then leaves."""
     pg.create_database("e2e_prefork")
     server = livy_server(mpm="prefork", supervisor="managed", dbname="e2e_prefork", supervisor_conf={
-        "check_interval": "200ms", "retain_ended": "5s", "stop_grace": "4s"})
+        "check_interval": "200ms", "list_ended": "5s", "stop_grace": "4s"})
     c = Client(server, pg, "e2e_prefork")
     sid = c.create(kind="pyspark", conf=FAST_CONF)["id"]
     c.wait_session(sid, "idle")

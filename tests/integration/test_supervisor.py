@@ -78,7 +78,7 @@ class Supervisor:
             "supervisor_dead_after": "6s",
             "check_interval": "200ms",
             "stop_grace": "6s",
-            "retain_ended": "1h",
+            "list_ended": "1h",
             "idle_timeout": "1h",
         }
         if os.geteuid() == 0:
