@@ -21,7 +21,7 @@
 #define DB_BACKOFF_MIN_MS 250
 #define DB_BACKOFF_MAX_MS 4000
 #define DB_CONNECT_LIMIT_MS 10000
-/* Purging ended sessions: how often, and how many rows per transaction. */
+/* Purging ended sessions: how often at most, and how many rows per transaction. */
 #define PURGE_INTERVAL_MS 60000
 #define PURGE_BATCH 500
 
@@ -392,7 +392,10 @@ static void purge(sv_t *sv, PGconn *db)
     apr_array_header_t *ids;
     int supervisors = 0, locked = 0;
     const char *err;
-    sv->next_purge_ms = sv_now_ms() + PURGE_INTERVAL_MS;
+    /* A quarter of the retention, between a second and a minute. */
+    apr_int64_t every = sv->cfg->retain_ended_ms / 4;
+    every = every < 1000 ? 1000 : every > PURGE_INTERVAL_MS ? PURGE_INTERVAL_MS : every;
+    sv->next_purge_ms = sv_now_ms() + every;
     if (store_sv_purge(db, sv->cfg->retain_ended_ms, PURGE_BATCH, &ids, &supervisors, &locked,
                        sv->iter, &err) != 0) {
         sv_db_failed(sv, err);
@@ -661,7 +664,7 @@ int sv_run(sv_t *sv)
     apr_array_header_t *polled = apr_array_make(sv->pool, 16, sizeof(sv_session_t *));
     sv->next_heartbeat_ms = 0;
     sv->next_tick_ms = 0;
-    sv->next_purge_ms = sv_now_ms() + 5000; /* not in the way of starting up */
+    sv->next_purge_ms = sv_now_ms() + 2000; /* not in the way of starting up */
 
     while (!sv->terminate) {
         apr_pool_clear(sv->iter);

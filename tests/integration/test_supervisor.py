@@ -589,3 +589,100 @@ def test_ended_sessions_leave_the_list_after_the_retain_period(cluster, livy, su
     sid = livy.create_session(state="dead")
     cluster.psql(f"UPDATE sessions SET ended_at = now() - interval '2 hours' WHERE id = {sid}")
     wait_for(lambda: livy.session(sid)["deleted"], 10, "the old session to leave the list")
+
+
+def test_ended_sessions_are_purged_after_retain_ended(tmp_base, cluster, livy):
+    """retain_ended after a session ended, its row, statements and log lines are deleted, with
+    stopped supervisors rows no session names; recent sessions stay, and so does an ended one
+    whose REPL process may still run (repl_pid set). Two supervisors run: one purges at a time
+    (an advisory lock), and neither fails."""
+    sups = []
+    for name in ("purge-a", "purge-b"):
+        (tmp_base / name).mkdir()
+        sups.append(Supervisor(tmp_base / name, cluster, list_ended="1s", retain_ended="4s",
+                               max_sessions=0).start())
+    try:
+        cluster.psql("INSERT INTO supervisors (host, pid, capacity, heartbeat_at, stopped_at) "
+                     "VALUES ('long-gone', 999998, 1, now() - interval '1 day', now() - interval '1 day')")
+        gone_sv = int(cluster.value("SELECT max(id) FROM supervisors"))
+        old = [livy.create_session(state="dead", deleted=True) for _ in range(3)]
+        recent = livy.create_session(state="dead")
+        live = livy.create_session(state="dead", supervisor_id=gone_sv, repl_pid=999996)
+        cluster.psql(f"UPDATE sessions SET ended_at = now() - interval '1 hour' "
+                     f"WHERE id IN ({','.join(map(str, old + [live]))}); "
+                     f"UPDATE sessions SET ended_at = now() WHERE id = {recent}")
+        for sid in old + [recent, live]:
+            for i in range(3):
+                livy.submit(sid, f"x = {i}")
+            cluster.psql(f"INSERT INTO session_log (session_id, seq, line) "
+                         f"SELECT {sid}, g, 'line ' || g FROM generate_series(0, 4) g")
+        ids = ",".join(map(str, old))
+        wait_for(lambda: cluster.value(f"SELECT count(*) FROM sessions WHERE id IN ({ids})") == "0",
+                 20, "the old sessions to be purged")
+        assert cluster.value(f"SELECT count(*) FROM statements WHERE session_id IN ({ids})") == "0"
+        assert cluster.value(f"SELECT count(*) FROM session_log WHERE session_id IN ({ids})") == "0"
+        # The recent one is still there (it ended less than retain_ended ago), the lingering
+        # one too.
+        assert cluster.value(f"SELECT count(*) FROM sessions WHERE id IN ({recent}, {live})") == "2"
+        assert cluster.value(f"SELECT count(*) FROM statements WHERE session_id = {live}") == "3"
+        # ... until its time comes.
+        wait_for(lambda: cluster.value(f"SELECT count(*) FROM sessions WHERE id = {recent}") == "0",
+                 20, "the recent session to be purged in its turn")
+        assert cluster.value(f"SELECT count(*) FROM sessions WHERE id = {live}") == "1"
+        # The stopped supervisors row goes once no session names it.
+        cluster.psql(f"DELETE FROM sessions WHERE id = {live}")
+        wait_for(lambda: cluster.value(f"SELECT count(*) FROM supervisors WHERE id = {gone_sv}") == "0",
+                 20, "the stopped supervisors row to be purged")
+        logs = "".join(sv.log_text() for sv in sups)
+        assert "purged 3 session(s) ended more than 4s ago" in logs, logs
+        for sv in sups:
+            assert sv.proc.poll() is None
+            assert "database:" not in sv.log_text(), sv.log_text()
+    finally:
+        for sv in sups:
+            sv.stop()
+
+
+def test_a_second_supervisor_on_the_same_run_dir_is_refused(tmp_base, cluster, supervisor):
+    twin = Supervisor(supervisor["sv"].tmp_base, cluster, host_id="another-host-id")
+    twin.conf = tmp_base / "twin.conf"
+    twin.conf.write_text(supervisor["sv"].conf.read_text().replace(
+        f"host_id = test-host-{supervisor['sv'].tmp_base.name}", "host_id = another-host-id"))
+    r = subprocess.run([str(SUPERVISOR), "--config", str(twin.conf), "--foreground"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "another livy-supervisor runs with run_dir" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert supervisor["sv"].proc.poll() is None
+
+
+def test_a_same_host_id_peer_is_taken_over_only_once_its_heartbeat_is_stale(tmp_base, cluster):
+    """A fresh row with our host_id that is not this run_dir's previous supervisor (a twin on
+    another machine, or one reconnecting after an outage) is waited for, not robbed; once its
+    heartbeat is older than supervisor_dead_after (by the database's clock), it is taken over."""
+    (tmp_base / "twin").mkdir()
+    cluster.psql("INSERT INTO supervisors (host, pid, capacity, heartbeat_at) "
+                 "VALUES ('twin-host', 999997, 1, now())")
+    peer = int(cluster.value("SELECT max(id) FROM supervisors"))
+    sv = Supervisor(tmp_base / "twin", cluster, host_id="twin-host", max_sessions=0)
+    sv.log_file = open(sv.log, "a")
+    sv.proc = subprocess.Popen([str(SUPERVISOR), "--config", str(sv.conf), "--foreground"],
+                               stdout=sv.log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "waiting until its heartbeat is older" in sv.log_text(), 15,
+                 "the supervisor to wait for its twin")
+        # The twin keeps heartbeating for 4 s: the newcomer keeps waiting.
+        t_last = time.monotonic()
+        while time.monotonic() - t_last < 4:
+            cluster.psql(f"UPDATE supervisors SET heartbeat_at = now() WHERE id = {peer}")
+            t_stop = time.monotonic()
+            assert "registered as supervisor" not in sv.log_text()
+            time.sleep(0.5)
+        assert cluster.value(f"SELECT stopped_at IS NULL FROM supervisors WHERE id = {peer}") == "t"
+        wait_for(lambda: "registered as supervisor" in sv.log_text(), 20,
+                 "the supervisor to register once its twin's heartbeat is stale")
+        waited = time.monotonic() - t_stop
+        assert waited >= 5, f"registered {waited:.1f}s after the twin's last heartbeat (limit 6s)"
+        assert cluster.value(f"SELECT stopped_at IS NOT NULL FROM supervisors WHERE id = {peer}") == "t"
+        assert sv.proc.poll() is None
+    finally:
+        sv.stop()
