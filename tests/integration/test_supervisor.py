@@ -486,6 +486,29 @@ def test_database_restart_is_survived(cluster, livy, supervisor, shared_session)
     assert "lost the database connection" in log and "reconnected to the database" in log
 
 
+def test_lines_and_results_sent_during_a_database_outage_are_kept(cluster, livy, supervisor,
+                                                                  shared_session):
+    """What the REPL sends while the database is away waits in the socket; after the reconnect
+    the supervisor reads it on the same connection (and says hello again for the results): no
+    log line is lost, the result is stored once."""
+    sid = livy.submit(shared_session,
+                      "import time\n"
+                      "time.sleep(2)\n"
+                      "spark._jvm.java.lang.System.err.println('jvm-line-during-the-outage')\n"
+                      "spark._jvm.java.lang.System.err.flush()\n"
+                      "time.sleep(1)\n"
+                      "'done during the outage'")
+    wait_for(lambda: livy.statement(shared_session, sid)["state"] == "running", 30,
+             "the statement to start")
+    cluster.restart_later(down_for=6)
+    st = livy.wait_statement(shared_session, sid, timeout=60)
+    assert text_of(st) == "'done during the outage'"
+    wait_for(lambda: any("jvm-line-during-the-outage" in line for line in livy.log(shared_session)),
+             20, "the JVM's line to reach the session log")
+    assert sum("jvm-line-during-the-outage" in line for line in livy.log(shared_session)) == 1
+    assert supervisor["sv"].proc.poll() is None
+
+
 def test_supervisor_killed_during_a_statement_loses_nothing(tmp_base, cluster, livy, supervisor,
                                                             shared_session):
     livy.run(shared_session, "kept = 'still here'")
