@@ -351,23 +351,6 @@ int store_sv_register(PGconn *conn, const char *host, int pid, int capacity, apr
     return 0;
 }
 
-int store_sv_heartbeat(PGconn *conn, apr_int64_t id, int *was_stopped, apr_pool_t *p,
-                       const char **errmsg)
-{
-    const char *params[] = {i64(id, p)};
-    PGresult *res = run(conn, Q_HEARTBEAT, 1, params, PGRES_TUPLES_OK, p, errmsg);
-    if (!res)
-        return -1;
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        *errmsg = apr_psprintf(p, "the supervisors row %" APR_INT64_T_FMT " has disappeared", id);
-        return -1;
-    }
-    *was_stopped = bool_col(res, 0, 0);
-    PQclear(res);
-    return 0;
-}
-
 int store_sv_mark_stopped(PGconn *conn, apr_int64_t id, apr_pool_t *p, const char **errmsg)
 {
     const char *params[] = {i64(id, p)};
@@ -406,58 +389,120 @@ int store_sv_takeover(PGconn *conn, apr_int64_t old, apr_int64_t me, apr_array_h
     return 0;
 }
 
-int store_sv_reap_dead_supervisors(PGconn *conn, apr_int64_t me, apr_int64_t dead_after_ms,
-                                   apr_int64_t now_ms, int *count, apr_pool_t *p,
-                                   const char **errmsg)
+/* ---- requests the supervisor sends without waiting (sv_db.c), and their answers ---- */
+
+static void req(store_sv_req_t *r, int q, int nparams)
 {
-    const char *params[] = {i64(me, p), i64(dead_after_ms, p), i64(now_ms, p)};
-    PGresult *res = run(conn, Q_REAP, 3, params, PGRES_TUPLES_OK, p, errmsg);
-    if (!res)
+    r->q = q;
+    r->nparams = nparams;
+}
+
+const char *store_sv_req_name(const store_sv_req_t *r)
+{
+    return queries[r->q].name;
+}
+
+int store_sv_req_wants_rows(const store_sv_req_t *r)
+{
+    switch (r->q) {
+    case Q_HEARTBEAT:
+    case Q_REAP:
+    case Q_CLAIM:
+    case Q_FLAGS:
+    case Q_TIMEOUTS:
+    case Q_EXPIRE:
+    case Q_PURGE:
+    case Q_PENDING:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *store_sv_check(PGresult *res, const store_sv_req_t *r, PGconn *conn, apr_pool_t *p)
+{
+    ExecStatusType want = store_sv_req_wants_rows(r) ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+    if (res && PQresultStatus(res) == want)
+        return NULL;
+    const char *why = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+                                                          : livy_db_error(conn, p);
+    char *msg = apr_psprintf(p, "%s: %s", queries[r->q].name, why);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    return msg;
+}
+
+void store_sv_req_heartbeat(store_sv_req_t *r, apr_int64_t id, apr_pool_t *p)
+{
+    req(r, Q_HEARTBEAT, 1);
+    r->params[0] = i64(id, p);
+}
+
+int store_sv_parse_heartbeat(PGresult *res, apr_int64_t id, int *was_stopped, apr_pool_t *p,
+                             const char **errmsg)
+{
+    if (PQntuples(res) != 1) {
+        *errmsg = apr_psprintf(p, "the supervisors row %" APR_INT64_T_FMT " has disappeared", id);
         return -1;
-    *count = PQntuples(res);
-    PQclear(res);
+    }
+    *was_stopped = bool_col(res, 0, 0);
     return 0;
 }
 
-int store_sv_claim(PGconn *conn, apr_int64_t me, int n, apr_array_header_t **sessions,
-                   apr_pool_t *p, const char **errmsg)
+void store_sv_req_reap(store_sv_req_t *r, apr_int64_t me, apr_int64_t dead_after_ms,
+                       apr_int64_t now_ms, apr_pool_t *p)
 {
-    const char *params[] = {i64(me, p), int_text(n, p)};
-    PGresult *res = run(conn, Q_CLAIM, 2, params, PGRES_TUPLES_OK, p, errmsg);
-    if (!res)
-        return -1;
-    *sessions = session_rows(res, p);
-    PQclear(res);
-    return 0;
+    req(r, Q_REAP, 3);
+    r->params[0] = i64(me, p);
+    r->params[1] = i64(dead_after_ms, p);
+    r->params[2] = i64(now_ms, p);
 }
 
-int store_sv_set_child(PGconn *conn, apr_int64_t session, int pid, const char *socket_path,
-                       apr_pool_t *p, const char **errmsg)
+void store_sv_req_claim(store_sv_req_t *r, apr_int64_t me, int n, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p), int_text(pid, p), socket_path};
-    return run_command(conn, Q_SET_CHILD, 3, params, p, errmsg);
+    req(r, Q_CLAIM, 2);
+    r->params[0] = i64(me, p);
+    r->params[1] = int_text(n, p);
 }
 
-int store_sv_clear_child(PGconn *conn, apr_int64_t session, apr_pool_t *p, const char **errmsg)
+apr_array_header_t *store_sv_parse_sessions(PGresult *res, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p)};
-    return run_command(conn, Q_CLEAR_CHILD, 1, params, p, errmsg);
+    return session_rows(res, p);
 }
 
-int store_sv_set_ready(PGconn *conn, apr_int64_t session, const char *app_id,
-                       const char *spark_ui_url, apr_pool_t *p, const char **errmsg)
+void store_sv_req_set_child(store_sv_req_t *r, apr_int64_t session, int pid,
+                            const char *socket_path, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p), app_id, spark_ui_url};
-    return run_command(conn, Q_READY, 3, params, p, errmsg);
+    req(r, Q_SET_CHILD, 3);
+    r->params[0] = i64(session, p);
+    r->params[1] = int_text(pid, p);
+    r->params[2] = socket_path;
 }
 
-int store_sv_flags(PGconn *conn, apr_int64_t session, store_sv_flags_t *flags, apr_pool_t *p,
-                   const char **errmsg)
+void store_sv_req_clear_child(store_sv_req_t *r, apr_int64_t session, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p)};
-    PGresult *res = run(conn, Q_FLAGS, 1, params, PGRES_TUPLES_OK, p, errmsg);
-    if (!res)
-        return -1;
+    req(r, Q_CLEAR_CHILD, 1);
+    r->params[0] = i64(session, p);
+}
+
+void store_sv_req_set_ready(store_sv_req_t *r, apr_int64_t session, const char *app_id,
+                            const char *spark_ui_url, apr_pool_t *p)
+{
+    req(r, Q_READY, 3);
+    r->params[0] = i64(session, p);
+    r->params[1] = app_id;
+    r->params[2] = spark_ui_url;
+}
+
+void store_sv_req_flags(store_sv_req_t *r, apr_int64_t session, apr_pool_t *p)
+{
+    req(r, Q_FLAGS, 1);
+    r->params[0] = i64(session, p);
+}
+
+void store_sv_parse_flags(PGresult *res, store_sv_flags_t *flags, apr_pool_t *p)
+{
     memset(flags, 0, sizeof *flags);
     if (PQntuples(res) == 1) {
         flags->found = 1;
@@ -466,73 +511,80 @@ int store_sv_flags(PGconn *conn, apr_int64_t session, store_sv_flags_t *flags, a
         flags->deleted = bool_col(res, 0, 2);
         flags->state = text_or_null(res, 0, 3, p);
     }
-    PQclear(res);
-    return 0;
 }
 
-int store_sv_set_shutting_down(PGconn *conn, apr_int64_t session, apr_pool_t *p,
-                               const char **errmsg)
+void store_sv_req_shutting_down(store_sv_req_t *r, apr_int64_t session, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p)};
-    return run_command(conn, Q_SHUTTING_DOWN, 1, params, p, errmsg);
+    req(r, Q_SHUTTING_DOWN, 1);
+    r->params[0] = i64(session, p);
 }
 
-int store_sv_end(PGconn *conn, apr_int64_t session, const char *state, apr_int64_t now_ms,
-                 const char *why, apr_pool_t *p, const char **errmsg)
+void store_sv_req_end(store_sv_req_t *r, apr_int64_t session, const char *state,
+                      apr_int64_t now_ms, const char *why, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p), state, i64(now_ms, p), why};
-    return run_command(conn, Q_END, 4, params, p, errmsg);
+    req(r, Q_END, 4);
+    r->params[0] = i64(session, p);
+    r->params[1] = state;
+    r->params[2] = i64(now_ms, p);
+    r->params[3] = why;
 }
 
-int store_sv_append_log(PGconn *conn, apr_int64_t session, const char *lines_json, int max_lines,
-                        apr_pool_t *p, const char **errmsg)
+void store_sv_req_append_log(store_sv_req_t *r, apr_int64_t session, const char *lines_json,
+                             int max_lines, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p), lines_json, int_text(max_lines, p)};
-    return run_command(conn, Q_APPEND_LOG, 3, params, p, errmsg);
+    req(r, Q_APPEND_LOG, 3);
+    r->params[0] = i64(session, p);
+    r->params[1] = lines_json;
+    r->params[2] = int_text(max_lines, p);
 }
 
-int store_sv_timeouts(PGconn *conn, apr_int64_t me, apr_int64_t idle_default_ms,
-                      apr_int64_t ttl_default_ms, apr_array_header_t **stopped, apr_pool_t *p,
-                      const char **errmsg)
+void store_sv_req_timeouts(store_sv_req_t *r, apr_int64_t me, apr_int64_t idle_default_ms,
+                           apr_int64_t ttl_default_ms, apr_pool_t *p)
 {
-    const char *params[] = {i64(me, p), i64(idle_default_ms, p), i64(ttl_default_ms, p)};
-    PGresult *res = run(conn, Q_TIMEOUTS, 3, params, PGRES_TUPLES_OK, p, errmsg);
-    if (!res)
-        return -1;
+    req(r, Q_TIMEOUTS, 3);
+    r->params[0] = i64(me, p);
+    r->params[1] = i64(idle_default_ms, p);
+    r->params[2] = i64(ttl_default_ms, p);
+}
+
+apr_array_header_t *store_sv_parse_timeouts(PGresult *res, apr_pool_t *p)
+{
     int n = PQntuples(res);
-    *stopped = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_timeout_t));
+    apr_array_header_t *a = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_timeout_t));
     for (int r = 0; r < n; r++) {
-        store_sv_timeout_t *t = apr_array_push(*stopped);
+        store_sv_timeout_t *t = apr_array_push(a);
         t->id = i64_col(res, r, 0);
         t->reason = text_or_null(res, r, 1, p);
         t->limit_ms = i64_col(res, r, 2);
     }
-    PQclear(res);
-    return 0;
+    return a;
 }
 
-int store_sv_expire_ended(PGconn *conn, apr_int64_t retain_ms, apr_array_header_t **ids,
-                          apr_pool_t *p, const char **errmsg)
+void store_sv_req_expire_ended(store_sv_req_t *r, apr_int64_t list_ms, apr_pool_t *p)
 {
-    const char *params[] = {i64(retain_ms, p)};
-    PGresult *res = run(conn, Q_EXPIRE, 1, params, PGRES_TUPLES_OK, p, errmsg);
-    if (!res)
-        return -1;
+    req(r, Q_EXPIRE, 1);
+    r->params[0] = i64(list_ms, p);
+}
+
+apr_array_header_t *store_sv_parse_ids(PGresult *res, apr_pool_t *p)
+{
     int n = PQntuples(res);
-    *ids = apr_array_make(p, n > 0 ? n : 1, sizeof(apr_int64_t));
+    apr_array_header_t *a = apr_array_make(p, n > 0 ? n : 1, sizeof(apr_int64_t));
     for (int r = 0; r < n; r++)
-        APR_ARRAY_PUSH(*ids, apr_int64_t) = i64_col(res, r, 0);
-    PQclear(res);
-    return 0;
+        APR_ARRAY_PUSH(a, apr_int64_t) = i64_col(res, r, 0);
+    return a;
 }
 
-int store_sv_purge(PGconn *conn, apr_int64_t retain_ms, int limit, apr_array_header_t **sessions,
-                   int *supervisors, int *locked, apr_pool_t *p, const char **errmsg)
+void store_sv_req_purge(store_sv_req_t *r, apr_int64_t retain_ms, int limit, apr_pool_t *p)
 {
-    const char *params[] = {i64(retain_ms, p), int_text(limit, p)};
-    PGresult *res = run(conn, Q_PURGE, 2, params, PGRES_TUPLES_OK, p, errmsg);
-    if (!res)
-        return -1;
+    req(r, Q_PURGE, 2);
+    r->params[0] = i64(retain_ms, p);
+    r->params[1] = int_text(limit, p);
+}
+
+void store_sv_parse_purge(PGresult *res, apr_array_header_t **sessions, int *supervisors,
+                          int *locked, apr_pool_t *p)
+{
     *locked = bool_col(res, 0, 0);
     *supervisors = int_col(res, 0, 1);
     *sessions = apr_array_make(p, 8, sizeof(apr_int64_t));
@@ -546,61 +598,68 @@ int store_sv_purge(PGconn *conn, apr_int64_t retain_ms, int limit, apr_array_hea
         else
             c++;
     }
-    PQclear(res);
-    return 0;
 }
 
-int store_sv_pending(PGconn *conn, apr_int64_t session, int from_id,
-                     apr_array_header_t **statements, apr_pool_t *p, const char **errmsg)
+void store_sv_req_pending(store_sv_req_t *r, apr_int64_t session, int from_id, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p), int_text(from_id, p)};
-    PGresult *res = run(conn, Q_PENDING, 2, params, PGRES_TUPLES_OK, p, errmsg);
-    if (!res)
-        return -1;
+    req(r, Q_PENDING, 2);
+    r->params[0] = i64(session, p);
+    r->params[1] = int_text(from_id, p);
+}
+
+apr_array_header_t *store_sv_parse_pending(PGresult *res, apr_pool_t *p)
+{
     int n = PQntuples(res);
-    *statements = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_statement_t));
+    apr_array_header_t *a = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_statement_t));
     for (int r = 0; r < n; r++) {
-        store_sv_statement_t *st = apr_array_push(*statements);
+        store_sv_statement_t *st = apr_array_push(a);
         st->id = int_col(res, r, 0);
         st->code = text_or_null(res, r, 1, p);
         st->kind = text_or_null(res, r, 2, p);
         st->state = text_or_null(res, r, 3, p);
         st->cancel_requested = bool_col(res, r, 4);
     }
-    PQclear(res);
-    return 0;
+    return a;
 }
 
-int store_sv_started(PGconn *conn, apr_int64_t session, int id, apr_int64_t started_ms,
-                     apr_pool_t *p, const char **errmsg)
+void store_sv_req_started(store_sv_req_t *r, apr_int64_t session, int id, apr_int64_t started_ms,
+                          apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p), int_text(id, p), i64(started_ms, p)};
-    return run_command(conn, Q_STARTED, 3, params, p, errmsg);
+    req(r, Q_STARTED, 3);
+    r->params[0] = i64(session, p);
+    r->params[1] = int_text(id, p);
+    r->params[2] = i64(started_ms, p);
 }
 
-int store_sv_cancelling(PGconn *conn, apr_int64_t session, int id, apr_pool_t *p,
-                        const char **errmsg)
+void store_sv_req_cancelling(store_sv_req_t *r, apr_int64_t session, int id, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p), int_text(id, p)};
-    return run_command(conn, Q_CANCELLING, 2, params, p, errmsg);
+    req(r, Q_CANCELLING, 2);
+    r->params[0] = i64(session, p);
+    r->params[1] = int_text(id, p);
 }
 
-int store_sv_progress(PGconn *conn, apr_int64_t session, int id, double progress, apr_pool_t *p,
-                      const char **errmsg)
+void store_sv_req_progress(store_sv_req_t *r, apr_int64_t session, int id, double progress,
+                           apr_pool_t *p)
 {
     if (progress < 0)
         progress = 0;
     if (progress > 1)
         progress = 1;
-    const char *params[] = {i64(session, p), int_text(id, p), apr_psprintf(p, "%.6f", progress)};
-    return run_command(conn, Q_PROGRESS, 3, params, p, errmsg);
+    req(r, Q_PROGRESS, 3);
+    r->params[0] = i64(session, p);
+    r->params[1] = int_text(id, p);
+    r->params[2] = apr_psprintf(p, "%.6f", progress);
 }
 
-int store_sv_result(PGconn *conn, apr_int64_t session, int id, const char *state,
-                    const char *output_json, apr_int64_t started_ms, apr_int64_t completed_ms,
-                    apr_pool_t *p, const char **errmsg)
+void store_sv_req_result(store_sv_req_t *r, apr_int64_t session, int id, const char *state,
+                         const char *output_json, apr_int64_t started_ms,
+                         apr_int64_t completed_ms, apr_pool_t *p)
 {
-    const char *params[] = {i64(session, p), int_text(id, p), state, output_json,
-                            i64(completed_ms, p), i64(started_ms, p)};
-    return run_command(conn, Q_RESULT, 6, params, p, errmsg);
+    req(r, Q_RESULT, 6);
+    r->params[0] = i64(session, p);
+    r->params[1] = int_text(id, p);
+    r->params[2] = state;
+    r->params[3] = output_json;
+    r->params[4] = i64(completed_ms, p);
+    r->params[5] = i64(started_ms, p);
 }

@@ -73,12 +73,9 @@ int store_sv_prepare(PGconn *conn, apr_pool_t *p, const char **errmsg);
  * connection still busy (PQtransactionStatus PQTRANS_ACTIVE): the caller abandons it. */
 void store_sv_set_query_timeout(long ms);
 
-/* --- the supervisors table --- */
+/* --- at startup, waiting for each answer --- */
 int store_sv_register(PGconn *conn, const char *host, int pid, int capacity, apr_int64_t *id,
                       apr_pool_t *p, const char **errmsg);
-/* Touches heartbeat_at; *was_stopped is set when someone had presumed us dead. */
-int store_sv_heartbeat(PGconn *conn, apr_int64_t id, int *was_stopped, apr_pool_t *p,
-                       const char **errmsg);
 int store_sv_mark_stopped(PGconn *conn, apr_int64_t id, apr_pool_t *p, const char **errmsg);
 /* Rows of the same host other than `me` that still own sessions or have not stopped. */
 int store_sv_peers(PGconn *conn, const char *host, apr_int64_t me,
@@ -88,69 +85,80 @@ int store_sv_peers(PGconn *conn, const char *host, apr_int64_t me,
 int store_sv_takeover(PGconn *conn, apr_int64_t old, apr_int64_t me,
                       apr_array_header_t **sessions /* of store_sv_session_t */, apr_pool_t *p,
                       const char **errmsg);
-/* Supervisors whose heartbeat is older than dead_after_ms: their live sessions become dead
- * with a log line. Safe to race: each session is ended once. *count = sessions ended. */
-int store_sv_reap_dead_supervisors(PGconn *conn, apr_int64_t me, apr_int64_t dead_after_ms,
-                                   apr_int64_t now_ms, int *count, apr_pool_t *p,
-                                   const char **errmsg);
 
-/* --- sessions --- */
-/* Claims up to n unclaimed sessions (state starting), in id order. */
-int store_sv_claim(PGconn *conn, apr_int64_t me, int n,
-                   apr_array_header_t **sessions /* of store_sv_session_t */, apr_pool_t *p,
-                   const char **errmsg);
-int store_sv_set_child(PGconn *conn, apr_int64_t session, int pid, const char *socket_path,
-                       apr_pool_t *p, const char **errmsg);
-int store_sv_clear_child(PGconn *conn, apr_int64_t session, apr_pool_t *p, const char **errmsg);
+/* --- in the event loop: requests sent without waiting, answers read when they come ---
+ * A request names a prepared statement and its parameters (allocated in the pool given to the
+ * builder; sv_db.c copies them). The answer of a request that returns rows is read with the
+ * matching store_sv_parse_*. */
+typedef struct store_sv_req {
+    int q;
+    int nparams;
+    const char *params[6];
+} store_sv_req_t;
+
+const char *store_sv_req_name(const store_sv_req_t *r);
+int store_sv_req_wants_rows(const store_sv_req_t *r);
+/* NULL when res is the answer r expects, else what went wrong (allocated in p). */
+const char *store_sv_check(PGresult *res, const store_sv_req_t *r, PGconn *conn, apr_pool_t *p);
+
+/* Touches heartbeat_at; the answer says whether someone had presumed us dead. */
+void store_sv_req_heartbeat(store_sv_req_t *r, apr_int64_t id, apr_pool_t *p);
+int store_sv_parse_heartbeat(PGresult *res, apr_int64_t id, int *was_stopped, apr_pool_t *p,
+                             const char **errmsg);
+/* Supervisors whose heartbeat is older than dead_after_ms (the database's clock): their live
+ * sessions become dead, with a log line and a SessionDead output for unfinished statements.
+ * Safe to race: each session is ended once. One row per session ended. */
+void store_sv_req_reap(store_sv_req_t *r, apr_int64_t me, apr_int64_t dead_after_ms,
+                       apr_int64_t now_ms, apr_pool_t *p);
+/* Claims up to n unclaimed sessions (state starting), in id order: store_sv_parse_sessions. */
+void store_sv_req_claim(store_sv_req_t *r, apr_int64_t me, int n, apr_pool_t *p);
+apr_array_header_t *store_sv_parse_sessions(PGresult *res, apr_pool_t *p);
+void store_sv_req_set_child(store_sv_req_t *r, apr_int64_t session, int pid,
+                            const char *socket_path, apr_pool_t *p);
+void store_sv_req_clear_child(store_sv_req_t *r, apr_int64_t session, apr_pool_t *p);
 /* The REPL is up: idle (busy if statements wait), with its app id and UI URL (NULL keeps). */
-int store_sv_set_ready(PGconn *conn, apr_int64_t session, const char *app_id,
-                       const char *spark_ui_url, apr_pool_t *p, const char **errmsg);
-int store_sv_flags(PGconn *conn, apr_int64_t session, store_sv_flags_t *flags, apr_pool_t *p,
-                   const char **errmsg);
-int store_sv_set_shutting_down(PGconn *conn, apr_int64_t session, apr_pool_t *p,
-                               const char **errmsg);
+void store_sv_req_set_ready(store_sv_req_t *r, apr_int64_t session, const char *app_id,
+                            const char *spark_ui_url, apr_pool_t *p);
+void store_sv_req_flags(store_sv_req_t *r, apr_int64_t session, apr_pool_t *p);
+void store_sv_parse_flags(PGresult *res, store_sv_flags_t *flags, apr_pool_t *p);
+void store_sv_req_shutting_down(store_sv_req_t *r, apr_int64_t session, apr_pool_t *p);
 /* Terminal, in one statement (clients never see an intermediate state): state (unless already
  * ended), ended_at, repl_pid cleared; unfinished statements cancelled when why is NULL (the
  * session was stopped), else available with a SessionDead error output whose evalue is why. */
-int store_sv_end(PGconn *conn, apr_int64_t session, const char *state, apr_int64_t now_ms,
-                 const char *why, apr_pool_t *p, const char **errmsg);
+void store_sv_req_end(store_sv_req_t *r, apr_int64_t session, const char *state,
+                      apr_int64_t now_ms, const char *why, apr_pool_t *p);
 /* Appends lines (a JSON array of strings) to the session log, keeping the last max_lines. */
-int store_sv_append_log(PGconn *conn, apr_int64_t session, const char *lines_json, int max_lines,
-                        apr_pool_t *p, const char **errmsg);
-/* Stops (stop_requested = 'stop', shutting_down) every session of `me` past a timeout. */
-int store_sv_timeouts(PGconn *conn, apr_int64_t me, apr_int64_t idle_default_ms,
-                      apr_int64_t ttl_default_ms,
-                      apr_array_header_t **stopped /* of store_sv_timeout_t */, apr_pool_t *p,
-                      const char **errmsg);
-/* Sessions ended longer ago than retain_ms leave the list (deleted = true). */
-int store_sv_expire_ended(PGconn *conn, apr_int64_t retain_ms,
-                          apr_array_header_t **ids /* of apr_int64_t */, apr_pool_t *p,
-                          const char **errmsg);
-
+void store_sv_req_append_log(store_sv_req_t *r, apr_int64_t session, const char *lines_json,
+                             int max_lines, apr_pool_t *p);
+/* Stops (stop_requested = 'stop', shutting_down) every session of `me` past a timeout:
+ * store_sv_parse_timeouts. */
+void store_sv_req_timeouts(store_sv_req_t *r, apr_int64_t me, apr_int64_t idle_default_ms,
+                           apr_int64_t ttl_default_ms, apr_pool_t *p);
+apr_array_header_t *store_sv_parse_timeouts(PGresult *res, apr_pool_t *p); /* store_sv_timeout_t */
+/* Sessions ended longer ago than list_ms leave the list (deleted = true): store_sv_parse_ids. */
+void store_sv_req_expire_ended(store_sv_req_t *r, apr_int64_t list_ms, apr_pool_t *p);
+apr_array_header_t *store_sv_parse_ids(PGresult *res, apr_pool_t *p); /* of apr_int64_t */
 /* Deletes, under a transaction-scoped advisory lock that only one supervisor gets at a time,
  * up to `limit` sessions ended more than retain_ms ago (their statements and log lines go with
- * them), and supervisors rows stopped that long ago that no session names. *sessions: the ids
- * deleted; *locked = 0 when another supervisor holds the lock (nothing was done). */
-int store_sv_purge(PGconn *conn, apr_int64_t retain_ms, int limit,
-                   apr_array_header_t **sessions /* of apr_int64_t */, int *supervisors,
-                   int *locked, apr_pool_t *p, const char **errmsg);
-
-/* --- statements --- */
+ * them), and supervisors rows stopped that long ago that no session names. The answer: the
+ * session ids deleted, the supervisors rows deleted, and locked = 0 when another supervisor
+ * held the lock (nothing was done). */
+void store_sv_req_purge(store_sv_req_t *r, apr_int64_t retain_ms, int limit, apr_pool_t *p);
+void store_sv_parse_purge(PGresult *res, apr_array_header_t **sessions /* of apr_int64_t */,
+                          int *supervisors, int *locked, apr_pool_t *p);
 /* Statements from from_id on that wait, run, or carry a cancel request, in id order. */
-int store_sv_pending(PGconn *conn, apr_int64_t session, int from_id,
-                     apr_array_header_t **statements /* of store_sv_statement_t */,
-                     apr_pool_t *p, const char **errmsg);
-int store_sv_started(PGconn *conn, apr_int64_t session, int id, apr_int64_t started_ms,
-                     apr_pool_t *p, const char **errmsg);
-int store_sv_cancelling(PGconn *conn, apr_int64_t session, int id, apr_pool_t *p,
-                        const char **errmsg);
-int store_sv_progress(PGconn *conn, apr_int64_t session, int id, double progress, apr_pool_t *p,
-                      const char **errmsg);
+void store_sv_req_pending(store_sv_req_t *r, apr_int64_t session, int from_id, apr_pool_t *p);
+apr_array_header_t *store_sv_parse_pending(PGresult *res, apr_pool_t *p); /* store_sv_statement_t */
+void store_sv_req_started(store_sv_req_t *r, apr_int64_t session, int id, apr_int64_t started_ms,
+                          apr_pool_t *p);
+void store_sv_req_cancelling(store_sv_req_t *r, apr_int64_t session, int id, apr_pool_t *p);
+void store_sv_req_progress(store_sv_req_t *r, apr_int64_t session, int id, double progress,
+                           apr_pool_t *p);
 /* A result: state "available" or "cancelled", output JSON text or NULL, started_ms (0: unknown;
  * fills `started` if no `started` message set it). A statement already available or cancelled
  * is left alone. The session becomes idle when nothing else waits. */
-int store_sv_result(PGconn *conn, apr_int64_t session, int id, const char *state,
-                    const char *output_json, apr_int64_t started_ms, apr_int64_t completed_ms,
-                    apr_pool_t *p, const char **errmsg);
+void store_sv_req_result(store_sv_req_t *r, apr_int64_t session, int id, const char *state,
+                         const char *output_json, apr_int64_t started_ms,
+                         apr_int64_t completed_ms, apr_pool_t *p);
 
 #endif

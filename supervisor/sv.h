@@ -16,6 +16,26 @@
 
 typedef struct sv sv_t;
 typedef struct sv_session sv_session_t;
+typedef struct sv_op sv_op_t;
+
+/* Called once a request's answer has come (res: the expected answer, freed after the call), or
+ * it failed (res NULL, op->err says why; op->lost when the connection went with it). */
+typedef void (*sv_db_done_fn)(sv_t *sv, sv_op_t *op, PGresult *res);
+
+/* A request in the connection's queue (sv_db.c). Lives in its own pool. */
+struct sv_op {
+    sv_op_t *next;
+    apr_pool_t *pool;
+    store_sv_req_t req;          /* parameters copied into pool */
+    sv_db_done_fn done;          /* NULL: only log a failure */
+    apr_int64_t session;         /* the session it is about, 0 for none */
+    int ival;                    /* a statement id, a count: the caller's */
+    void *data;                  /* the caller's, freed with free_data */
+    void (*free_data)(void *);
+    const char *err;
+    int lost;
+    apr_int64_t sent_ms;
+};
 
 typedef enum {
     SV_DB_OK,         /* connected, prepared, listening */
@@ -35,6 +55,14 @@ struct sv {
     apr_int64_t db_deadline_ms;    /* when CONNECTING: give up then */
     int db_wants_write;            /* when CONNECTING: what PQconnectPoll waits for */
     apr_int64_t db_up_since_ms;    /* when OK: connected since (monotonic ms) */
+    apr_int64_t db_query_bound_ms; /* a request unanswered this long abandons the connection */
+    sv_op_t *db_head, *db_tail;    /* requests waiting to be sent */
+    int db_queued;
+    sv_op_t *db_inflight;          /* the request on the wire */
+    PGresult *db_result;           /* its answer so far */
+    int claim_inflight;
+    int heartbeat_inflight;
+    int tick_inflight;
     int lock_fd;                   /* run_dir/livy-supervisor.lock, flock()ed while we run */
     apr_hash_t *sessions;          /* apr_int64_t id -> sv_session_t * */
     int signal_fd;                 /* read end of the self-pipe the signal handlers write */
@@ -97,6 +125,9 @@ struct sv_session {
     json_t *log_batch;           /* lines not yet written to session_log */
     int need_statements;
     int need_flags;
+    int statements_inflight;     /* a request for pending statements awaits its answer */
+    int flags_inflight;
+    int end_inflight;
     int stopping;
     const char *stop_reason;
     apr_int64_t stop_since_ms;
@@ -104,6 +135,7 @@ struct sv_session {
     int kill_sent;
     apr_int64_t kill_since_ms;
     int failed;                  /* the child said fatal, or could not be reached */
+    int said_fatal;              /* ... it said fatal: it exits by itself */
     const char *failure;
     int replace;                 /* a new child should take over when this one is gone */
     int replacements;
@@ -116,11 +148,9 @@ struct sv_session {
 /* --- sv_loop.c --- */
 apr_int64_t sv_now_ms(void);   /* monotonic */
 apr_int64_t sv_epoch_ms(void); /* wall clock, for statements' started/completed */
-/* The connection when the database is usable now, else NULL. */
-PGconn *sv_db(sv_t *sv);
-/* Logs a failed store call; returns 1 when the connection is lost or unusable (the loop
- * reconnects at once). */
-int sv_db_failed(sv_t *sv, const char *errmsg);
+/* The connection is lost or unusable: says so, closes it, fails every request; the loop
+ * reconnects at once, then on a short backoff. */
+void sv_db_lost(sv_t *sv, const char *why);
 /* Connection parameters (our defaults, then the configured conninfo) for a new connection. */
 void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values);
 int sv_live_sessions(sv_t *sv);
@@ -129,6 +159,25 @@ sv_session_t *sv_find_session(sv_t *sv, apr_int64_t id);
 int sv_start(sv_t *sv, const char **errmsg);
 /* The event loop, until SIGTERM/SIGINT; then detaches from the children and returns 0. */
 int sv_run(sv_t *sv);
+
+/* --- sv_db.c --- */
+/* Requests queued beyond this: the children's sockets are not read until the queue drains. */
+#define SV_DB_QUEUE_HIGH 2000
+/* The database is connected and ready for requests. */
+int sv_db_ok(sv_t *sv);
+/* Queues a request (0), or -1 when the database is not usable (data freed, nothing called). */
+int sv_db_send(sv_t *sv, const store_sv_req_t *r, sv_db_done_fn done, apr_int64_t session,
+               int ival, void *data, void (*free_data)(void *));
+/* Sends the next request when none is on the wire. */
+void sv_db_pump(sv_t *sv);
+short sv_db_poll_events(sv_t *sv);
+void sv_db_on_poll(sv_t *sv, short revents);
+/* Fails every request (the connection went): callbacks see lost. */
+void sv_db_fail_all(sv_t *sv, const char *why);
+/* Waits up to ms for every queued request to be answered (on the way out). */
+void sv_db_drain(sv_t *sv, apr_int64_t ms);
+/* A request on the wire for longer than db_query_bound_ms loses the connection. */
+void sv_db_check_timeout(sv_t *sv, apr_int64_t now, apr_int64_t *deadline);
 
 /* --- sv_session.c --- */
 sv_session_t *sv_session_create(sv_t *sv, apr_int64_t id, const char *kind);

@@ -41,19 +41,20 @@ apr_int64_t sv_epoch_ms(void)
     return (apr_int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-PGconn *sv_db(sv_t *sv)
+void sv_db_lost(sv_t *sv, const char *why)
 {
-    return sv->db_state == SV_DB_OK ? sv->conn : NULL;
-}
-
-static void db_lost(sv_t *sv)
-{
+    if (sv->db_state == SV_DB_OK)
+        sv_error("lost the database connection (%s); the REPL children keep running, "
+                 "reconnecting", why);
+    why = apr_pstrdup(sv->iter, why);
     if (sv->conn)
         PQfinish(sv->conn);
     sv->conn = NULL;
     sv->db_state = SV_DB_DOWN;
+    sv->db_wants_write = 0;
     sv->db_backoff_ms = DB_BACKOFF_MIN_MS;
     sv->db_retry_ms = sv_now_ms(); /* the first attempt at once */
+    sv_db_fail_all(sv, why);
 }
 
 void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values)
@@ -73,19 +74,6 @@ static long query_bound_ms(const sv_config_t *cfg)
     return (long)(bound > 1000 ? bound : 1000);
 }
 
-int sv_db_failed(sv_t *sv, const char *errmsg)
-{
-    PGTransactionStatusType ts = sv->conn ? PQtransactionStatus(sv->conn) : PQTRANS_UNKNOWN;
-    if (sv->conn && (PQstatus(sv->conn) == CONNECTION_BAD || ts == PQTRANS_ACTIVE
-                     || ts == PQTRANS_UNKNOWN)) {
-        sv_error("lost the database connection (%s); the REPL children keep running, "
-                 "reconnecting", errmsg);
-        db_lost(sv);
-        return 1;
-    }
-    sv_error("database: %s", errmsg);
-    return 0;
-}
 
 int sv_live_sessions(sv_t *sv)
 {
@@ -192,6 +180,7 @@ static int db_setup(sv_t *sv, const char **errmsg)
         return -1;
     }
     store_sv_set_query_timeout(query_bound_ms(sv->cfg));
+    sv->db_query_bound_ms = query_bound_ms(sv->cfg);
     if (store_sv_prepare(sv->conn, sv->pool, errmsg) != 0)
         return -1;
     int timed_out;
@@ -325,22 +314,16 @@ static void drain_notifies(sv_t *sv)
     }
 }
 
-static void claim(sv_t *sv)
+static void claimed(sv_t *sv, sv_op_t *op, PGresult *res)
 {
-    PGconn *db = sv_db(sv);
-    if (!db || sv->terminate)
-        return;
-    sv->need_claim = 0;
-    int room = sv->cfg->max_sessions - sv_live_sessions(sv);
-    if (room <= 0)
-        return;
-    apr_array_header_t *rows;
-    const char *err;
-    if (store_sv_claim(db, sv->id, room, &rows, sv->iter, &err) != 0) {
-        if (sv_db_failed(sv, err))
-            sv->need_claim = 1;
+    sv->claim_inflight = 0;
+    if (!res) {
+        if (!op->lost)
+            sv_error("database: %s", op->err);
+        sv->need_claim = 1;
         return;
     }
+    apr_array_header_t *rows = store_sv_parse_sessions(res, sv->iter);
     for (int i = 0; i < rows->nelts; i++) {
         store_sv_session_t *row = &APR_ARRAY_IDX(rows, i, store_sv_session_t);
         sv_info("claimed session %" APR_INT64_T_FMT " (kind %s)", row->id, row->kind);
@@ -349,15 +332,45 @@ static void claim(sv_t *sv)
     }
 }
 
-static void heartbeat(sv_t *sv)
+static void claim(sv_t *sv)
 {
-    PGconn *db = sv_db(sv);
-    if (!db)
+    if (!sv_db_ok(sv) || sv->terminate || sv->claim_inflight)
         return;
-    int was_stopped = 0;
+    sv->need_claim = 0;
+    int room = sv->cfg->max_sessions - sv_live_sessions(sv);
+    if (room <= 0)
+        return;
+    store_sv_req_t r;
+    store_sv_req_claim(&r, sv->id, room, sv->iter);
+    if (sv_db_send(sv, &r, claimed, 0, 0, NULL, NULL) == 0)
+        sv->claim_inflight = 1;
+    else
+        sv->need_claim = 1;
+}
+
+static void reaped(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    if (!res) {
+        if (!op->lost)
+            sv_error("database: %s", op->err);
+        return;
+    }
+    if (PQntuples(res) > 0)
+        sv_warn("marked %d session(s) of unresponsive supervisors dead", PQntuples(res));
+}
+
+static void heartbeaten(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    sv->heartbeat_inflight = 0;
     const char *err;
-    if (store_sv_heartbeat(db, sv->id, &was_stopped, sv->iter, &err) != 0) {
-        sv_db_failed(sv, err);
+    int was_stopped = 0;
+    if (!res) {
+        if (!op->lost)
+            sv_error("database: %s", op->err);
+        return;
+    }
+    if (store_sv_parse_heartbeat(res, sv->id, &was_stopped, sv->iter, &err) != 0) {
+        sv_error("heartbeat: %s", err);
         return;
     }
     if (was_stopped) {
@@ -375,32 +388,31 @@ static void heartbeat(sv_t *sv)
      * the database's own clock (now() - heartbeat_at), never this host's. */
     if (sv_now_ms() - sv->db_up_since_ms <= sv->cfg->supervisor_dead_after_ms)
         return;
-    int reaped = 0;
-    if (store_sv_reap_dead_supervisors(db, sv->id, sv->cfg->supervisor_dead_after_ms,
-                                       sv_epoch_ms(), &reaped, sv->iter, &err) != 0) {
-        sv_db_failed(sv, err);
-        return;
-    }
-    if (reaped > 0)
-        sv_warn("marked %d session(s) of unresponsive supervisors dead", reaped);
+    store_sv_req_t r;
+    store_sv_req_reap(&r, sv->id, sv->cfg->supervisor_dead_after_ms, sv_epoch_ms(), sv->iter);
+    sv_db_send(sv, &r, reaped, 0, 0, NULL, NULL);
 }
 
-/* Ended sessions older than retain_ended go, with their statements and log. One supervisor
- * purges at a time (an advisory lock); a full batch makes the next tick purge again. */
-static void purge(sv_t *sv, PGconn *db)
+static void heartbeat(sv_t *sv)
 {
-    apr_array_header_t *ids;
-    int supervisors = 0, locked = 0;
-    const char *err;
-    /* A quarter of the retention, between a second and a minute. */
-    apr_int64_t every = sv->cfg->retain_ended_ms / 4;
-    every = every < 1000 ? 1000 : every > PURGE_INTERVAL_MS ? PURGE_INTERVAL_MS : every;
-    sv->next_purge_ms = sv_now_ms() + every;
-    if (store_sv_purge(db, sv->cfg->retain_ended_ms, PURGE_BATCH, &ids, &supervisors, &locked,
-                       sv->iter, &err) != 0) {
-        sv_db_failed(sv, err);
+    if (!sv_db_ok(sv) || sv->heartbeat_inflight)
+        return;
+    store_sv_req_t r;
+    store_sv_req_heartbeat(&r, sv->id, sv->iter);
+    if (sv_db_send(sv, &r, heartbeaten, 0, 0, NULL, NULL) == 0)
+        sv->heartbeat_inflight = 1;
+}
+
+static void purged(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    if (!res) {
+        if (!op->lost)
+            sv_error("database: %s", op->err);
         return;
     }
+    apr_array_header_t *ids;
+    int supervisors = 0, locked = 0;
+    store_sv_parse_purge(res, &ids, &supervisors, &locked, sv->iter);
     if (!locked) {
         sv_debug("purge: another supervisor is purging");
         return;
@@ -416,6 +428,19 @@ static void purge(sv_t *sv, PGconn *db)
         sv->next_purge_ms = 0;
 }
 
+/* Ended sessions older than retain_ended go, with their statements and log. One supervisor
+ * purges at a time (an advisory lock); a full batch makes the next tick purge again. */
+static void purge(sv_t *sv)
+{
+    /* A quarter of the retention, between a second and a minute. */
+    apr_int64_t every = sv->cfg->retain_ended_ms / 4;
+    every = every < 1000 ? 1000 : every > PURGE_INTERVAL_MS ? PURGE_INTERVAL_MS : every;
+    sv->next_purge_ms = sv_now_ms() + every;
+    store_sv_req_t r;
+    store_sv_req_purge(&r, sv->cfg->retain_ended_ms, PURGE_BATCH, sv->iter);
+    sv_db_send(sv, &r, purged, 0, 0, NULL, NULL);
+}
+
 static const char *timeout_reason(const store_sv_timeout_t *t, apr_pool_t *p)
 {
     const char *limit = sv_format_duration(t->limit_ms, p);
@@ -427,38 +452,54 @@ static const char *timeout_reason(const store_sv_timeout_t *t, apr_pool_t *p)
     return apr_psprintf(p, "idle for more than %s (idle timeout)", limit);
 }
 
-static void tick(sv_t *sv)
+static void timed_out(sv_t *sv, sv_op_t *op, PGresult *res)
 {
-    PGconn *db = sv_db(sv);
-    if (!db)
-        return;
-    const char *err;
-    apr_array_header_t *rows;
-    if (store_sv_timeouts(db, sv->id, sv->cfg->idle_timeout_ms, sv->cfg->session_ttl_ms, &rows,
-                          sv->iter, &err) != 0) {
-        sv_db_failed(sv, err);
+    if (!res) {
+        if (!op->lost)
+            sv_error("database: %s", op->err);
         return;
     }
+    apr_array_header_t *rows = store_sv_parse_timeouts(res, sv->iter);
     for (int i = 0; i < rows->nelts; i++) {
         store_sv_timeout_t *t = &APR_ARRAY_IDX(rows, i, store_sv_timeout_t);
         sv_session_t *s = sv_find_session(sv, t->id);
         if (s)
             sv_session_begin_stop(s, timeout_reason(t, sv->iter));
     }
-    if (!(db = sv_db(sv)))
-        return;
-    if (store_sv_expire_ended(db, sv->cfg->list_ended_ms, &rows, sv->iter, &err) != 0) {
-        sv_db_failed(sv, err);
+}
+
+static void expired(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    sv->tick_inflight = 0;
+    if (!res) {
+        if (!op->lost)
+            sv_error("database: %s", op->err);
         return;
     }
+    apr_array_header_t *rows = store_sv_parse_ids(res, sv->iter);
     for (int i = 0; i < rows->nelts; i++) {
         apr_int64_t id = APR_ARRAY_IDX(rows, i, apr_int64_t);
         sv_debug("session %" APR_INT64_T_FMT " left the list (ended more than %s ago)", id,
                  sv_format_duration(sv->cfg->list_ended_ms, sv->iter));
         unlink(apr_psprintf(sv->iter, "%s/session-%" APR_INT64_T_FMT ".log", sv->cfg->run_dir, id));
     }
-    if (sv->cfg->retain_ended_ms > 0 && sv_now_ms() >= sv->next_purge_ms && (db = sv_db(sv)))
-        purge(sv, db);
+}
+
+static void tick(sv_t *sv)
+{
+    if (!sv_db_ok(sv) || sv->tick_inflight)
+        return;
+    store_sv_req_t r;
+    store_sv_req_timeouts(&r, sv->id, sv->cfg->idle_timeout_ms, sv->cfg->session_ttl_ms,
+                          sv->iter);
+    if (sv_db_send(sv, &r, timed_out, 0, 0, NULL, NULL) != 0)
+        return;
+    store_sv_req_expire_ended(&r, sv->cfg->list_ended_ms, sv->iter);
+    if (sv_db_send(sv, &r, expired, 0, 0, NULL, NULL) != 0)
+        return;
+    sv->tick_inflight = 1;
+    if (sv->cfg->retain_ended_ms > 0 && sv_now_ms() >= sv->next_purge_ms)
+        purge(sv);
     /* A missed notification costs at most one tick. */
     sv->need_claim = 1;
 }
@@ -675,7 +716,7 @@ int sv_run(sv_t *sv)
         apr_int64_t deadline = now + 60000;
 
         db_maintain(sv, now, &deadline);
-        if (sv_db(sv)) {
+        if (sv_db_ok(sv)) {
             drain_notifies(sv);
             if (now >= sv->next_heartbeat_ms) {
                 heartbeat(sv);
@@ -699,8 +740,10 @@ int sv_run(sv_t *sv)
             deadline = sv->db_retry_ms; /* lost during this iteration: reconnect on time */
         else if (sv->db_state == SV_DB_CONNECTING && sv->db_deadline_ms < deadline)
             deadline = sv->db_deadline_ms;
-        if (sv_db(sv)) {
-            /* Queries may have queued notifications without the socket becoming readable. */
+        sv_db_pump(sv);
+        sv_db_check_timeout(sv, sv_now_ms(), &deadline);
+        if (sv_db_ok(sv)) {
+            /* Answers may have carried notifications. */
             drain_notifies(sv);
             if (sv->need_claim)
                 deadline = now;
@@ -727,7 +770,9 @@ int sv_run(sv_t *sv)
             db_index = pollfds->nelts;
             pfd = apr_array_push(pollfds);
             pfd->fd = PQsocket(sv->conn);
-            pfd->events = sv->db_state == SV_DB_CONNECTING && sv->db_wants_write ? POLLOUT : POLLIN;
+            pfd->events = sv->db_state == SV_DB_CONNECTING
+                              ? (sv->db_wants_write ? POLLOUT : POLLIN)
+                              : sv_db_poll_events(sv);
         }
         for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
              hi = apr_hash_next(hi)) {
@@ -758,10 +803,9 @@ int sv_run(sv_t *sv)
             if (sv->db_state == SV_DB_CONNECTING) {
                 db_connect_step(sv);
             }
-            else if (sv->db_state == SV_DB_OK && !PQconsumeInput(sv->conn)) {
-                sv_db_failed(sv, livy_db_error(sv->conn, sv->iter));
-                if (sv->db_state == SV_DB_OK) /* not BAD yet, but unusable: start over */
-                    db_lost(sv);
+            else if (sv->db_state == SV_DB_OK) {
+                sv_db_on_poll(sv, fds[db_index].revents);
+                drain_notifies(sv);
             }
         }
         for (int i = 0; i < polled->nelts; i++) {
@@ -774,10 +818,12 @@ int sv_run(sv_t *sv)
     /* Leaving: everything read has been stored; the children live on for the next supervisor. */
     for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi; hi = apr_hash_next(hi))
         sv_session_detach(apr_hash_this_val(hi));
-    PGconn *db = sv_db(sv);
+    sv_db_drain(sv, sv->db_query_bound_ms);
     const char *err;
-    if (db && store_sv_mark_stopped(db, sv->id, sv->iter, &err) != 0)
+    if (sv_db_ok(sv) && !sv->db_inflight
+        && store_sv_mark_stopped(sv->conn, sv->id, sv->iter, &err) != 0)
         sv_error("marking this supervisor stopped: %s", err);
+    sv_db_fail_all(sv, "the supervisor is stopping");
     if (sv->conn)
         PQfinish(sv->conn);
     sv->conn = NULL;

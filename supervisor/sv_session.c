@@ -187,30 +187,52 @@ void sv_session_note(sv_session_t *s, const char *fmt, ...)
     add_log_line(s, line, strlen(line));
 }
 
+static void free_json(void *v)
+{
+    json_decref((json_t *)v);
+}
+
+/* A failed write of log lines: lost with the connection, they go back in front of the lines
+ * that came since, for after the reconnect. */
+static void log_written(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    if (res)
+        return;
+    sv_session_t *s = sv_find_session(sv, op->session);
+    if (!op->lost) {
+        sv_error("session %" APR_INT64_T_FMT ": its log lines could not be stored: %s",
+                 op->session, op->err);
+        return;
+    }
+    if (!s || !s->log_batch)
+        return;
+    json_t *merged = json_array();
+    json_array_extend(merged, (json_t *)op->data);
+    json_array_extend(merged, s->log_batch);
+    json_decref(s->log_batch);
+    s->log_batch = merged;
+}
+
 void sv_session_flush_log(sv_session_t *s)
 {
     size_t n = json_array_size(s->log_batch);
-    if (n == 0)
-        return;
-    PGconn *db = sv_db(s->sv);
-    if (!db)
+    if (n == 0 || !sv_db_ok(s->sv))
         return; /* kept (bounded) until the database is back */
     size_t max = (size_t)s->sv->cfg->log_lines_max;
-    json_t *lines = s->log_batch;
-    if (n > max) {
-        lines = json_array();
-        for (size_t i = n - max; i < n; i++)
-            json_array_append(lines, json_array_get(s->log_batch, i));
-    }
+    json_t *lines = json_array();
+    for (size_t i = n > max ? n - max : 0; i < n; i++)
+        json_array_append(lines, json_array_get(s->log_batch, i));
     char *text = json_dumps(lines, JSON_COMPACT);
-    if (lines != s->log_batch)
+    if (!text) {
         json_decref(lines);
-    const char *err;
-    int rc = text ? store_sv_append_log(db, s->id, text, (int)max, s->sv->iter, &err) : 0;
+        return;
+    }
+    store_sv_req_t r;
+    store_sv_req_append_log(&r, s->id, text, (int)max, s->sv->iter);
+    int rc = sv_db_send(s->sv, &r, log_written, s->id, 0, lines, free_json);
     free(text);
-    if (rc != 0 && sv_db_failed(s->sv, err))
-        return; /* the connection is gone: try again after reconnecting */
-    json_array_clear(s->log_batch);
+    if (rc == 0)
+        json_array_clear(s->log_batch);
 }
 
 /* ---- files and the child's configuration ---- */
@@ -225,40 +247,48 @@ static void remove_files(sv_session_t *s)
 
 /* ---- ending ---- */
 
+/* The end is stored: the session is done (its files go, its room is free). */
+static void ended(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    sv_session_t *s = sv_find_session(sv, op->session);
+    if (!s)
+        return;
+    s->end_inflight = 0;
+    if (!res && op->lost)
+        return; /* again after the reconnect */
+    if (!res)
+        sv_error("session %" APR_INT64_T_FMT ": storing its end: %s", s->id, op->err);
+    if (s->orphan)
+        sv_info("session %" APR_INT64_T_FMT ": its leftover REPL process is gone", s->id);
+    else if (s->stopping && !s->failed)
+        sv_info("session %" APR_INT64_T_FMT " stopped (%s)", s->id, s->stop_reason);
+    else
+        sv_warn("session %" APR_INT64_T_FMT " is dead: %s", s->id, s->end_pending);
+    remove_files(s);
+    s->done = 1;
+    sv->need_claim = 1;
+}
+
 /* Writes the end of the session (or defers it while the database is away). */
 static void finish(sv_session_t *s)
 {
-    if (!s->end_pending || s->done)
+    if (!s->end_pending || s->done || s->end_inflight || !sv_db_ok(s->sv))
         return;
-    PGconn *db = sv_db(s->sv);
-    if (!db)
-        return;
-    const char *err;
     apr_pool_t *p = s->sv->iter;
+    store_sv_req_t r;
     if (s->orphan) {
-        if (store_sv_clear_child(db, s->id, p, &err) != 0 && sv_db_failed(s->sv, err))
-            return;
-        sv_info("session %" APR_INT64_T_FMT ": its leftover REPL process is gone", s->id);
+        store_sv_req_clear_child(&r, s->id, p);
     }
     else {
         if (!s->end_noted)
             sv_session_note(s, "%s", s->end_pending);
         s->end_noted = 1;
-        sv_session_flush_log(s);
-        if (json_array_size(s->log_batch) > 0)
-            return; /* the connection went while writing: try again later */
+        sv_session_flush_log(s); /* queued first: the log is written before the end */
         const char *why = s->stopping && !s->failed ? NULL : s->end_pending;
-        if (store_sv_end(db, s->id, "dead", sv_epoch_ms(), why, p, &err) != 0
-            && sv_db_failed(s->sv, err))
-            return;
-        if (s->stopping && !s->failed)
-            sv_info("session %" APR_INT64_T_FMT " stopped (%s)", s->id, s->stop_reason);
-        else
-            sv_warn("session %" APR_INT64_T_FMT " is dead: %s", s->id, s->end_pending);
+        store_sv_req_end(&r, s->id, "dead", sv_epoch_ms(), why, p);
     }
-    remove_files(s);
-    s->done = 1;
-    s->sv->need_claim = 1;
+    if (sv_db_send(s->sv, &r, ended, s->id, 0, NULL, NULL) == 0)
+        s->end_inflight = 1;
 }
 
 /* The process is gone (or was never there): record why, once. */
@@ -323,10 +353,9 @@ void sv_session_begin_stop(sv_session_t *s, const char *reason)
     if (!s->orphan) {
         sv_info("session %" APR_INT64_T_FMT ": stopping (%s)", s->id, reason);
         sv_session_note(s, "stopping the session: %s", reason);
-        PGconn *db = sv_db(s->sv);
-        const char *err;
-        if (db && store_sv_set_shutting_down(db, s->id, s->sv->iter, &err) != 0)
-            sv_db_failed(s->sv, err);
+        store_sv_req_t r;
+        store_sv_req_shutting_down(&r, s->id, s->sv->iter);
+        sv_db_send(s->sv, &r, NULL, s->id, 0, NULL, NULL);
     }
     if (s->pid <= 0) {
         process_gone(s, "was never started");
@@ -466,26 +495,25 @@ static void drop_inflight(sv_session_t *s, int id)
     s->inflight->nelts--;
 }
 
-/* Sends every waiting statement not yet sent, in id order, and every cancel not yet sent. */
-static void sync_statements(sv_session_t *s)
+/* The answer to sync_statements: sends every waiting statement not yet sent, in id order, and
+ * every cancel not yet sent. */
+static void pending_read(sv_t *sv, sv_op_t *op, PGresult *res)
 {
-    PGconn *db = sv_db(s->sv);
-    if (!db || s->fd < 0 || s->phase != SV_PHASE_READY || s->stopping)
+    sv_session_t *s = sv_find_session(sv, op->session);
+    if (!s)
         return;
-    s->need_statements = 0;
-    int from = s->last_sent + 1;
-    for (int i = 0; i < s->inflight->nelts; i++) {
-        int id = APR_ARRAY_IDX(s->inflight, i, sv_inflight_t).id;
-        if (id < from)
-            from = id;
-    }
-    apr_array_header_t *rows;
-    const char *err;
-    if (store_sv_pending(db, s->id, from, &rows, s->sv->iter, &err) != 0) {
-        if (sv_db_failed(s->sv, err))
+    s->statements_inflight = 0;
+    if (!res) {
+        if (op->lost)
             s->need_statements = 1;
+        else
+            sv_error("session %" APR_INT64_T_FMT ": %s", s->id, op->err);
         return;
     }
+    if (s->done || s->fd < 0 || s->phase != SV_PHASE_READY || s->stopping)
+        return; /* a new hello asks again */
+    apr_array_header_t *rows = store_sv_parse_pending(res, sv->iter);
+    store_sv_req_t r;
     for (int i = 0; i < rows->nelts && s->fd >= 0; i++) {
         store_sv_statement_t *st = &APR_ARRAY_IDX(rows, i, store_sv_statement_t);
         int pending = strcmp(st->state, "waiting") == 0 || strcmp(st->state, "running") == 0
@@ -496,10 +524,9 @@ static void sync_statements(sv_session_t *s)
                 continue; /* settled before it was ever sent */
             if (st->cancel_requested && strcmp(st->state, "waiting") == 0) {
                 /* Cancelled before it was sent: it ends here (the module usually does this). */
-                if (store_sv_result(db, s->id, st->id, "cancelled", NULL, 0, sv_epoch_ms(),
-                                    s->sv->iter, &err) != 0
-                    && sv_db_failed(s->sv, err))
-                    return;
+                store_sv_req_result(&r, s->id, st->id, "cancelled", NULL, 0, sv_epoch_ms(),
+                                    sv->iter);
+                sv_db_send(sv, &r, NULL, s->id, st->id, NULL, NULL);
                 continue;
             }
             json_t *msg = json_pack("{s:s,s:i,s:s,s:s}", "op", "execute", "id", st->id, "code",
@@ -521,27 +548,51 @@ static void sync_statements(sv_session_t *s)
             json_decref(msg);
             f->cancel_sent = 1;
             sv_info("session %" APR_INT64_T_FMT ": cancelling statement %d", s->id, st->id);
-            if (strcmp(st->state, "running") == 0
-                && store_sv_cancelling(db, s->id, st->id, s->sv->iter, &err) != 0
-                && sv_db_failed(s->sv, err))
-                return;
+            if (strcmp(st->state, "running") == 0) {
+                store_sv_req_cancelling(&r, s->id, st->id, sv->iter);
+                sv_db_send(sv, &r, NULL, s->id, st->id, NULL, NULL);
+            }
         }
     }
 }
 
-static void check_flags(sv_session_t *s)
+static void sync_statements(sv_session_t *s)
 {
-    PGconn *db = sv_db(s->sv);
-    if (!db)
+    if (!sv_db_ok(s->sv) || s->fd < 0 || s->phase != SV_PHASE_READY || s->stopping
+        || s->statements_inflight)
         return;
-    s->need_flags = 0;
-    store_sv_flags_t flags;
-    const char *err;
-    if (store_sv_flags(db, s->id, &flags, s->sv->iter, &err) != 0) {
-        if (sv_db_failed(s->sv, err))
+    s->need_statements = 0;
+    int from = s->last_sent + 1;
+    for (int i = 0; i < s->inflight->nelts; i++) {
+        int id = APR_ARRAY_IDX(s->inflight, i, sv_inflight_t).id;
+        if (id < from)
+            from = id;
+    }
+    store_sv_req_t r;
+    store_sv_req_pending(&r, s->id, from, s->sv->iter);
+    if (sv_db_send(s->sv, &r, pending_read, s->id, 0, NULL, NULL) == 0)
+        s->statements_inflight = 1;
+    else
+        s->need_statements = 1;
+}
+
+static void flags_read(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    sv_session_t *s = sv_find_session(sv, op->session);
+    if (!s)
+        return;
+    s->flags_inflight = 0;
+    if (!res) {
+        if (op->lost)
             s->need_flags = 1;
+        else
+            sv_error("session %" APR_INT64_T_FMT ": %s", s->id, op->err);
         return;
     }
+    if (s->done)
+        return;
+    store_sv_flags_t flags;
+    store_sv_parse_flags(res, &flags, sv->iter);
     if (!flags.found)
         sv_session_begin_stop(s, "its database row is gone");
     else if (flags.stop_requested && strcmp(flags.stop_requested, "delete") == 0)
@@ -551,6 +602,19 @@ static void check_flags(sv_session_t *s)
     else if (flags.ended)
         sv_session_begin_stop(s, apr_psprintf(s->pool, "the session was marked %s elsewhere",
                                               flags.state));
+}
+
+static void check_flags(sv_session_t *s)
+{
+    if (!sv_db_ok(s->sv) || s->flags_inflight)
+        return;
+    s->need_flags = 0;
+    store_sv_req_t r;
+    store_sv_req_flags(&r, s->id, s->sv->iter);
+    if (sv_db_send(s->sv, &r, flags_read, s->id, 0, NULL, NULL) == 0)
+        s->flags_inflight = 1;
+    else
+        s->need_flags = 1;
 }
 
 static const char *str_member(json_t *msg, const char *key)
@@ -564,16 +628,16 @@ static const char *str_member(json_t *msg, const char *key)
  * yet, which could otherwise point the session's UI at another local port. */
 static void on_ready(sv_session_t *s, json_t *msg)
 {
-    PGconn *db = sv_db(s->sv);
-    const char *err;
     const char *app_id = str_member(msg, "app_id");
     const char *type = str_member(msg, "type");
     const char *ui = s->phase == SV_PHASE_STARTING && type && strcmp(type, "ready") == 0
                          ? str_member(msg, "spark_ui_url")
                          : NULL;
-    if (db && !s->stopping
-        && store_sv_set_ready(db, s->id, app_id, ui, s->sv->iter, &err) != 0)
-        sv_db_failed(s->sv, err);
+    if (!s->stopping) {
+        store_sv_req_t r;
+        store_sv_req_set_ready(&r, s->id, app_id, ui, s->sv->iter);
+        sv_db_send(s->sv, &r, NULL, s->id, 0, NULL, NULL);
+    }
     if (s->phase != SV_PHASE_READY)
         sv_info("session %" APR_INT64_T_FMT " is ready (%s)", s->id, app_id ? app_id : "no app id");
     s->phase = SV_PHASE_READY;
@@ -627,6 +691,56 @@ static void on_hello(sv_session_t *s, json_t *msg)
     }
 }
 
+/* What storing a result needs again when its output is refused. */
+typedef struct {
+    apr_int64_t started_ms;
+    apr_int64_t completed_ms;
+    const char *state;           /* a literal */
+    int replacement;             /* this is the error stored in place of a refused output */
+} result_info_t;
+
+/* A result is stored: acknowledge it, so that the child forgets it. Lost with the connection:
+ * not acknowledged, the child sends it again after the next hello. */
+static void result_stored(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    result_info_t *info = op->data;
+    int id = op->ival;
+    if (!res && op->lost)
+        return;
+    if (!res && !info->replacement) {
+        /* The database refused this output (too large, say): store an error in its place so
+         * the statement still ends, and say why. */
+        sv_warn("session %" APR_INT64_T_FMT ": the output of statement %d was refused: %s",
+                op->session, id, op->err);
+        json_t *replacement = json_pack(
+            "{s:s,s:i,s:s,s:s,s:[s]}", "status", "error", "execution_count", id, "ename",
+            "OutputNotStored", "evalue", "the statement's output could not be stored",
+            "traceback", op->err);
+        char *text = json_dumps(replacement, JSON_COMPACT);
+        json_decref(replacement);
+        result_info_t *again = calloc(1, sizeof *again);
+        if (again) {
+            *again = *info;
+            again->state = "available";
+            again->replacement = 1;
+            store_sv_req_t r;
+            store_sv_req_result(&r, op->session, id, "available", text, info->started_ms,
+                                info->completed_ms, sv->iter);
+            sv_db_send(sv, &r, result_stored, op->session, id, again, free);
+        }
+        free(text);
+        return;
+    }
+    if (!res)
+        sv_error("session %" APR_INT64_T_FMT ": statement %d: %s", op->session, id, op->err);
+    sv_session_t *s = sv_find_session(sv, op->session);
+    if (!s)
+        return;
+    drop_inflight(s, id);
+    send_ack(s, id);
+    sv_debug("session %" APR_INT64_T_FMT ": statement %d %s", s->id, id, info->state);
+}
+
 static void on_result(sv_session_t *s, json_t *msg)
 {
     json_t *idv = json_object_get(msg, "id");
@@ -644,44 +758,28 @@ static void on_result(sv_session_t *s, json_t *msg)
                 "supervisor did not send to the REPL", s->id, id);
         return;
     }
-    PGconn *db = sv_db(s->sv);
-    if (!db)
+    if (!sv_db_ok(s->sv))
         return; /* not acknowledged: the child sends it again after the next hello */
     json_t *output = json_object_get(msg, "output");
     json_t *started = json_object_get(msg, "started");
-    apr_int64_t started_ms = json_is_integer(started) ? (apr_int64_t)json_integer_value(started) : 0;
     json_t *completed = json_object_get(msg, "completed");
-    apr_int64_t completed_ms = json_is_integer(completed) ? (apr_int64_t)json_integer_value(completed)
-                                                          : sv_epoch_ms();
+    result_info_t *info = calloc(1, sizeof *info);
+    if (!info)
+        return;
+    info->started_ms = json_is_integer(started) ? (apr_int64_t)json_integer_value(started) : 0;
+    info->completed_ms = json_is_integer(completed) ? (apr_int64_t)json_integer_value(completed)
+                                                    : sv_epoch_ms();
+    info->state = strcmp(state, "available") == 0 ? "available" : "cancelled";
     char *text = NULL;
     if (json_is_object(output)) {
         sanitize_json(output);
         text = json_dumps(output, JSON_COMPACT);
     }
-    const char *err;
-    int rc = store_sv_result(db, s->id, id, state, text, started_ms, completed_ms, s->sv->iter,
-                             &err);
+    store_sv_req_t r;
+    store_sv_req_result(&r, s->id, id, info->state, text, info->started_ms, info->completed_ms,
+                        s->sv->iter);
+    sv_db_send(s->sv, &r, result_stored, s->id, id, info, free);
     free(text);
-    if (rc != 0) {
-        if (sv_db_failed(s->sv, err))
-            return;
-        /* The database refused this output (too large, say): store an error in its place so
-         * the statement still ends, and say why. */
-        json_t *replacement = json_pack(
-            "{s:s,s:i,s:s,s:s,s:[s]}", "status", "error", "execution_count", id, "ename",
-            "OutputNotStored", "evalue", "the statement's output could not be stored",
-            "traceback", err);
-        text = json_dumps(replacement, JSON_COMPACT);
-        json_decref(replacement);
-        rc = store_sv_result(db, s->id, id, "available", text, started_ms, completed_ms,
-                             s->sv->iter, &err);
-        free(text);
-        if (rc != 0 && sv_db_failed(s->sv, err))
-            return;
-    }
-    drop_inflight(s, id);
-    send_ack(s, id);
-    sv_debug("session %" APR_INT64_T_FMT ": statement %d %s", s->id, id, state);
 }
 
 /* Too many failed handshakes: whatever listens on the socket is not this session's REPL. */
@@ -759,8 +857,6 @@ static void on_auth_message(sv_session_t *s, json_t *msg)
 static void handle_message(sv_session_t *s, json_t *msg)
 {
     const char *type = str_member(msg, "type");
-    PGconn *db = sv_db(s->sv);
-    const char *err;
     if (s->phase == SV_PHASE_AUTH) {
         on_auth_message(s, msg);
         return;
@@ -784,6 +880,7 @@ static void handle_message(sv_session_t *s, json_t *msg)
         why = why ? why : "no reason given";
         sv_warn("session %" APR_INT64_T_FMT ": the REPL reports a fatal error: %s", s->id, why);
         sv_session_note(s, "fatal: %s", why);
+        s->said_fatal = 1;
         /* Before ready, Spark could not start: the session dies. After, a new REPL can serve. */
         if (s->phase == SV_PHASE_READY && !s->stopping)
             s->replace = 1;
@@ -792,20 +889,24 @@ static void handle_message(sv_session_t *s, json_t *msg)
     else if (strcmp(type, "started") == 0) {
         json_t *id = json_object_get(msg, "id");
         json_t *started = json_object_get(msg, "started");
-        if (db && json_is_integer(id)
-            && store_sv_started(db, s->id, (int)json_integer_value(id),
-                                json_is_integer(started) ? json_integer_value(started)
-                                                         : sv_epoch_ms(),
-                                s->sv->iter, &err) != 0)
-            sv_db_failed(s->sv, err);
+        if (json_is_integer(id)) {
+            store_sv_req_t r;
+            store_sv_req_started(&r, s->id, (int)json_integer_value(id),
+                                 json_is_integer(started) ? json_integer_value(started)
+                                                          : sv_epoch_ms(),
+                                 s->sv->iter);
+            sv_db_send(s->sv, &r, NULL, s->id, 0, NULL, NULL);
+        }
     }
     else if (strcmp(type, "progress") == 0) {
         json_t *id = json_object_get(msg, "id");
         json_t *progress = json_object_get(msg, "progress");
-        if (db && json_is_integer(id) && json_is_number(progress)
-            && store_sv_progress(db, s->id, (int)json_integer_value(id),
-                                 json_number_value(progress), s->sv->iter, &err) != 0)
-            sv_db_failed(s->sv, err);
+        if (json_is_integer(id) && json_is_number(progress)) {
+            store_sv_req_t r;
+            store_sv_req_progress(&r, s->id, (int)json_integer_value(id),
+                                  json_number_value(progress), s->sv->iter);
+            sv_db_send(s->sv, &r, NULL, s->id, 0, NULL, NULL);
+        }
     }
     else if (strcmp(type, "result") == 0) {
         on_result(s, msg);
@@ -840,7 +941,7 @@ static int read_socket(sv_session_t *s)
         break;
     }
     size_t start = 0;
-    while (!s->done && s->fd >= 0 && sv_db(s->sv)) {
+    while (!s->done && s->fd >= 0 && sv_db_ok(s->sv)) {
         char *nl = memchr(s->in.data + start, '\n', s->in.len - start);
         if (!nl)
             break;
@@ -870,8 +971,9 @@ int sv_session_has_work(sv_session_t *s)
 {
     if (s->done)
         return 0;
-    return s->need_flags
-           || (s->need_statements && s->phase == SV_PHASE_READY && s->fd >= 0 && !s->stopping);
+    return (s->need_flags && !s->flags_inflight)
+           || (s->need_statements && !s->statements_inflight && s->phase == SV_PHASE_READY
+               && s->fd >= 0 && !s->stopping);
 }
 
 short sv_session_poll_events(sv_session_t *s)
@@ -879,7 +981,8 @@ short sv_session_poll_events(sv_session_t *s)
     if (s->fd < 0 || s->done)
         return 0;
     short ev = 0;
-    if (sv_db(s->sv)) /* while the database is away, the child's messages wait in the socket */
+    /* While the database is away (or behind), the child's messages wait in the socket. */
+    if (sv_db_ok(s->sv) && s->sv->db_queued < SV_DB_QUEUE_HIGH)
         ev |= POLLIN;
     if (s->out.len > 0)
         ev |= POLLOUT;
@@ -893,7 +996,7 @@ void sv_session_on_poll(sv_session_t *s, short revents)
     if (revents & POLLOUT)
         flush_out(s);
     if (s->fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR))) {
-        if (read_socket(s) != 0 && s->fd >= 0 && sv_db(s->sv)) {
+        if (read_socket(s) != 0 && s->fd >= 0 && sv_db_ok(s->sv)) {
             sv_debug("session %" APR_INT64_T_FMT ": the REPL closed its socket", s->id);
             socket_lost(s);
         }
@@ -1002,9 +1105,9 @@ static int start_process(sv_session_t *s, const char **err)
             (int)s->pid, s->kind, account ? ", as " : "", account ? account : "");
     sv_session_note(s, "starting the REPL (pid %d%s%s): %s %s", (int)s->pid,
                     account ? ", as " : "", account ? account : "", cfg->python, cfg->repl_driver);
-    PGconn *db = sv_db(s->sv);
-    if (db && store_sv_set_child(db, s->id, (int)s->pid, s->sock_path, p, err) != 0)
-        sv_db_failed(s->sv, *err);
+    store_sv_req_t r;
+    store_sv_req_set_child(&r, s->id, (int)s->pid, s->sock_path, p);
+    sv_db_send(s->sv, &r, NULL, s->id, 0, NULL, NULL);
     apr_int64_t now = sv_now_ms();
     s->phase = SV_PHASE_CONNECTING;
     s->connect_since_ms = now;
@@ -1234,9 +1337,10 @@ static void escalate(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
     apr_int64_t grace = s->failed ? 0 : s->sv->cfg->stop_grace_ms;
     apr_int64_t term_at = s->stop_since_ms + grace / 2;
     apr_int64_t kill_at = s->stop_since_ms + grace;
-    if (s->failed && s->fd >= 0 && !s->term_sent) {
+    if (s->failed && (s->fd >= 0 || s->said_fatal) && !s->term_sent) {
         /* A child that said fatal exits by itself (the first process of its PID namespace:
-         * its exit waits for the JVM's teardown); give it a while to do so. */
+         * its exit waits for the JVM's teardown), closing its socket on the way; give it a
+         * while to do so. */
         term_at = kill_at = s->stop_since_ms + 10000;
     }
     if (!s->term_sent) {
@@ -1289,7 +1393,7 @@ void sv_session_work(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
     else
         gone = s->pid <= 0;
     if (gone) {
-        if (!sv_db(s->sv))
+        if (!sv_db_ok(s->sv))
             return; /* its last words and its end wait for the database */
         if (s->fd >= 0)
             read_socket(s); /* the results and log lines it sent before it died */
