@@ -510,6 +510,34 @@ def test_lines_and_results_sent_during_a_database_outage_are_kept(cluster, livy,
     assert supervisor["sv"].proc.poll() is None
 
 
+def test_a_stalled_database_is_abandoned_after_the_query_bound(cluster, livy, supervisor,
+                                                                shared_session):
+    """A query that gets no answer (here: the heartbeat, behind a row lock held by another
+    transaction) is abandoned after min(db_statement_timeout + 2s, supervisor_dead_after / 3) =
+    2 s in this configuration; the loop, never blocked on it, reconnects and carries on once the
+    database answers again. A statement submitted during the stall completes; nothing dies."""
+    sv = supervisor["sv"]
+    sv_id = int(cluster.value(f"SELECT max(id) FROM supervisors WHERE pid = {sv.proc.pid}"))
+    before = sv.log_text()
+    locker = subprocess.Popen(
+        [str(h.pg_bin() / "psql"), "-X", "-q", "-d", cluster.conninfo(user="postgres"), "-c",
+         f"BEGIN; SELECT 1 FROM supervisors WHERE id = {sv_id} FOR UPDATE; SELECT pg_sleep(7); COMMIT;"],
+        env=cluster.psql_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: "no answer within 2000 ms" in sv.log_text()[len(before):], 15,
+                 "the supervisor to abandon the stalled query")
+        sid = livy.submit(shared_session, "'answered after the stall'")
+    finally:
+        assert locker.wait(30) == 0, locker.stderr.read()
+    st = livy.wait_statement(shared_session, sid, timeout=60)
+    assert text_of(st) == "'answered after the stall'"
+    assert livy.state(shared_session) == "idle"
+    log = sv.log_text()[len(before):]
+    assert "reconnected to the database" in log
+    assert "presumed" not in log and "unresponsive" not in log
+    assert sv.proc.poll() is None
+
+
 def test_supervisor_killed_during_a_statement_loses_nothing(tmp_base, cluster, livy, supervisor,
                                                             shared_session):
     livy.run(shared_session, "kept = 'still here'")
