@@ -48,6 +48,7 @@ SUPERVISOR_CONF = {
     "stop_grace": "4s",
 }
 DEAD_AFTER_S = 6
+LONG_OUTAGE_S = 10
 HOSTS = ("faults-a", "faults-b")
 LIVE = {"idle", "busy"}
 SLEEPY = "import time; time.sleep(20); 'woke'"
@@ -474,7 +475,7 @@ def fill_row(row: dict, load: Load, outcome: Outcome, lost_sessions: int) -> Non
 
 
 def render_table(rows: list[dict]) -> str:
-    head = ("scenario", "requests", "client errors by code", "statements submitted/committed(201)/completed",
+    head = ("scenario", "requests", "client errors by code", "statements submitted / committed (201s) / completed",
             "sessions lost", "notes")
     lines = []
     for r in rows:
@@ -585,30 +586,32 @@ def probe(url: str, path: str, n: int = 24, threads: int = 4) -> Counter:
     return seen
 
 
-def test_1_postgresql_restarted_under_load(spread, fault_table):
-    d = spread
-    row = new_row("1. PostgreSQL restarted 5x (pg_ctl restart -m fast)")
-    fault_table.append(row)
+def database_outages(d: Deployment, row: dict, tag: str, outages: list) -> None:
+    """Runs the load while each of `outages` (a callable that returns once PostgreSQL is back)
+    happens in turn, probing every node and the balancer 2 s after each; then keeps the load
+    going for longer than supervisor_dead_after, so that a supervisor that stalled would be
+    presumed dead, and checks what every fault scenario promises plus: no client error once the
+    database has been back for 2 s, none in the probes."""
     sids = live_sessions(d, row)
     sizes = d.supervisor_log_sizes()
     problems = Problems()
-    load = Load(d.balancer.url, "pg", sids).start()
+    load = Load(d.balancer.url, tag, sids).start()
     time.sleep(3)
     windows = []  # (start, end) of each outage, end = the database back + 2 s
     probes: dict[str, Counter] = {}
     targets = [(f"node{i + 1}", n.url) for i, n in enumerate(d.nodes)] + [("balancer", d.balancer.url)]
-    for k in range(PG_RESTARTS):
+    for k, outage in enumerate(outages):
         t0 = time.monotonic()
-        restart_pg(d.pg)
+        outage()
         t1 = time.monotonic()
         windows.append((t0, t1 + 2))
         time.sleep(2)
         for name, url in targets:
             for code, count in probe(url, f"/sessions/{sids[k % len(sids)]}").items():
                 probes.setdefault(name, Counter())[code] += count
-        print(f"[faults]   restart {k + 1}: pg_ctl restart took {t1 - t0:.1f}s")
+        print(f"[faults]   outage {k + 1}: the database was back after {t1 - t0:.1f}s")
         time.sleep(1.5)
-    time.sleep(3)
+    time.sleep(DEAD_AFTER_S + 2)
     load.stop()
     outcome = settle_statements(d, load)
 
@@ -619,11 +622,12 @@ def test_1_postgresql_restarted_under_load(spread, fault_table):
     lost = problems.sessions_live(d, sids)
     fill_row(row, load, outcome, lost)
     row["requests"] += sum(sum(c.values()) for c in probes.values())
-    probe_errors = {name: {k: v for k, v in c.items() if k != "200"} for name, c in probes.items()}
-    row["notes"].append("probes 2s after each restart: " + ", ".join(
+    probe_errors = {name: Counter({k: v for k, v in c.items() if k != "200"}) for name, c in probes.items()}
+    row["notes"].append("probes 2 s after: " + ", ".join(
         f"{name} {dict(c) or 'ok'}" for name, c in probe_errors.items()))
     if late:
         row["notes"].append(f"errors outside the outages: {dict(late)}")
+    row["errors"] += sum(probe_errors.values(), Counter())
     report(row, load, outcome, extra=f"; errors outside the outage windows {dict(late) or 'none'}; "
                                       f"probes {probes}")
 
@@ -631,9 +635,30 @@ def test_1_postgresql_restarted_under_load(spread, fault_table):
     problems.no_presumed_dead(d, sizes)
     problems.json_errors(load)
     for name, c in probe_errors.items():
-        problems.check(not c, f"{name}: probes 2 s after a restart did not all succeed: {c}")
+        problems.check(not c, f"{name}: probes 2 s after the database was back did not all succeed: {dict(c)}")
     problems.check(not late, f"client errors outside the outage windows (the database back for 2 s): {dict(late)}")
     problems.done()
+
+
+def test_1_postgresql_restarted_under_load(spread, fault_table):
+    row = new_row(f"1. PostgreSQL restarted {PG_RESTARTS}x (pg_ctl restart -m fast)")
+    fault_table.append(row)
+    database_outages(spread, row, "pg", [lambda: restart_pg(spread.pg)] * PG_RESTARTS)
+
+
+def test_1b_postgresql_down_longer_than_supervisor_dead_after(spread, fault_table):
+    """A slow restart (an upgrade, a long shutdown checkpoint): the database is away for longer
+    than supervisor_dead_after. Every supervisor's heartbeat is stale when they come back; none
+    may take that for the others' death."""
+    row = new_row(f"1b. PostgreSQL stopped for {LONG_OUTAGE_S}s (> supervisor_dead_after)")
+    fault_table.append(row)
+
+    def long_outage():
+        spread.pg.stop("fast")
+        time.sleep(LONG_OUTAGE_S)
+        spread.pg.start()
+
+    database_outages(spread, row, "pgdown", [long_outage])
 
 
 def kill_httpd(node: h.LivyServer) -> None:
