@@ -148,6 +148,14 @@ class Deployment:
     factory: h.ServerFactory
     sessions: list[int] = field(default_factory=list)
     restarted_hosts: set = field(default_factory=set)  # supervisors killed and restarted
+    supervisors: dict = field(default_factory=dict)    # host_id -> its livy-supervisor process
+
+    def start_supervisor(self, host: str) -> int:
+        """Starts host's supervisor (livy-supervisor --foreground, as systemd would); returns
+        its supervisors row id once it has registered."""
+        proc = self.node_of_host(host).start_external_supervisor()
+        self.supervisors[host] = proc
+        return wait_registered(self, host, proc.pid)
 
     def client(self, server: h.LivyServer | None = None) -> Client:
         return Client(server or self.balancer, self.pg, DBNAME)
@@ -215,11 +223,6 @@ def wait_registered(d: Deployment, host: str, pid: int) -> int:
     return wait_for(row, 30, f"supervisor {host} (pid {pid}) to register")
 
 
-def supervisor_pid(node: h.LivyServer) -> int:
-    assert node._external is not None and node._external.poll() is None, "the supervisor is not running"
-    return node._external.pid
-
-
 def start_session(d: Deployment) -> int:
     return d.client().create(kind="pyspark", conf=FAST_CONF)["id"]
 
@@ -268,14 +271,11 @@ def deployment(work_dir, spark_env):
 def spread(deployment):
     """Three pyspark sessions, two on supervisor faults-a and one on faults-b, all idle."""
     d = deployment
-    a, b = d.nodes
-    a.start_external_supervisor()
-    wait_registered(d, HOSTS[0], supervisor_pid(a))
+    d.start_supervisor(HOSTS[0])
     on_a = [start_session(d) for _ in range(2)]
     for sid in on_a:
         wait_claimed(d, sid, HOSTS[0])  # faults-a is full now (max_sessions 2)
-    b.start_external_supervisor()
-    wait_registered(d, HOSTS[1], supervisor_pid(b))
+    d.start_supervisor(HOSTS[1])
     on_b = start_session(d)
     wait_claimed(d, on_b, HOSTS[1])
     d.sessions = on_a + [on_b]
@@ -738,15 +738,16 @@ def test_3_supervisor_killed_and_restarted_with_its_host_id(spread, fault_table)
     held = [sid for sid, o in owners.items() if o == host]
     repls = {sid: d.client().repl_pid(sid) for sid in held}
     node = d.node_of_host(host)
-    old_pid = supervisor_pid(node)
+    old_pid = d.supervisors[host].pid
+    assert d.supervisors[host].poll() is None, f"{host}'s supervisor is not running"
     sizes = d.supervisor_log_sizes()
     load = Load(d.balancer.url, "supervisor", sids).start()
     time.sleep(3)
     t_kill = time.monotonic()
     os.kill(old_pid, signal.SIGKILL)
     node.stop_external_supervisor()  # reaps it
-    new_pid = node.start_external_supervisor().pid
-    new_id = wait_registered(d, host, new_pid)
+    new_id = d.start_supervisor(host)  # the same configuration: host_id and run_dir
+    new_pid = d.supervisors[host].pid
     t_back = time.monotonic()
     d.restarted_hosts.add(host)
     time.sleep(DEAD_AFTER_S + 3)  # past supervisor_dead_after from the kill: nobody may reap them
@@ -805,7 +806,8 @@ def test_4_repl_killed_under_load(spread, fault_table):
     fill_row(row, load, outcome, lost + (states[-1] not in LIVE))
     st = read_statement(d, victim, slow["id"])
     row["notes"].append(f"session {victim} (the victim) {' -> '.join(states)} in {t_dead:.1f}s, "
-                        f"its running statement: {st['output'].get('ename') if st and st['output'] else st}")
+                        f"its running statement: {st['output'].get('ename') if st and st['output'] else st}; "
+                        "the victim is the one session lost")
     report(row, load, outcome, extra=f"; victim {victim}: {states} in {t_dead:.1f}s; "
                                       f"its statement {json.dumps(st and st['output'])[:300]}")
     problems.statements(outcome)
