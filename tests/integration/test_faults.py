@@ -327,6 +327,7 @@ class Load:
         self.requests: list[tuple[float, float, str, object]] = []
         self.posted: list[Posted] = []
         self.non_json_errors: list[str] = []
+        self.error_msgs: Counter = Counter()  # (status, msg) of the JSON error answers
         self.failures: list[BaseException] = []
         self._threads: list[threading.Thread] = []
 
@@ -340,7 +341,10 @@ class Load:
                 body = r.json()
             except ValueError:
                 body = None
-            if status >= 400 and not (isinstance(body, dict) and list(body) == ["msg"]):
+            if status >= 400 and isinstance(body, dict) and list(body) == ["msg"]:
+                with self.lock:
+                    self.error_msgs[(status, body["msg"])] += 1
+            elif status >= 400:
                 with self.lock:
                     self.non_json_errors.append(f"{method} {path}: {status} "
                                                 f"{r.headers.get('Content-Type')} {r.text[:120]!r}")
@@ -490,6 +494,19 @@ def render_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def error_sources(load: Load, balancer: Balancer) -> tuple[int, int]:
+    """How many error answers the balancer made itself (its ErrorDocuments) and how many it
+    passed on from a node."""
+    own = {json.loads(body)["msg"] for body in balancer.error_docs.values()}
+    by_balancer = sum(n for (_, msg), n in load.error_msgs.items() if msg in own)
+    return by_balancer, sum(load.error_msgs.values()) - by_balancer
+
+
+def error_sources_text(load: Load, balancer: Balancer) -> str:
+    by_balancer, by_nodes = error_sources(load, balancer)
+    return f"error answers made by the balancer {by_balancer}, passed on from nodes {by_nodes}"
+
+
 def report(row: dict, load: Load, outcome: Outcome, extra: str = "") -> None:
     print(f"\n[faults] {row['scenario']}: {len(load.requests)} requests, errors {dict(load.errors()) or 'none'}; "
           f"statements submitted {len(load.posted)}, acked {sum(p.status == 201 for p in load.posted)}, "
@@ -629,11 +646,15 @@ def database_outages(d: Deployment, row: dict, tag: str, outages: list) -> None:
         row["notes"].append(f"errors outside the outages: {dict(late)}")
     row["errors"] += sum(probe_errors.values(), Counter())
     report(row, load, outcome, extra=f"; errors outside the outage windows {dict(late) or 'none'}; "
-                                      f"probes {probes}")
+                                      f"probes {probes}; {error_sources_text(load, d.balancer)}")
 
     problems.statements(outcome)
     problems.no_presumed_dead(d, sizes)
     problems.json_errors(load)
+    # The nodes' own 503s reach clients as they are (ProxyErrorOverride Off), not replaced by
+    # the balancer's documents.
+    problems.check(not load.error_msgs or error_sources(load, d.balancer)[1] > 0,
+                   f"every error answer was the balancer's own: {dict(load.error_msgs)}")
     for name, c in probe_errors.items():
         problems.check(not c, f"{name}: probes 2 s after the database was back did not all succeed: {dict(c)}")
     problems.check(not late, f"client errors outside the outage windows (the database back for 2 s): {dict(late)}")
@@ -668,6 +689,12 @@ def kill_httpd(node: h.LivyServer) -> None:
     assert not h.wait_gone([pid] + h.pids_mentioning(f"{node.root}/httpd.conf"), 10)
 
 
+def statement_requests(node: h.LivyServer) -> int:
+    """Statement requests in the node's access log so far."""
+    log = node.root / "logs" / "access_log"
+    return sum("/statements" in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
 def test_2_node_killed_under_load(spread, fault_table):
     d = spread
     row = new_row("2. kill -9 of httpd node1")
@@ -682,6 +709,7 @@ def test_2_node_killed_under_load(spread, fault_table):
     kill_httpd(victim)
     time.sleep(8)
     t_back = time.monotonic()
+    served_before = statement_requests(victim)
     victim.start()  # the operator brings it back; the balancer tries it again after retry=5
     time.sleep(7)
     load.stop()
@@ -689,10 +717,11 @@ def test_2_node_killed_under_load(spread, fault_table):
     lost = problems.sessions_live(d, sids)
     fill_row(row, load, outcome, lost)
     after_kill = load.errors(lambda t0, t1: t0 > t_kill + 1)
-    served_again = sum(1 for line in (victim.root / "logs" / "access_log").read_text().splitlines()
-                       if "/statements" in line)
+    served_again = statement_requests(victim) - served_before
     report(row, load, outcome, extra=f"; errors of requests started >1 s after the kill {dict(after_kill) or 'none'}"
-                                      f"; node1 was down {t_back - t_kill:.0f}s")
+                                      f"; node1 was down {t_back - t_kill:.0f}s, then served {served_again} statement "
+                                      f"requests; {error_sources_text(load, d.balancer)}")
+    row["notes"].append(f"node1 down {t_back - t_kill:.0f}s, then served {served_again} statement requests")
     problems.statements(outcome)
     problems.no_presumed_dead(d, sizes)
     problems.json_errors(load)
