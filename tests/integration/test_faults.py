@@ -413,9 +413,10 @@ class Outcome:
     drain_s: float = 0.0
 
 
-def settle_statements(d: Deployment, load: Load, timeout: float = 120) -> Outcome:
+def settle_statements(d: Deployment, load: Load, timeout: float = 60) -> Outcome:
     """Waits until every statement of the load that the database holds is available (read from
-    a node directly), and checks each one's output; acked statements must all be there."""
+    a node directly), and checks each one's output; acked statements must all be there. `1 + 1`
+    takes milliseconds: a minute after the load stopped, one still waiting or running is stuck."""
     out = Outcome()
     t = time.monotonic()
     rows = d.pg.psql(f"SELECT session_id, id, code FROM statements WHERE code LIKE '%# {load.tag}-%'", db=DBNAME)
