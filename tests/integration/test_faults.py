@@ -1,9 +1,11 @@
 """Faults an operator meets (issue 11, "Survive faults"), against a realistic deployment: one
 PostgreSQL cluster, two mod_livy nodes on it behind an httpd balancer configured by README.md's
 recipe ("Behind a load balancer"), and two standalone supervisors (different host_id) running three
-pyspark sessions between them. Client threads post statements through the balancer and poll them
-while the test restarts PostgreSQL, kills a node, restarts the nodes gracefully, kills a supervisor
-and restarts it, and kills a REPL.
+pyspark sessions between them (never more live at once: two cores). Client threads post
+statements through the balancer and poll them while the test restarts PostgreSQL five times, keeps
+it down for longer than supervisor_dead_after, kills a node, restarts the nodes gracefully, kills a
+supervisor and restarts it, and kills a REPL (scenarios 1, 1b, 2, 5, 3, 4, in that order: the
+REPL's death ends a session, so it comes last).
 
 Each scenario prints its figures and adds a row to a table printed (and written to a file) at the
 end of the module: requests sent, what clients saw go wrong (by HTTP code), statements submitted /
@@ -35,7 +37,6 @@ import livy_harness as h
 from livy_client import FAST_CONF, Client
 
 DBNAME = "livy"
-SESSIONS = 3            # live pyspark sessions at any time (two cores: keep Spark work modest)
 CLIENT_THREADS = 3
 PG_RESTARTS = 5
 SUPERVISOR_CONF = {
