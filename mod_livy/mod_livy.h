@@ -27,7 +27,14 @@ typedef struct {
 
 /* Per directory / location. */
 typedef struct {
-    const char *base_path;            /* the <Location> the handler is mounted at */
+    /* Where the handler is mounted: set (mount_set) only on the <Location> or <LocationMatch>
+     * sections that set a handler (livy_mounts_post_config), so that sections merged after
+     * it which only add policy do not move it. */
+    int mount_set;
+    const char *mount_path;           /* a <Location> path, without its trailing '/' */
+    ap_regex_t *mount_regex;          /* a <LocationMatch>: the mount is what it matched */
+    int mount_segments;               /* a wildcard <Location>: its number of path segments */
+    const char *section_path;         /* the innermost section with a Livy directive */
     apr_off_t max_body;               /* LivyMaxBodySize; -1 = unset */
     apr_off_t max_statement;          /* LivyMaxStatementSize; -1 = unset */
     int csrf;                         /* LivyCsrfProtection; -1 = unset */
@@ -51,6 +58,10 @@ void *livy_create_server_conf(apr_pool_t *p, server_rec *s);
 void *livy_merge_server_conf(apr_pool_t *p, void *base, void *add);
 void *livy_create_dir_conf(apr_pool_t *p, char *dir);
 void *livy_merge_dir_conf(apr_pool_t *p, void *base, void *add);
+
+/* Marks the sections that set a handler as mount points (mod_livy_config.c). */
+int livy_mounts_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s);
 
 /* The connection pool (mod_livy_pool.c). */
 void livy_pool_child_init(apr_pool_t *pchild, server_rec *s);

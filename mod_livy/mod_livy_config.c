@@ -1,6 +1,7 @@
 /* mod_livy_config: the Livy* directives, and how server and directory configs merge. */
 #include "mod_livy.h"
 
+#include "http_core.h"
 #include "http_log.h"
 
 #include <apr_strings.h>
@@ -36,11 +37,10 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     c->csrf = c->impersonation = c->access_control = -1;
     c->max_sessions_per_user = c->max_starting_sessions = -1;
     if (dir) {
-        /* Location paths are mount points; "/" mounts at the root. */
         size_t n = strlen(dir);
         while (n > 0 && dir[n - 1] == '/')
             n--;
-        c->base_path = apr_pstrmemdup(p, dir, n);
+        c->section_path = apr_pstrmemdup(p, dir, n);
     }
     return c;
 }
@@ -48,7 +48,13 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
 void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     livy_dir_conf_t *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof *c);
-    c->base_path = add->base_path ? add->base_path : base->base_path;
+    /* The mount is the section that set the handler, however many merge after it. */
+    const livy_dir_conf_t *mount = add->mount_set ? add : base;
+    c->mount_set = mount->mount_set;
+    c->mount_path = mount->mount_path;
+    c->mount_regex = mount->mount_regex;
+    c->mount_segments = mount->mount_segments;
+    c->section_path = add->section_path ? add->section_path : base->section_path;
     c->max_body = add->max_body >= 0 ? add->max_body : base->max_body;
     c->max_statement = add->max_statement >= 0 ? add->max_statement : base->max_statement;
 #define MERGE_FLAG(f) c->f = add->f >= 0 ? add->f : base->f
@@ -65,6 +71,47 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 #undef MERGE_FLAG
 #undef MERGE_LIST
     return c;
+}
+
+/* Records on each <Location> or <LocationMatch> section that sets a handler (SetHandler
+ * livy, or any other, which ends what an enclosing one set) that it is a mount point. Core's
+ * own record of a section (its path, regex, handler) is final once the configuration is read;
+ * the sections are merged per request, so this reaches every request. */
+static void mark_mounts(apr_pool_t *pconf, apr_array_header_t *sections)
+{
+    for (int i = 0; sections && i < sections->nelts; i++) {
+        ap_conf_vector_t *section = APR_ARRAY_IDX(sections, i, ap_conf_vector_t *);
+        core_dir_config *core = ap_get_core_module_config(section);
+        if (!core || !core->expr_handler || !core->d)
+            continue;
+        livy_dir_conf_t *dc = ap_get_module_config(section, &livy_module);
+        if (!dc) {
+            dc = livy_create_dir_conf(pconf, NULL);
+            ap_set_module_config(section, &livy_module, dc);
+        }
+        dc->mount_set = 1;
+        dc->mount_regex = core->r;
+        dc->mount_segments = 0;
+        if (!core->r && core->d_is_fnmatch) {
+            for (const char *c = core->d; *c; c++)
+                if (*c == '/' && c[1] && c[1] != '/')
+                    dc->mount_segments++;
+        }
+        size_t n = strlen(core->d);
+        while (n > 0 && core->d[n - 1] == '/')
+            n--;
+        dc->mount_path = apr_pstrmemdup(pconf, core->d, n);
+    }
+}
+
+int livy_mounts_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *main_server)
+{
+    for (server_rec *s = main_server; s; s = s->next) {
+        core_server_config *core = ap_get_core_module_config(s->module_config);
+        mark_mounts(pconf, core->sec_url);
+    }
+    return OK;
 }
 
 static livy_server_conf_t *server_conf(cmd_parms *cmd)
