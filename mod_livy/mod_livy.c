@@ -185,19 +185,32 @@ void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
                     livy_api_response_t *resp)
 {
     livy_server_conf_t *sconf = ap_get_module_config(r->server->module_config, &livy_module);
-    const char *why;
-    livy_conn_t *conn = livy_pool_acquire(r, sconf, &why);
-    if (!conn) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "livy: answering 503: %s", why);
+    /* Reads: their only write, a heartbeat's timestamp, may happen twice. */
+    int idempotent = r->method_number == M_GET || r->method_number == M_OPTIONS;
+    for (int attempt = 0;; attempt++) {
+        const char *why;
+        livy_conn_t *conn = livy_pool_acquire(r, sconf, attempt > 0, &why);
+        if (!conn) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "livy: answering 503: %s", why);
+            memset(resp, 0, sizeof *resp);
+            livy_api_error(resp, r->pool, HTTP_SERVICE_UNAVAILABLE,
+                           apr_psprintf(r->pool, "The session database is unavailable (%s); "
+                                        "try again shortly.", why));
+            return;
+        }
         memset(resp, 0, sizeof *resp);
-        livy_api_error(resp, r->pool, HTTP_SERVICE_UNAVAILABLE,
-                       apr_psprintf(r->pool, "The session database is unavailable (%s); "
-                                    "try again shortly.", why));
-        return;
+        if (!livy_api_check_schema(conn, r->pool, resp))
+            livy_api_handle(cfg, req, route, conn, r->pool, resp);
+        /* A pooled connection the server closed unnoticed (it went between the check and the
+         * query): once more on a fresh one, when that cannot do anything twice. */
+        int retry = attempt == 0 && resp->conn_broken && livy_pool_may_retry(conn, idempotent);
+        livy_pool_release(sconf, conn, resp->conn_broken);
+        if (!retry)
+            break;
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "livy: the database closed a pooled "
+                      "connection under this request (%s); trying again on a fresh one",
+                      resp->log_detail ? resp->log_detail : "no detail");
     }
-    if (!livy_api_check_schema(conn, r->pool, resp))
-        livy_api_handle(cfg, req, route, conn, r->pool, resp);
-    livy_pool_release(sconf, conn, resp->conn_broken);
 
     /* 501 is the UI without mod_proxy: said once at startup (livy_ui_post_config) */
     if (resp->status >= 500 && resp->status != HTTP_NOT_IMPLEMENTED)

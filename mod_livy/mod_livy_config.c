@@ -1,6 +1,7 @@
 /* mod_livy_config: the Livy* directives, and how server and directory configs merge. */
 #include "mod_livy.h"
 
+#include "ap_mpm.h"
 #include "http_core.h"
 #include "http_log.h"
 
@@ -12,6 +13,8 @@ void *livy_create_server_conf(apr_pool_t *p, server_rec *s)
     livy_server_conf_t *c = apr_pcalloc(p, sizeof *c);
     c->acquire_timeout = -1;
     c->pool_max = -1;
+    c->pool_idle = -1;
+    c->statement_timeout = -1;
     return c;
 }
 
@@ -21,12 +24,40 @@ void *livy_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->conninfo = add->conninfo ? add->conninfo : base->conninfo;
     c->pool_max = add->pool_max >= 0 ? add->pool_max : base->pool_max;
     c->acquire_timeout = add->acquire_timeout >= 0 ? add->acquire_timeout : base->acquire_timeout;
+    c->pool_idle = add->pool_idle >= 0 ? add->pool_idle : base->pool_idle;
+    c->statement_timeout = add->statement_timeout >= 0 ? add->statement_timeout
+                                                       : base->statement_timeout;
     c->supervisor_mode = add->supervisor_mode_set ? add->supervisor_mode : base->supervisor_mode;
     c->supervisor_mode_set = add->supervisor_mode_set || base->supervisor_mode_set;
     c->supervisor_binary = add->supervisor_binary ? add->supervisor_binary : base->supervisor_binary;
     c->supervisor_config = add->supervisor_config ? add->supervisor_config : base->supervisor_config;
     c->blocked_conf = add->blocked_conf ? add->blocked_conf : base->blocked_conf;
     return c;
+}
+
+int livy_conf_pool_max(const livy_server_conf_t *conf)
+{
+    if (conf->pool_max > 0)
+        return conf->pool_max;
+    int threads = 1;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    return threads < 1 ? 1 : threads;
+}
+
+apr_interval_time_t livy_conf_acquire_timeout(const livy_server_conf_t *conf)
+{
+    return conf->acquire_timeout >= 0 ? conf->acquire_timeout : LIVY_DEFAULT_ACQUIRE_TIMEOUT;
+}
+
+apr_interval_time_t livy_conf_pool_idle(const livy_server_conf_t *conf)
+{
+    return conf->pool_idle >= 0 ? conf->pool_idle : LIVY_DEFAULT_POOL_IDLE;
+}
+
+apr_interval_time_t livy_conf_statement_timeout(const livy_server_conf_t *conf)
+{
+    return conf->statement_timeout >= 0 ? conf->statement_timeout
+                                        : LIVY_DEFAULT_STATEMENT_TIMEOUT;
 }
 
 void *livy_create_dir_conf(apr_pool_t *p, char *dir)
@@ -128,13 +159,26 @@ static const char *set_database(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *set_pool_size(cmd_parms *cmd, void *dc, const char *arg)
+static const char *set_pool_max(cmd_parms *cmd, void *dc, const char *arg)
 {
     char *end;
     long n = strtol(arg, &end, 10);
     if (*end || n < 1 || n > 1024)
-        return "LivyDatabasePoolSize must be a number of connections between 1 and 1024";
+        return apr_psprintf(cmd->pool, "%s must be a number of connections between 1 and 1024",
+                            cmd->cmd->name);
     server_conf(cmd)->pool_max = (int)n;
+    return NULL;
+}
+
+/* A duration in httpd's grammar (seconds by default; ms, s, mi, h suffixes), 0 allowed. */
+static const char *set_server_duration(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_interval_time_t t;
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0
+        || t > apr_time_from_sec(86400))
+        return apr_psprintf(cmd->pool, "%s must be a duration up to a day (e.g. 60, 60s, "
+                            "500ms, 5mi; 0 for none)", cmd->cmd->name);
+    *(apr_interval_time_t *)((char *)server_conf(cmd) + (apr_size_t)cmd->info) = t;
     return NULL;
 }
 
@@ -275,10 +319,20 @@ const command_rec livy_directives[] = {
                   LIVY_DIR_CONTEXTS, "sessions that may be starting at once (0: no limit)"),
     AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
                   "libpq connection string of the session database"),
-    AP_INIT_TAKE1("LivyDatabasePoolSize", set_pool_size, NULL, RSRC_CONF,
-                  "database connections per httpd process (default: threads per process)"),
+    AP_INIT_TAKE1("LivyDatabasePoolMax", set_pool_max, NULL, RSRC_CONF,
+                  "database connections per httpd process at most (default: threads per "
+                  "process)"),
+    AP_INIT_TAKE1("LivyDatabasePoolSize", set_pool_max, NULL, RSRC_CONF,
+                  "the former name of LivyDatabasePoolMax"),
+    AP_INIT_TAKE1("LivyDatabasePoolIdle", set_server_duration,
+                  (void *)APR_OFFSETOF(livy_server_conf_t, pool_idle), RSRC_CONF,
+                  "close database connections idle this long (default 60s; 0: never)"),
+    AP_INIT_TAKE1("LivyDatabaseStatementTimeout", set_server_duration,
+                  (void *)APR_OFFSETOF(livy_server_conf_t, statement_timeout), RSRC_CONF,
+                  "statement_timeout of the module's database connections (default 30s; 0: "
+                  "none)"),
     AP_INIT_TAKE1("LivyDatabaseAcquireTimeout", set_acquire_timeout, NULL, RSRC_CONF,
-                  "seconds a request waits for a free database connection before a 503"),
+                  "seconds a request waits for a database connection (connecting included) before a 503"),
     AP_INIT_TAKE1("LivySupervisor", set_supervisor, NULL, RSRC_CONF,
                   "'managed': httpd starts and respawns livy-supervisor; 'external' (default)"),
     AP_INIT_TAKE1("LivySupervisorBinary", set_supervisor_binary, NULL, RSRC_CONF,
