@@ -326,6 +326,7 @@ static void livy_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(livy_supervisor_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(livy_ui_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(livy_pool_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(livy_mounts_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(livy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(livy_translate_name, NULL, NULL, APR_HOOK_FIRST);

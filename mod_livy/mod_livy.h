@@ -77,6 +77,9 @@ int livy_mounts_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 
 /* The connection pool (mod_livy_pool.c). */
 void livy_pool_child_init(apr_pool_t *pchild, server_rec *s);
+/* Warns once per (re)start when the pools of every process could exceed the database's
+ * max_connections. */
+int livy_pool_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 /* Borrows a live connection, waiting (connect included) at most LivyDatabaseAcquireTimeout;
  * fresh: open a new one rather than reuse an idle one. NULL with *why set (in r->pool) when
  * none can be had in time. */

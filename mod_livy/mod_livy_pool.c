@@ -1,7 +1,7 @@
 /* mod_livy_pool: a per-process pool of PostgreSQL connections, built in child_init. Connections
  * are opened outside the pool's lock within the acquire deadline, checked before use (one the
  * server closed is replaced), closed after sitting idle too long, and their notices go to the
- * error log. */
+ * error log. Also the startup check of the pools' size against the server's max_connections. */
 #include "mod_livy.h"
 
 #include "ap_mpm.h"
@@ -431,4 +431,70 @@ void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken)
     apr_thread_cond_signal(pool->freed);
     apr_thread_mutex_unlock(pool->mutex);
     close_list(expired);
+}
+
+/* ---- sizing, checked at startup ---- */
+
+/* How many connections the pools of every process may open, against what the server allows;
+ * a warning with the arithmetic when it may not fit. Once per (re)start, from the parent, over
+ * a short-lived connection. */
+int livy_pool_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                          server_rec *main_server)
+{
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK; /* the first pass only checks the configuration */
+    int threads = 0, daemons = 0, hard = 0;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons);
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &hard);
+    if (daemons < 1)
+        daemons = 1;
+    apr_table_t *seen = apr_table_make(ptemp, 4);
+    for (server_rec *s = main_server; s; s = s->next) {
+        livy_server_conf_t *c = ap_get_module_config(s->module_config, &livy_module);
+        if (!c->conninfo || apr_table_get(seen, c->conninfo))
+            continue;
+        apr_table_setn(seen, c->conninfo, "1");
+        int max = livy_conf_pool_max(c);
+        long total = (long)max * daemons;
+
+        const char **keys, **vals;
+        const char *why = NULL;
+        connect_params(ptemp, c->conninfo, livy_conf_statement_timeout(c), &keys, &vals);
+        PGconn *pg = connect_by(keys, vals, apr_time_now() + apr_time_from_sec(3), ptemp, &why);
+        PGresult *res = NULL;
+        if (pg) {
+            PQsetNoticeProcessor(pg, conn_notice, NULL);
+            res = PQexec(pg, "SELECT current_setting('max_connections')::int,"
+                             " current_setting('superuser_reserved_connections')::int");
+            if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                why = livy_db_error(pg, ptemp);
+        }
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "livy: cannot compare the connection "
+                         "pools with the database's max_connections at startup (%s); skipped",
+                         why ? why : "no answer");
+        } else {
+            long max_conn = atol(PQgetvalue(res, 0, 0));
+            long reserved = atol(PQgetvalue(res, 0, 1));
+            const char *restart = hard > daemons
+                ? apr_psprintf(ptemp, " (up to %d during a graceful restart, ServerLimit)", hard)
+                : "";
+            if (total > max_conn - reserved)
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "livy: up to %d processes%s "
+                             "x LivyDatabasePoolMax %d = %ld connections may exceed "
+                             "PostgreSQL's max_connections %ld (minus %ld reserved); lower "
+                             "LivyDatabasePoolMax or MaxRequestWorkers, or put PgBouncer in "
+                             "front", daemons, restart, max, total, max_conn, reserved);
+            else
+                ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "livy: up to %d processes%s "
+                             "x LivyDatabasePoolMax %d = %ld connections, within "
+                             "PostgreSQL's max_connections %ld (minus %ld reserved)",
+                             daemons, restart, max, total, max_conn, reserved);
+        }
+        PQclear(res);
+        if (pg)
+            PQfinish(pg);
+    }
+    return OK;
 }

@@ -2,7 +2,8 @@
 per process, idle ones closed after LivyDatabasePoolIdle, a database that does not answer costs
 each request at most LivyDatabaseAcquireTimeout (in parallel, not one after another), a
 PostgreSQL restart costs no request, libpq's notices reach the error log with the module's tag,
-and a connection dropped under a request is retried once when that cannot do anything twice.
+a connection dropped under a request is retried once when that cannot do anything twice, and
+the startup check of the pools against max_connections.
 
 Figures (connections during and after a burst, timings) are printed: run with -s to see them."""
 
@@ -80,6 +81,10 @@ def test_pool_stays_within_its_max_under_load_and_idle_connections_close(livy_se
     srv = livy_server(mpm=mpm, db=small_pg,
                       extra_conf=f"LivyDatabasePoolMax {pool_max}\nLivyDatabasePoolIdle 2\n")
     bound = pool_max * PROCESSES[mpm]
+    # The startup check did the arithmetic: it fits, so no warning.
+    fits = log_lines(srv, r"livy: up to \d+ processes .*LivyDatabasePoolMax")
+    assert fits and "within PostgreSQL's max_connections 24 (minus 3 reserved)" in fits[-1], srv.log_tail()
+    assert f"up to {PROCESSES[mpm]} processes" in fits[-1] and f"= {bound} connections" in fits[-1], fits
 
     peak, stop = [0], threading.Event()
 
@@ -117,6 +122,29 @@ def test_pool_stays_within_its_max_under_load_and_idle_connections_close(livy_se
     assert left == 0, f"{left} mod_livy connections still open 8 s after the burst"
     # and the pool grows again on demand
     assert requests.get(srv.url + "/sessions", timeout=10).status_code == 200
+
+
+def test_startup_warns_when_the_pools_may_exceed_max_connections(livy_server, small_pg):
+    # event: 4 processes x 10 threads each (the default pool max) = 40 > 24 - 3
+    srv = livy_server(mpm="event", db=small_pg)
+    warn = log_lines(srv, r"\[livy:warn\].*LivyDatabasePoolMax")
+    print("\n" + "\n".join(warn))
+    assert len(warn) == 1, srv.log_tail()
+    assert ("livy: up to 4 processes x LivyDatabasePoolMax 10 = 40 connections may exceed "
+            "PostgreSQL's max_connections 24 (minus 3 reserved); lower LivyDatabasePoolMax or "
+            "MaxRequestWorkers, or put PgBouncer in front") in warn[0], warn[0]
+    # once per (re)start, from the parent, not once per child
+    srv.graceful()
+    assert len(log_lines(srv, r"\[livy:warn\].*LivyDatabasePoolMax")) == 2, srv.log_tail()
+
+
+def test_startup_check_is_skipped_when_the_database_is_down(livy_server, private_pg):
+    private_pg.stop("fast")
+    srv = livy_server(mpm="event", db=private_pg)
+    srv.allow_errors(r"(?i)database|connect")
+    skipped = log_lines(srv, r"livy: cannot compare the connection pools")
+    assert skipped and "[livy:info]" in skipped[0], srv.log_tail()
+    assert not log_lines(srv, r"\[livy:warn\].*LivyDatabasePoolMax")
 
 
 # ------------------------------------------------------------------ a database that does not answer
