@@ -204,7 +204,7 @@ static int conn_usable(pooled_conn_t *pc)
 /* ---- the pool ---- */
 
 /* Cuts the connections idle since before now - idle_expiry off the idle list (the oldest are
- * last) and returns them, to be closed outside the lock. */
+ * last) and returns them, to be closed with close_slots outside the lock. */
 static pooled_conn_t *take_expired(livy_pool_t *pool, apr_time_t now)
 {
     if (pool->idle_expiry <= 0)
@@ -215,11 +215,21 @@ static pooled_conn_t *take_expired(livy_pool_t *pool, apr_time_t now)
         link = &(*link)->next;
     pooled_conn_t *expired = *link;
     *link = NULL;
-    for (pooled_conn_t *pc = expired; pc; pc = pc->next)
-        pool->open--;
-    if (expired)
-        apr_thread_cond_broadcast(pool->freed);
     return expired;
+}
+
+/* Closes connections taken off the idle list (called without the lock), then frees their
+ * slots: the count of open connections never falls below what the server sees. */
+static void close_slots(livy_pool_t *pool, pooled_conn_t *list)
+{
+    int n = 0;
+    for (pooled_conn_t *pc = list; pc; pc = pc->next)
+        n++;
+    close_list(list);
+    apr_thread_mutex_lock(pool->mutex);
+    pool->open -= n;
+    apr_thread_cond_broadcast(pool->freed);
+    apr_thread_mutex_unlock(pool->mutex);
 }
 
 /* Closes idle connections as they expire, without waiting for traffic. */
@@ -239,7 +249,7 @@ static void *APR_THREAD_FUNC reaper_main(apr_thread_t *thread, void *arg)
         pooled_conn_t *expired = take_expired(pool, apr_time_now());
         if (expired) {
             apr_thread_mutex_unlock(pool->mutex);
-            close_list(expired);
+            close_slots(pool, expired);
             apr_thread_mutex_lock(pool->mutex);
         }
     }
@@ -336,15 +346,18 @@ livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fre
     for (;;) {
         apr_time_t now = apr_time_now();
         pooled_conn_t *drop = take_expired(pool, now);
-        pooled_conn_t *pc = NULL;
-        if (pool->idle && fresh && pool->open >= pool->max) {
-            pc = pool->idle; /* make room for the fresh one */
-            pool->idle = pc->next;
-            pool->open--;
-            pc->next = drop;
-            drop = pc;
-            pc = NULL;
+        if (!drop && pool->idle && fresh && pool->open >= pool->max) {
+            drop = pool->idle; /* make room for the fresh one */
+            pool->idle = drop->next;
+            drop->next = NULL;
         }
+        if (drop) {
+            apr_thread_mutex_unlock(pool->mutex);
+            close_slots(pool, drop);
+            apr_thread_mutex_lock(pool->mutex);
+            continue;
+        }
+        pooled_conn_t *pc = NULL;
         if (pool->idle && !fresh) {
             pc = pool->idle;
             pool->idle = pc->next;
@@ -354,22 +367,14 @@ livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fre
             apr_interval_time_t left = deadline - now;
             if (left <= 0) {
                 apr_thread_mutex_unlock(pool->mutex);
-                close_list(drop);
                 *why = apr_psprintf(r->pool, "all %d database connections of this process "
                                     "stayed busy", pool->max);
                 return NULL;
-            }
-            if (drop) {
-                apr_thread_mutex_unlock(pool->mutex);
-                close_list(drop);
-                apr_thread_mutex_lock(pool->mutex);
-                continue;
             }
             apr_thread_cond_timedwait(pool->freed, pool->mutex, left);
             continue;
         }
         apr_thread_mutex_unlock(pool->mutex);
-        close_list(drop);
 
         if (pc) {
             pc->next = NULL;
@@ -380,9 +385,8 @@ livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fre
             }
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                           "livy: replacing a database connection the server closed");
-            conn_close(pc);
+            close_slots(pool, pc);
             apr_thread_mutex_lock(pool->mutex);
-            pool->open--;
             continue;
         }
 
@@ -415,11 +419,8 @@ void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken)
     livy_pool_t *pool = pc->pool;
     if (broken || PQstatus(c->pg) != CONNECTION_OK || pc->server_fatal
         || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-        conn_close(pc);
-        apr_thread_mutex_lock(pool->mutex);
-        pool->open--;
-        apr_thread_cond_signal(pool->freed);
-        apr_thread_mutex_unlock(pool->mutex);
+        pc->next = NULL;
+        close_slots(pool, pc);
         return;
     }
     apr_time_t now = apr_time_now();
@@ -430,7 +431,8 @@ void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken)
     pooled_conn_t *expired = take_expired(pool, now);
     apr_thread_cond_signal(pool->freed);
     apr_thread_mutex_unlock(pool->mutex);
-    close_list(expired);
+    if (expired)
+        close_slots(pool, expired);
 }
 
 /* ---- sizing, checked at startup ---- */
