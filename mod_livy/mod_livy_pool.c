@@ -121,24 +121,27 @@ static PGconn *connect_by(const char *const *keys, const char *const *vals,
 }
 
 /* Our defaults first, so that anything in the operator's conninfo (expanded from dbname, last)
- * wins: keepalives notice a peer that vanished, statement_timeout bounds a query. */
+ * wins: keepalives notice a peer that vanished, statement_timeout bounds a query. The parent's
+ * one startup check (in_parent) skips libpq's GSSAPI probe, whose Kerberos thread-specific
+ * data would stay allocated in httpd's main thread for the life of the server. */
 static void connect_params(apr_pool_t *p, const char *conninfo,
-                           apr_interval_time_t statement_timeout, const char ***keys,
-                           const char ***vals)
+                           apr_interval_time_t statement_timeout, int in_parent,
+                           const char ***keys, const char ***vals)
 {
-    static const char *const k[] = {"connect_timeout", "application_name", "keepalives",
-                                    "keepalives_idle", "keepalives_interval",
+    static const char *const k[] = {"gssencmode", "connect_timeout", "application_name",
+                                    "keepalives", "keepalives_idle", "keepalives_interval",
                                     "keepalives_count", "options", "dbname", NULL};
     const char **v = apr_pcalloc(p, sizeof k);
-    v[0] = "5";
-    v[1] = "mod_livy";
-    v[2] = "1";
-    v[3] = "30";
-    v[4] = "10";
-    v[5] = "3";
-    v[6] = apr_psprintf(p, "-c statement_timeout=%" APR_INT64_T_FMT,
+    v[0] = in_parent ? "disable" : NULL; /* NULL: libpq's default */
+    v[1] = "5";
+    v[2] = "mod_livy";
+    v[3] = "1";
+    v[4] = "30";
+    v[5] = "10";
+    v[6] = "3";
+    v[7] = apr_psprintf(p, "-c statement_timeout=%" APR_INT64_T_FMT,
                         (apr_int64_t)apr_time_as_msec(statement_timeout));
-    v[7] = conninfo;
+    v[8] = conninfo;
     *keys = (const char **)k;
     *vals = v;
 }
@@ -286,7 +289,7 @@ static livy_pool_t *pool_create(apr_pool_t *pchild, server_rec *s, livy_server_c
     pool->max = max;
     pool->acquire_timeout = livy_conf_acquire_timeout(c);
     pool->idle_expiry = livy_conf_pool_idle(c);
-    connect_params(pchild, c->conninfo, livy_conf_statement_timeout(c), &pool->keys,
+    connect_params(pchild, c->conninfo, livy_conf_statement_timeout(c), 0, &pool->keys,
                    &pool->vals);
     apr_status_t rv = apr_thread_mutex_create(&pool->mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
     if (rv == APR_SUCCESS)
@@ -462,7 +465,7 @@ int livy_pool_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 
         const char **keys, **vals;
         const char *why = NULL;
-        connect_params(ptemp, c->conninfo, livy_conf_statement_timeout(c), &keys, &vals);
+        connect_params(ptemp, c->conninfo, livy_conf_statement_timeout(c), 1, &keys, &vals);
         PGconn *pg = connect_by(keys, vals, apr_time_now() + apr_time_from_sec(3), ptemp, &why);
         PGresult *res = NULL;
         if (pg) {
