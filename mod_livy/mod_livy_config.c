@@ -330,9 +330,10 @@ const command_rec livy_directives[] = {
     AP_INIT_TAKE1("LivyDatabaseStatementTimeout", set_server_duration,
                   (void *)APR_OFFSETOF(livy_server_conf_t, statement_timeout), RSRC_CONF,
                   "statement_timeout of the module's database connections (default 30s; 0: "
-                  "none)"),
+                  "the role's or server's)"),
     AP_INIT_TAKE1("LivyDatabaseAcquireTimeout", set_acquire_timeout, NULL, RSRC_CONF,
-                  "seconds a request waits for a database connection (connecting included) before a 503"),
+                  "seconds a request waits for a database connection (connecting included) "
+                  "before a 503"),
     AP_INIT_TAKE1("LivySupervisor", set_supervisor, NULL, RSRC_CONF,
                   "'managed': httpd starts and respawns livy-supervisor; 'external' (default)"),
     AP_INIT_TAKE1("LivySupervisorBinary", set_supervisor_binary, NULL, RSRC_CONF,

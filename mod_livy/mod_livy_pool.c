@@ -139,7 +139,9 @@ static void connect_params(apr_pool_t *p, const char *conninfo,
     v[4] = "30";
     v[5] = "10";
     v[6] = "3";
-    v[7] = apr_psprintf(p, "-c statement_timeout=%" APR_INT64_T_FMT,
+    /* none (0): the role's or the server's own setting holds */
+    v[7] = statement_timeout <= 0 ? NULL
+         : apr_psprintf(p, "-c statement_timeout=%" APR_INT64_T_FMT,
                         (apr_int64_t)apr_time_as_msec(statement_timeout));
     v[8] = conninfo;
     *keys = (const char **)k;

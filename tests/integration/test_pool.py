@@ -253,6 +253,7 @@ class DropProxy:
         self.dropped = 0
         self.lock = threading.Lock()
         self.conns: list[socket.socket] = []
+        self.startups: list[bytes] = []  # what each connection's client said first
         threading.Thread(target=self._accept, daemon=True).start()
 
     def arm(self, marker: str) -> None:
@@ -271,12 +272,16 @@ class DropProxy:
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
     def _pump(self, src, dst, from_client):
+        first = from_client
         while True:
             try:
                 data = src.recv(65536)
             except OSError:
                 data = b""
             drop = False
+            if data and first:
+                self.startups.append(data)
+                first = b"\x00\x03\x00\x00" not in data[:8]  # past an SSLRequest, to the startup
             if data and from_client:
                 with self.lock:
                     if self.marker and self.marker in data:
@@ -329,6 +334,11 @@ def test_a_connection_dropped_under_a_request_is_retried_only_when_safe(livy_ser
 
         def sessions():
             return int(clean_db.psql("SELECT count(*) FROM sessions")[0][0])
+
+        # Every connection asks for the module's settings (the operator's conninfo may override).
+        startups = b"".join(proxy.startups)
+        assert b"application_name\x00mod_livy\x00" in startups, startups[:300]
+        assert b"options\x00-c statement_timeout=30000\x00" in startups, startups[:300]
 
         # A read: retried on a fresh connection, answered as if nothing happened.
         warm("a")
