@@ -90,26 +90,19 @@ static int read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len
 }
 
 /* The prefix of r->uri that the section which set the handler matched: its path for a
- * <Location>, what the regex matched for a <LocationMatch> (up to the end of the match), as
- * many segments as the pattern has for a wildcard <Location>. "" for the root. */
+ * <Location>, what the regex matched for a <LocationMatch> (up to the end of the match). ""
+ * for the root. (A wildcard <Location> matches whole paths only, so it mounts nothing below
+ * itself; its pattern is no prefix of the URI and the whole URI is the path.) */
 static const char *handler_mount(request_rec *r, const livy_dir_conf_t *dconf)
 {
     if (!dconf->mount_set)
         return "";
-    size_t n;
-    if (dconf->mount_regex) {
-        ap_regmatch_t m[1];
-        if (ap_regexec(dconf->mount_regex, r->uri, 1, m, 0) != 0 || m[0].rm_eo < 0)
-            return "";
-        n = (size_t)m[0].rm_eo;
-    } else if (dconf->mount_segments > 0) {
-        int seen = 0;
-        for (n = 0; r->uri[n]; n++)
-            if (r->uri[n] == '/' && n > 0 && r->uri[n - 1] != '/' && ++seen == dconf->mount_segments)
-                break;
-    } else {
+    if (!dconf->mount_regex)
         return dconf->mount_path;
-    }
+    ap_regmatch_t m[1];
+    if (ap_regexec(dconf->mount_regex, r->uri, 1, m, 0) != 0 || m[0].rm_eo < 0)
+        return "";
+    size_t n = (size_t)m[0].rm_eo;
     while (n > 0 && r->uri[n - 1] == '/')
         n--;
     return apr_pstrmemdup(r->pool, r->uri, n);

@@ -37,7 +37,6 @@ typedef struct {
     int mount_set;
     const char *mount_path;           /* a <Location> path, without its trailing '/' */
     ap_regex_t *mount_regex;          /* a <LocationMatch>: the mount is what it matched */
-    int mount_segments;               /* a wildcard <Location>: its number of path segments */
     const char *section_path;         /* the innermost section with a Livy directive */
     apr_off_t max_body;               /* LivyMaxBodySize; -1 = unset */
     apr_off_t max_statement;          /* LivyMaxStatementSize; -1 = unset */

@@ -84,7 +84,6 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->mount_set = mount->mount_set;
     c->mount_path = mount->mount_path;
     c->mount_regex = mount->mount_regex;
-    c->mount_segments = mount->mount_segments;
     c->section_path = add->section_path ? add->section_path : base->section_path;
     c->max_body = add->max_body >= 0 ? add->max_body : base->max_body;
     c->max_statement = add->max_statement >= 0 ? add->max_statement : base->max_statement;
@@ -122,12 +121,6 @@ static void mark_mounts(apr_pool_t *pconf, apr_array_header_t *sections)
         }
         dc->mount_set = 1;
         dc->mount_regex = core->r;
-        dc->mount_segments = 0;
-        if (!core->r && core->d_is_fnmatch) {
-            for (const char *c = core->d; *c; c++)
-                if (*c == '/' && c[1] && c[1] != '/')
-                    dc->mount_segments++;
-        }
         size_t n = strlen(core->d);
         while (n > 0 && core->d[n - 1] == '/')
             n--;
