@@ -89,28 +89,52 @@ static int read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len
     return OK;
 }
 
-/* Where the handler is mounted. Our per-directory config knows its section's path, but httpd
- * only creates it for sections holding a Livy directive; a bare `SetHandler livy` section gets
- * the enclosing one's. So trust it only when it belongs to the section that matched (core's
- * config records that section's path), and otherwise take the shortest prefix of the URI after
- * which a Livy route follows. */
+/* The prefix of r->uri that the section which set the handler matched: its path for a
+ * <Location>, what the regex matched for a <LocationMatch> (up to the end of the match). ""
+ * for the root. (A wildcard <Location> matches whole paths only, so it mounts nothing below
+ * itself; its pattern is no prefix of the URI and the whole URI is the path.) */
+static const char *handler_mount(request_rec *r, const livy_dir_conf_t *dconf)
+{
+    if (!dconf->mount_set)
+        return "";
+    if (!dconf->mount_regex)
+        return dconf->mount_path;
+    ap_regmatch_t m[1];
+    if (ap_regexec(dconf->mount_regex, r->uri, 1, m, 0) != 0 || m[0].rm_eo < 0)
+        return "";
+    size_t n = (size_t)m[0].rm_eo;
+    while (n > 0 && r->uri[n - 1] == '/')
+        n--;
+    return apr_pstrmemdup(r->pool, r->uri, n);
+}
+
+/* Whether path (relative to a mount point) names a Livy route. */
+static int routes(const char *path, apr_pool_t *p)
+{
+    livy_route_t route;
+    livy_route_parse(*path ? path : "/", p, &route);
+    return route.route != LIVY_ROUTE_NONE;
+}
+
+/* Where the handler is mounted: the section that set `SetHandler livy` (sections merged after
+ * it that only add policy, such as <Location /sessions> with auth, do not move it). When the
+ * path below it names no Livy route but the path below the innermost deeper section holding
+ * Livy directives does, that section is the mount: a <Location /secure> with a policy of its
+ * own inside a root mount serves /secure/sessions. */
 static const char *mount_point(request_rec *r, const livy_dir_conf_t *dconf)
 {
-    core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
-    if (dconf->base_path && core && core->d) {
-        size_t n = strlen(core->d);
-        while (n > 0 && core->d[n - 1] == '/')
-            n--;
-        if (n == strlen(dconf->base_path) && !strncmp(core->d, dconf->base_path, n))
-            return dconf->base_path;
-    }
-    livy_route_t route;
-    for (const char *c = r->uri; c; c = strchr(c + 1, '/')) {
-        livy_route_parse(c, r->pool, &route);
-        if (route.route != LIVY_ROUTE_NONE)
-            return apr_pstrmemdup(r->pool, r->uri, (apr_size_t)(c - r->uri));
-    }
-    return dconf->base_path ? dconf->base_path : "";
+    const char *base = handler_mount(r, dconf);
+    size_t blen = strlen(base);
+    if (strncmp(r->uri, base, blen) != 0 || (r->uri[blen] != '/' && r->uri[blen] != '\0'))
+        return base; /* an alias or a rewrite: the URI is not below the section's path */
+    if (!r->uri[blen] || routes(r->uri + blen, r->pool))
+        return base;
+    const char *policy = dconf->section_path;
+    size_t plen = policy ? strlen(policy) : 0;
+    if (plen > blen && !strncmp(r->uri, policy, plen) && r->uri[plen] == '/'
+        && routes(r->uri + plen, r->pool))
+        return policy;
+    return base;
 }
 
 /* The request as the engine sees it, and the configuration it is served under. Returns the
@@ -154,19 +178,32 @@ void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
                     livy_api_response_t *resp)
 {
     livy_server_conf_t *sconf = ap_get_module_config(r->server->module_config, &livy_module);
-    const char *why;
-    livy_conn_t *conn = livy_pool_acquire(r, sconf, &why);
-    if (!conn) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "livy: answering 503: %s", why);
+    /* Reads: their only write, a heartbeat's timestamp, may happen twice. */
+    int idempotent = r->method_number == M_GET || r->method_number == M_OPTIONS;
+    for (int attempt = 0;; attempt++) {
+        const char *why;
+        livy_conn_t *conn = livy_pool_acquire(r, sconf, attempt > 0, &why);
+        if (!conn) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "livy: answering 503: %s", why);
+            memset(resp, 0, sizeof *resp);
+            livy_api_error(resp, r->pool, HTTP_SERVICE_UNAVAILABLE,
+                           apr_psprintf(r->pool, "The session database is unavailable (%s); "
+                                        "try again shortly.", why));
+            return;
+        }
         memset(resp, 0, sizeof *resp);
-        livy_api_error(resp, r->pool, HTTP_SERVICE_UNAVAILABLE,
-                       apr_psprintf(r->pool, "The session database is unavailable (%s); "
-                                    "try again shortly.", why));
-        return;
+        if (!livy_api_check_schema(conn, r->pool, resp))
+            livy_api_handle(cfg, req, route, conn, r->pool, resp);
+        /* A pooled connection the server closed unnoticed (it went between the check and the
+         * query): once more on a fresh one, when that cannot do anything twice. */
+        int retry = attempt == 0 && resp->conn_broken && livy_pool_may_retry(conn, idempotent);
+        livy_pool_release(sconf, conn, resp->conn_broken);
+        if (!retry)
+            break;
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "livy: the database closed a pooled "
+                      "connection under this request (%s); trying again on a fresh one",
+                      resp->log_detail ? resp->log_detail : "no detail");
     }
-    if (!livy_api_check_schema(conn, r->pool, resp))
-        livy_api_handle(cfg, req, route, conn, r->pool, resp);
-    livy_pool_release(sconf, conn, resp->conn_broken);
 
     /* 501 is the UI without mod_proxy: said once at startup (livy_ui_post_config) */
     if (resp->status >= 500 && resp->status != HTTP_NOT_IMPLEMENTED)
@@ -282,6 +319,8 @@ static void livy_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(livy_supervisor_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(livy_ui_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(livy_pool_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(livy_mounts_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(livy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(livy_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(livy_map_to_storage, NULL, NULL, APR_HOOK_FIRST);

@@ -5,29 +5,39 @@
 #include "httpd.h"
 #include "http_config.h"
 
-#include <apr_reslist.h>
 #include <apr_tables.h>
 
 #include "livy_api.h"
 
 typedef enum { LIVY_SUPERVISOR_EXTERNAL = 0, LIVY_SUPERVISOR_MANAGED = 1 } livy_supervisor_mode_e;
 
+/* A per-process pool of database connections (mod_livy_pool.c). */
+typedef struct livy_pool_t livy_pool_t;
+
 /* Per server (virtual host). */
 typedef struct {
     const char *conninfo;             /* LivyDatabase */
-    int pool_max;                     /* LivyDatabasePoolSize; 0 = the MPM's threads per child */
-    apr_interval_time_t acquire_timeout; /* LivyDatabaseAcquireTimeout */
+    int pool_max;                     /* LivyDatabasePoolMax; -1 = the MPM's threads per child */
+    apr_interval_time_t acquire_timeout; /* LivyDatabaseAcquireTimeout; -1 = unset */
+    apr_interval_time_t pool_idle;    /* LivyDatabasePoolIdle; 0 = never; -1 = unset */
+    apr_interval_time_t statement_timeout; /* LivyDatabaseStatementTimeout; 0 = none; -1 = unset */
     livy_supervisor_mode_e supervisor_mode; /* LivySupervisor */
     int supervisor_mode_set;
     const char *supervisor_binary;    /* LivySupervisorBinary */
     const char *supervisor_config;    /* LivySupervisorConfig */
     apr_array_header_t *blocked_conf; /* LivyBlockedConf */
-    apr_reslist_t *pool;              /* built in child_init; shared with vhosts of the same DB */
+    livy_pool_t *pool;                /* built in child_init; shared with vhosts of the same DB */
 } livy_server_conf_t;
 
 /* Per directory / location. */
 typedef struct {
-    const char *base_path;            /* the <Location> the handler is mounted at */
+    /* Where the handler is mounted: set (mount_set) only on the <Location> or <LocationMatch>
+     * sections that set a handler (livy_mounts_post_config), so that sections merged after
+     * it which only add policy do not move it. */
+    int mount_set;
+    const char *mount_path;           /* a <Location> path, without its trailing '/' */
+    ap_regex_t *mount_regex;          /* a <LocationMatch>: the mount is what it matched */
+    const char *section_path;         /* the innermost section with a Livy directive */
     apr_off_t max_body;               /* LivyMaxBodySize; -1 = unset */
     apr_off_t max_statement;          /* LivyMaxStatementSize; -1 = unset */
     int csrf;                         /* LivyCsrfProtection; -1 = unset */
@@ -43,6 +53,8 @@ typedef struct {
 
 #define LIVY_DEFAULT_MAX_BODY (1024 * 1024)
 #define LIVY_DEFAULT_ACQUIRE_TIMEOUT apr_time_from_sec(5)
+#define LIVY_DEFAULT_POOL_IDLE apr_time_from_sec(60)
+#define LIVY_DEFAULT_STATEMENT_TIMEOUT apr_time_from_sec(30)
 
 extern module AP_MODULE_DECLARE_DATA livy_module;
 extern const command_rec livy_directives[];
@@ -52,10 +64,30 @@ void *livy_merge_server_conf(apr_pool_t *p, void *base, void *add);
 void *livy_create_dir_conf(apr_pool_t *p, char *dir);
 void *livy_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 
+/* One accessor per setting: the directive's value or its default. */
+int livy_conf_pool_max(const livy_server_conf_t *conf);
+apr_interval_time_t livy_conf_acquire_timeout(const livy_server_conf_t *conf);
+apr_interval_time_t livy_conf_pool_idle(const livy_server_conf_t *conf);
+apr_interval_time_t livy_conf_statement_timeout(const livy_server_conf_t *conf);
+
+/* Marks the sections that set a handler as mount points (mod_livy_config.c). */
+int livy_mounts_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s);
+
 /* The connection pool (mod_livy_pool.c). */
 void livy_pool_child_init(apr_pool_t *pchild, server_rec *s);
-/* Borrows a live connection; NULL with *why set when none can be had in time. */
-livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, const char **why);
+/* Warns once per (re)start when the pools of every process could exceed the database's
+ * max_connections. */
+int livy_pool_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+/* Borrows a live connection, waiting (connect included) at most LivyDatabaseAcquireTimeout;
+ * fresh: open a new one rather than reuse an idle one. NULL with *why set (in r->pool) when
+ * none can be had in time. */
+livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fresh,
+                               const char **why);
+/* Whether a request that failed on c with a broken connection may run again on a fresh one:
+ * c had sat idle in the pool, the server closed it (PQstatus bad), and either the request only
+ * reads (idempotent) or no statement of it completed on c. */
+int livy_pool_may_retry(const livy_conn_t *c, int idempotent);
 void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken);
 
 /* What one request carries between hooks (r->request_config). */

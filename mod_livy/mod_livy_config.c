@@ -1,6 +1,8 @@
 /* mod_livy_config: the Livy* directives, and how server and directory configs merge. */
 #include "mod_livy.h"
 
+#include "ap_mpm.h"
+#include "http_core.h"
 #include "http_log.h"
 
 #include <apr_strings.h>
@@ -11,6 +13,8 @@ void *livy_create_server_conf(apr_pool_t *p, server_rec *s)
     livy_server_conf_t *c = apr_pcalloc(p, sizeof *c);
     c->acquire_timeout = -1;
     c->pool_max = -1;
+    c->pool_idle = -1;
+    c->statement_timeout = -1;
     return c;
 }
 
@@ -20,12 +24,40 @@ void *livy_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->conninfo = add->conninfo ? add->conninfo : base->conninfo;
     c->pool_max = add->pool_max >= 0 ? add->pool_max : base->pool_max;
     c->acquire_timeout = add->acquire_timeout >= 0 ? add->acquire_timeout : base->acquire_timeout;
+    c->pool_idle = add->pool_idle >= 0 ? add->pool_idle : base->pool_idle;
+    c->statement_timeout = add->statement_timeout >= 0 ? add->statement_timeout
+                                                       : base->statement_timeout;
     c->supervisor_mode = add->supervisor_mode_set ? add->supervisor_mode : base->supervisor_mode;
     c->supervisor_mode_set = add->supervisor_mode_set || base->supervisor_mode_set;
     c->supervisor_binary = add->supervisor_binary ? add->supervisor_binary : base->supervisor_binary;
     c->supervisor_config = add->supervisor_config ? add->supervisor_config : base->supervisor_config;
     c->blocked_conf = add->blocked_conf ? add->blocked_conf : base->blocked_conf;
     return c;
+}
+
+int livy_conf_pool_max(const livy_server_conf_t *conf)
+{
+    if (conf->pool_max > 0)
+        return conf->pool_max;
+    int threads = 1;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    return threads < 1 ? 1 : threads;
+}
+
+apr_interval_time_t livy_conf_acquire_timeout(const livy_server_conf_t *conf)
+{
+    return conf->acquire_timeout >= 0 ? conf->acquire_timeout : LIVY_DEFAULT_ACQUIRE_TIMEOUT;
+}
+
+apr_interval_time_t livy_conf_pool_idle(const livy_server_conf_t *conf)
+{
+    return conf->pool_idle >= 0 ? conf->pool_idle : LIVY_DEFAULT_POOL_IDLE;
+}
+
+apr_interval_time_t livy_conf_statement_timeout(const livy_server_conf_t *conf)
+{
+    return conf->statement_timeout >= 0 ? conf->statement_timeout
+                                        : LIVY_DEFAULT_STATEMENT_TIMEOUT;
 }
 
 void *livy_create_dir_conf(apr_pool_t *p, char *dir)
@@ -36,11 +68,10 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     c->csrf = c->impersonation = c->access_control = -1;
     c->max_sessions_per_user = c->max_starting_sessions = -1;
     if (dir) {
-        /* Location paths are mount points; "/" mounts at the root. */
         size_t n = strlen(dir);
         while (n > 0 && dir[n - 1] == '/')
             n--;
-        c->base_path = apr_pstrmemdup(p, dir, n);
+        c->section_path = apr_pstrmemdup(p, dir, n);
     }
     return c;
 }
@@ -48,7 +79,12 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
 void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     livy_dir_conf_t *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof *c);
-    c->base_path = add->base_path ? add->base_path : base->base_path;
+    /* The mount is the section that set the handler, however many merge after it. */
+    const livy_dir_conf_t *mount = add->mount_set ? add : base;
+    c->mount_set = mount->mount_set;
+    c->mount_path = mount->mount_path;
+    c->mount_regex = mount->mount_regex;
+    c->section_path = add->section_path ? add->section_path : base->section_path;
     c->max_body = add->max_body >= 0 ? add->max_body : base->max_body;
     c->max_statement = add->max_statement >= 0 ? add->max_statement : base->max_statement;
 #define MERGE_FLAG(f) c->f = add->f >= 0 ? add->f : base->f
@@ -67,6 +103,41 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     return c;
 }
 
+/* Records on each <Location> or <LocationMatch> section that sets a handler (SetHandler
+ * livy, or any other, which ends what an enclosing one set) that it is a mount point. Core's
+ * own record of a section (its path, regex, handler) is final once the configuration is read;
+ * the sections are merged per request, so this reaches every request. */
+static void mark_mounts(apr_pool_t *pconf, apr_array_header_t *sections)
+{
+    for (int i = 0; sections && i < sections->nelts; i++) {
+        ap_conf_vector_t *section = APR_ARRAY_IDX(sections, i, ap_conf_vector_t *);
+        core_dir_config *core = ap_get_core_module_config(section);
+        if (!core || !core->expr_handler || !core->d)
+            continue;
+        livy_dir_conf_t *dc = ap_get_module_config(section, &livy_module);
+        if (!dc) {
+            dc = livy_create_dir_conf(pconf, NULL);
+            ap_set_module_config(section, &livy_module, dc);
+        }
+        dc->mount_set = 1;
+        dc->mount_regex = core->r;
+        size_t n = strlen(core->d);
+        while (n > 0 && core->d[n - 1] == '/')
+            n--;
+        dc->mount_path = apr_pstrmemdup(pconf, core->d, n);
+    }
+}
+
+int livy_mounts_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *main_server)
+{
+    for (server_rec *s = main_server; s; s = s->next) {
+        core_server_config *core = ap_get_core_module_config(s->module_config);
+        mark_mounts(pconf, core->sec_url);
+    }
+    return OK;
+}
+
 static livy_server_conf_t *server_conf(cmd_parms *cmd)
 {
     return ap_get_module_config(cmd->server->module_config, &livy_module);
@@ -81,13 +152,26 @@ static const char *set_database(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *set_pool_size(cmd_parms *cmd, void *dc, const char *arg)
+static const char *set_pool_max(cmd_parms *cmd, void *dc, const char *arg)
 {
     char *end;
     long n = strtol(arg, &end, 10);
     if (*end || n < 1 || n > 1024)
-        return "LivyDatabasePoolSize must be a number of connections between 1 and 1024";
+        return apr_psprintf(cmd->pool, "%s must be a number of connections between 1 and 1024",
+                            cmd->cmd->name);
     server_conf(cmd)->pool_max = (int)n;
+    return NULL;
+}
+
+/* A duration in httpd's grammar (seconds by default; ms, s, mi, h suffixes), 0 allowed. */
+static const char *set_server_duration(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_interval_time_t t;
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0
+        || t > apr_time_from_sec(86400))
+        return apr_psprintf(cmd->pool, "%s must be a duration up to a day (e.g. 60, 60s, "
+                            "500ms, 5mi; 0 for none)", cmd->cmd->name);
+    *(apr_interval_time_t *)((char *)server_conf(cmd) + (apr_size_t)cmd->info) = t;
     return NULL;
 }
 
@@ -228,10 +312,21 @@ const command_rec livy_directives[] = {
                   LIVY_DIR_CONTEXTS, "sessions that may be starting at once (0: no limit)"),
     AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
                   "libpq connection string of the session database"),
-    AP_INIT_TAKE1("LivyDatabasePoolSize", set_pool_size, NULL, RSRC_CONF,
-                  "database connections per httpd process (default: threads per process)"),
+    AP_INIT_TAKE1("LivyDatabasePoolMax", set_pool_max, NULL, RSRC_CONF,
+                  "database connections per httpd process at most (default: threads per "
+                  "process)"),
+    AP_INIT_TAKE1("LivyDatabasePoolSize", set_pool_max, NULL, RSRC_CONF,
+                  "the former name of LivyDatabasePoolMax"),
+    AP_INIT_TAKE1("LivyDatabasePoolIdle", set_server_duration,
+                  (void *)APR_OFFSETOF(livy_server_conf_t, pool_idle), RSRC_CONF,
+                  "close database connections idle this long (default 60s; 0: never)"),
+    AP_INIT_TAKE1("LivyDatabaseStatementTimeout", set_server_duration,
+                  (void *)APR_OFFSETOF(livy_server_conf_t, statement_timeout), RSRC_CONF,
+                  "statement_timeout of the module's database connections (default 30s; 0: "
+                  "the role's or server's)"),
     AP_INIT_TAKE1("LivyDatabaseAcquireTimeout", set_acquire_timeout, NULL, RSRC_CONF,
-                  "seconds a request waits for a free database connection before a 503"),
+                  "seconds a request waits for a database connection (connecting included) "
+                  "before a 503"),
     AP_INIT_TAKE1("LivySupervisor", set_supervisor, NULL, RSRC_CONF,
                   "'managed': httpd starts and respawns livy-supervisor; 'external' (default)"),
     AP_INIT_TAKE1("LivySupervisorBinary", set_supervisor_binary, NULL, RSRC_CONF,

@@ -1,62 +1,329 @@
-/* mod_livy_pool: a per-process pool of PostgreSQL connections (apr_reslist), built in
- * child_init; dead connections are noticed before use and replaced; acquiring waits a bounded
- * time. The shape of mod_dbd's pool, with the acquire timeout it lacks. */
+/* mod_livy_pool: a per-process pool of PostgreSQL connections, built in child_init. Connections
+ * are opened outside the pool's lock within the acquire deadline, checked before use (one the
+ * server closed is replaced), closed after sitting idle too long, and their notices go to the
+ * error log. Also the startup check of the pools' size against the server's max_connections. */
 #include "mod_livy.h"
 
 #include "ap_mpm.h"
+#include "http_core.h"
 #include "http_log.h"
 
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#include <errno.h>
+#include <libpq-events.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "livy_db.h"
 
 APLOG_USE_MODULE(livy);
 
-typedef struct {
-    const char *conninfo;
-    server_rec *s;
-} pool_ctx_t;
+/* A pooled connection: what the engine sees first, then the pool's bookkeeping. */
+typedef struct pooled_conn_t {
+    livy_conn_t conn;
+    struct pooled_conn_t *next; /* in the idle list */
+    livy_pool_t *pool;
+    apr_time_t idle_since;
+    int reused;          /* this borrow took it from the idle list */
+    int server_fatal;    /* the server sent FATAL or PANIC: it is closing the connection */
+    int completed;       /* statements that completed on it during this borrow */
+} pooled_conn_t;
 
-static apr_status_t conn_construct(void **resource, void *params, apr_pool_t *p)
+struct livy_pool_t {
+    server_rec *s;
+    apr_thread_mutex_t *mutex;
+    apr_thread_cond_t *freed;   /* a connection went back, or a slot came free */
+    apr_thread_cond_t *tick;    /* wakes the reaper */
+    apr_thread_t *reaper;
+    pooled_conn_t *idle;        /* most recently released first */
+    int open;                   /* connections open or being opened (reserved slots) */
+    int max;
+    int stopping;
+    apr_interval_time_t acquire_timeout;
+    apr_interval_time_t idle_expiry; /* 0: never */
+    const char **keys, **vals;  /* the connection parameters, ours then the operator's */
+};
+
+/* ---- connecting ---- */
+
+/* libpq's notices (and a server's last words before it closes the connection) into the error
+ * log, with our tag, instead of httpd's stderr. */
+static void conn_notice(void *arg, const char *message)
 {
-    pool_ctx_t *ctx = params;
-    /* Our defaults first, so that anything in the operator's conninfo wins. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"5", "mod_livy", ctx->conninfo, NULL};
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    pooled_conn_t *pc = arg;
+    size_t n = strlen(message);
+    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == ' '))
+        n--;
+    int fatal = !strncmp(message, "FATAL", 5) || !strncmp(message, "PANIC", 5);
+    int warning = fatal || !strncmp(message, "WARNING", 7) || !strncmp(message, "ERROR", 5);
+    if (fatal && pc)
+        pc->server_fatal = 1;
+    ap_log_error(APLOG_MARK, warning ? APLOG_WARNING : APLOG_INFO, 0,
+                 pc ? pc->pool->s : NULL, "livy: database: %.*s", (int)n, message);
+}
+
+/* Counts the statements that completed (a command tag came back; preparing one has none):
+ * after one, a request that changes state cannot be run again safely. */
+static int conn_event(PGEventId id, void *info, void *arg)
+{
+    pooled_conn_t *pc = arg;
+    if (id == PGEVT_RESULTCREATE) {
+        PGresult *res = ((PGEventResultCreate *)info)->result;
+        ExecStatusType st = PQresultStatus(res);
+        const char *tag = PQcmdStatus(res);
+        if ((st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) && tag && *tag)
+            pc->completed++;
+    }
+    return 1;
+}
+
+/* Opens a connection with the parameters keys/vals, giving up at deadline (the connect never
+ * blocks past it: PQconnectPoll and poll(), not connect_timeout). NULL with *why in p. */
+static PGconn *connect_by(const char *const *keys, const char *const *vals,
+                          apr_time_t deadline, apr_pool_t *p, const char **why)
+{
+    PGconn *pg = PQconnectStartParams(keys, vals, 1);
+    if (!pg) {
+        *why = "out of memory";
+        return NULL;
+    }
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (PQstatus(pg) != CONNECTION_BAD && st != PGRES_POLLING_OK
+           && st != PGRES_POLLING_FAILED) {
+        apr_interval_time_t left = deadline - apr_time_now();
+        if (left <= 0) {
+            *why = "connecting timed out";
+            PQfinish(pg);
+            return NULL;
+        }
+        struct pollfd pfd = {.fd = PQsocket(pg),
+                             .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        int ready = pfd.fd < 0 ? 1 : poll(&pfd, 1, (int)((left + 999) / 1000));
+        if (ready < 0 && errno != EINTR) {
+            *why = "poll() failed while connecting";
+            PQfinish(pg);
+            return NULL;
+        }
+        if (ready > 0)
+            st = PQconnectPoll(pg);
+    }
     if (PQstatus(pg) != CONNECTION_OK) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ctx->s,
-                     "livy: cannot connect to the session database: %s",
-                     livy_db_error(pg, p));
+        *why = livy_db_error(pg, p);
         PQfinish(pg);
-        return APR_EGENERAL;
+        return NULL;
     }
-    livy_conn_t *c = calloc(1, sizeof *c);
-    if (!c) {
+    return pg;
+}
+
+/* Our defaults first, so that anything in the operator's conninfo (expanded from dbname, last)
+ * wins: keepalives notice a peer that vanished, statement_timeout bounds a query. The parent's
+ * one startup check (in_parent) skips libpq's GSSAPI probe, whose Kerberos thread-specific
+ * data would stay allocated in httpd's main thread for the life of the server. */
+static void connect_params(apr_pool_t *p, const char *conninfo,
+                           apr_interval_time_t statement_timeout, int in_parent,
+                           const char ***keys, const char ***vals)
+{
+    static const char *const k[] = {"gssencmode", "connect_timeout", "application_name",
+                                    "keepalives", "keepalives_idle", "keepalives_interval",
+                                    "keepalives_count", "options", "dbname", NULL};
+    const char **v = apr_pcalloc(p, sizeof k);
+    v[0] = in_parent ? "disable" : NULL; /* NULL: libpq's default */
+    v[1] = "5";
+    v[2] = "mod_livy";
+    v[3] = "1";
+    v[4] = "30";
+    v[5] = "10";
+    v[6] = "3";
+    /* none (0): the role's or the server's own setting holds */
+    v[7] = statement_timeout <= 0 ? NULL
+         : apr_psprintf(p, "-c statement_timeout=%" APR_INT64_T_FMT,
+                        (apr_int64_t)apr_time_as_msec(statement_timeout));
+    v[8] = conninfo;
+    *keys = (const char **)k;
+    *vals = v;
+}
+
+static pooled_conn_t *conn_open(livy_pool_t *pool, apr_time_t deadline, apr_pool_t *p,
+                                const char **why)
+{
+    PGconn *pg = connect_by(pool->keys, pool->vals, deadline, p, why);
+    if (!pg)
+        return NULL;
+    pooled_conn_t *pc = calloc(1, sizeof *pc);
+    if (!pc || !PQregisterEventProc(pg, conn_event, "mod_livy", pc)) {
+        *why = "out of memory";
         PQfinish(pg);
-        return APR_ENOMEM;
+        free(pc);
+        return NULL;
     }
-    c->pg = pg;
-    *resource = c;
+    pc->conn.pg = pg;
+    pc->pool = pool;
+    PQsetNoticeProcessor(pg, conn_notice, pc);
+    return pc;
+}
+
+static void conn_close(pooled_conn_t *pc)
+{
+    PQfinish(pc->conn.pg);
+    free(pc);
+}
+
+static void close_list(pooled_conn_t *list)
+{
+    while (list) {
+        pooled_conn_t *next = list->next;
+        conn_close(list);
+        list = next;
+    }
+}
+
+/* A pooled connection the server has closed (a restart, an administrator, a crash) has its
+ * socket readable while idle: read what is there, which hands the server's FATAL to
+ * conn_notice, until the socket is drained or the end of the connection is seen. */
+static int conn_usable(pooled_conn_t *pc)
+{
+    PGconn *pg = pc->conn.pg;
+    for (int round = 0; round < 8; round++) {
+        if (PQstatus(pg) != CONNECTION_OK || pc->server_fatal)
+            return 0;
+        struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+        if (pfd.fd < 0)
+            return 0;
+        int ready = poll(&pfd, 1, 0);
+        if (ready == 0)
+            return PQtransactionStatus(pg) == PQTRANS_IDLE;
+        if (ready < 0 || !PQconsumeInput(pg))
+            return 0;
+        PGnotify *n;
+        while ((n = PQnotifies(pg))) /* parses what came, notices included */
+            PQfreemem(n);
+    }
+    return 0; /* still talking to an idle client: do not trust it */
+}
+
+/* ---- the pool ---- */
+
+/* Cuts the connections idle since before now - idle_expiry off the idle list (the oldest are
+ * last) and returns them, to be closed with close_slots outside the lock. */
+static pooled_conn_t *take_expired(livy_pool_t *pool, apr_time_t now)
+{
+    if (pool->idle_expiry <= 0)
+        return NULL;
+    apr_time_t cutoff = now - pool->idle_expiry;
+    pooled_conn_t **link = &pool->idle;
+    while (*link && (*link)->idle_since >= cutoff)
+        link = &(*link)->next;
+    pooled_conn_t *expired = *link;
+    *link = NULL;
+    return expired;
+}
+
+/* Closes connections taken off the idle list (called without the lock), then frees their
+ * slots: the count of open connections never falls below what the server sees. */
+static void close_slots(livy_pool_t *pool, pooled_conn_t *list)
+{
+    int n = 0;
+    for (pooled_conn_t *pc = list; pc; pc = pc->next)
+        n++;
+    close_list(list);
+    apr_thread_mutex_lock(pool->mutex);
+    pool->open -= n;
+    apr_thread_cond_broadcast(pool->freed);
+    apr_thread_mutex_unlock(pool->mutex);
+}
+
+/* Closes idle connections as they expire, without waiting for traffic. */
+static void *APR_THREAD_FUNC reaper_main(apr_thread_t *thread, void *arg)
+{
+    livy_pool_t *pool = arg;
+    apr_interval_time_t interval = pool->idle_expiry / 4;
+    if (interval < apr_time_from_msec(250))
+        interval = apr_time_from_msec(250);
+    if (interval > apr_time_from_sec(15))
+        interval = apr_time_from_sec(15);
+    apr_thread_mutex_lock(pool->mutex);
+    while (!pool->stopping) {
+        apr_thread_cond_timedwait(pool->tick, pool->mutex, interval);
+        if (pool->stopping)
+            break;
+        pooled_conn_t *expired = take_expired(pool, apr_time_now());
+        if (expired) {
+            apr_thread_mutex_unlock(pool->mutex);
+            close_slots(pool, expired);
+            apr_thread_mutex_lock(pool->mutex);
+        }
+    }
+    apr_thread_mutex_unlock(pool->mutex);
+    return NULL;
+}
+
+/* At child exit: stop the reaper, close what is idle. */
+static apr_status_t pool_cleanup(void *data)
+{
+    livy_pool_t *pool = data;
+    apr_thread_mutex_lock(pool->mutex);
+    pool->stopping = 1;
+    apr_thread_cond_broadcast(pool->tick);
+    apr_thread_mutex_unlock(pool->mutex);
+    if (pool->reaper) {
+        apr_status_t rv;
+        apr_thread_join(&rv, pool->reaper);
+        pool->reaper = NULL;
+    }
+    apr_thread_mutex_lock(pool->mutex);
+    pooled_conn_t *idle = pool->idle;
+    pool->idle = NULL;
+    apr_thread_mutex_unlock(pool->mutex);
+    close_list(idle);
     return APR_SUCCESS;
 }
 
-static apr_status_t conn_destruct(void *resource, void *params, apr_pool_t *p)
+static livy_pool_t *pool_create(apr_pool_t *pchild, server_rec *s, livy_server_conf_t *c,
+                                int max)
 {
-    livy_conn_t *c = resource;
-    PQfinish(c->pg);
-    free(c);
-    return APR_SUCCESS;
+    livy_pool_t *pool = apr_pcalloc(pchild, sizeof *pool);
+    pool->s = s;
+    pool->max = max;
+    pool->acquire_timeout = livy_conf_acquire_timeout(c);
+    pool->idle_expiry = livy_conf_pool_idle(c);
+    connect_params(pchild, c->conninfo, livy_conf_statement_timeout(c), 0, &pool->keys,
+                   &pool->vals);
+    apr_status_t rv = apr_thread_mutex_create(&pool->mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+    if (rv == APR_SUCCESS)
+        rv = apr_thread_cond_create(&pool->freed, pchild);
+    if (rv == APR_SUCCESS)
+        rv = apr_thread_cond_create(&pool->tick, pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "livy: cannot create the connection pool");
+        return NULL;
+    }
+    /* Before pchild's subpools (the reaper's own) and its cleanups (the mutex, the
+     * conditions) go. */
+    apr_pool_pre_cleanup_register(pchild, pool, pool_cleanup);
+    if (pool->idle_expiry > 0) {
+        /* The reaper takes no signals: they are the MPM's business, on its own threads. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        rv = apr_thread_create(&pool->reaper, NULL, reaper_main, pool, pchild);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rv != APR_SUCCESS) {
+            pool->reaper = NULL;
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "livy: cannot start the thread that "
+                         "closes idle database connections; they close when the pool is next "
+                         "used");
+        }
+    }
+    return pool;
 }
 
 void livy_pool_child_init(apr_pool_t *pchild, server_rec *main_server)
 {
-    int threads = 1;
-    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    if (threads < 1)
-        threads = 1;
     livy_server_conf_t *main_conf = ap_get_module_config(main_server->module_config,
                                                          &livy_module);
     for (server_rec *s = main_server; s; s = s->next) {
@@ -67,73 +334,174 @@ void livy_pool_child_init(apr_pool_t *pchild, server_rec *main_server)
             c->pool = main_conf->pool; /* same database: one pool per process */
             continue;
         }
-        pool_ctx_t *ctx = apr_pcalloc(pchild, sizeof *ctx);
-        ctx->conninfo = c->conninfo;
-        ctx->s = s;
-        int max = c->pool_max > 0 ? c->pool_max : threads;
-        apr_status_t rv = apr_reslist_create(&c->pool, 0, max < 2 ? 1 : 2, max,
-                                             apr_time_from_sec(300), conn_construct,
-                                             conn_destruct, ctx, pchild);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "livy: cannot create the connection pool");
-            c->pool = NULL;
-            continue;
-        }
-        apr_reslist_timeout_set(c->pool, c->acquire_timeout >= 0 ? c->acquire_timeout
-                                                                 : LIVY_DEFAULT_ACQUIRE_TIMEOUT);
+        c->pool = pool_create(pchild, s, c, livy_conf_pool_max(c));
     }
 }
 
-/* A pooled connection the server has closed (a restart, an idle timeout) has its socket
- * readable while idle: notice that without a round trip. */
-static int conn_is_alive(livy_conn_t *c)
+livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fresh,
+                               const char **why)
 {
-    if (PQstatus(c->pg) != CONNECTION_OK)
-        return 0;
-    struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
-    if (pfd.fd < 0)
-        return 0;
-    if (poll(&pfd, 1, 0) == 0)
-        return 1;
-    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
-        return 0;
-    PGnotify *n;
-    while ((n = PQnotifies(c->pg)))
-        PQfreemem(n);
-    return PQtransactionStatus(c->pg) == PQTRANS_IDLE;
-}
-
-livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, const char **why)
-{
-    if (!conf->pool) {
+    livy_pool_t *pool = conf->pool;
+    if (!pool) {
         *why = "no database configured or the pool could not be created";
         return NULL;
     }
-    /* Each stale connection found is replaced; bound the loop by the pool's size. */
-    for (int attempt = 0; attempt < 64; attempt++) {
-        void *res;
-        apr_status_t rv = apr_reslist_acquire(conf->pool, &res);
-        if (rv != APR_SUCCESS) {
-            *why = APR_STATUS_IS_TIMEUP(rv) ? "every database connection stayed busy"
-                                            : "cannot connect to the database";
-            return NULL;
+    apr_time_t deadline = apr_time_now() + pool->acquire_timeout;
+    apr_thread_mutex_lock(pool->mutex);
+    for (;;) {
+        apr_time_t now = apr_time_now();
+        pooled_conn_t *drop = take_expired(pool, now);
+        if (!drop && pool->idle && fresh && pool->open >= pool->max) {
+            drop = pool->idle; /* make room for the fresh one */
+            pool->idle = drop->next;
+            drop->next = NULL;
         }
-        livy_conn_t *c = res;
-        if (conn_is_alive(c))
-            return c;
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "livy: replacing a database connection the server closed");
-        apr_reslist_invalidate(conf->pool, c);
+        if (drop) {
+            apr_thread_mutex_unlock(pool->mutex);
+            close_slots(pool, drop);
+            apr_thread_mutex_lock(pool->mutex);
+            continue;
+        }
+        pooled_conn_t *pc = NULL;
+        if (pool->idle && !fresh) {
+            pc = pool->idle;
+            pool->idle = pc->next;
+        } else if (pool->open < pool->max) {
+            pool->open++; /* the slot is ours; connect without the lock */
+        } else {
+            apr_interval_time_t left = deadline - now;
+            if (left <= 0) {
+                apr_thread_mutex_unlock(pool->mutex);
+                *why = apr_psprintf(r->pool, "all %d database connections of this process "
+                                    "stayed busy", pool->max);
+                return NULL;
+            }
+            apr_thread_cond_timedwait(pool->freed, pool->mutex, left);
+            continue;
+        }
+        apr_thread_mutex_unlock(pool->mutex);
+
+        if (pc) {
+            pc->next = NULL;
+            if (conn_usable(pc)) {
+                pc->reused = 1;
+                pc->completed = 0;
+                return &pc->conn;
+            }
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "livy: replacing a database connection the server closed");
+            close_slots(pool, pc);
+            apr_thread_mutex_lock(pool->mutex);
+            continue;
+        }
+
+        pc = conn_open(pool, deadline, r->pool, why);
+        if (pc) {
+            pc->reused = 0;
+            pc->completed = 0;
+            return &pc->conn;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "livy: cannot connect to the session database: %s", *why);
+        *why = apr_pstrcat(r->pool, "cannot connect to the database: ", *why, NULL);
+        apr_thread_mutex_lock(pool->mutex);
+        pool->open--;
+        apr_thread_cond_signal(pool->freed);
+        apr_thread_mutex_unlock(pool->mutex);
+        return NULL;
     }
-    *why = "cannot get a working database connection";
-    return NULL;
+}
+
+int livy_pool_may_retry(const livy_conn_t *c, int idempotent)
+{
+    const pooled_conn_t *pc = (const pooled_conn_t *)c;
+    return pc->reused && PQstatus(c->pg) == CONNECTION_BAD && (idempotent || !pc->completed);
 }
 
 void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken)
 {
-    if (broken || PQstatus(c->pg) != CONNECTION_OK
-        || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-        apr_reslist_invalidate(conf->pool, c);
-    else
-        apr_reslist_release(conf->pool, c);
+    pooled_conn_t *pc = (pooled_conn_t *)c;
+    livy_pool_t *pool = pc->pool;
+    if (broken || PQstatus(c->pg) != CONNECTION_OK || pc->server_fatal
+        || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        pc->next = NULL;
+        close_slots(pool, pc);
+        return;
+    }
+    apr_time_t now = apr_time_now();
+    apr_thread_mutex_lock(pool->mutex);
+    pc->idle_since = now;
+    pc->next = pool->idle;
+    pool->idle = pc;
+    pooled_conn_t *expired = take_expired(pool, now);
+    apr_thread_cond_signal(pool->freed);
+    apr_thread_mutex_unlock(pool->mutex);
+    if (expired)
+        close_slots(pool, expired);
+}
+
+/* ---- sizing, checked at startup ---- */
+
+/* How many connections the pools of every process may open, against what the server allows;
+ * a warning with the arithmetic when it may not fit. Once per (re)start, from the parent, over
+ * a short-lived connection. */
+int livy_pool_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                          server_rec *main_server)
+{
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK; /* the first pass only checks the configuration */
+    int threads = 0, daemons = 0, hard = 0;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons);
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &hard);
+    if (daemons < 1)
+        daemons = 1;
+    apr_table_t *seen = apr_table_make(ptemp, 4);
+    for (server_rec *s = main_server; s; s = s->next) {
+        livy_server_conf_t *c = ap_get_module_config(s->module_config, &livy_module);
+        if (!c->conninfo || apr_table_get(seen, c->conninfo))
+            continue;
+        apr_table_setn(seen, c->conninfo, "1");
+        int max = livy_conf_pool_max(c);
+        long total = (long)max * daemons;
+
+        const char **keys, **vals;
+        const char *why = NULL;
+        connect_params(ptemp, c->conninfo, livy_conf_statement_timeout(c), 1, &keys, &vals);
+        PGconn *pg = connect_by(keys, vals, apr_time_now() + apr_time_from_sec(3), ptemp, &why);
+        PGresult *res = NULL;
+        if (pg) {
+            PQsetNoticeProcessor(pg, conn_notice, NULL);
+            res = PQexec(pg, "SELECT current_setting('max_connections')::int,"
+                             " current_setting('superuser_reserved_connections')::int");
+            if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                why = livy_db_error(pg, ptemp);
+        }
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "livy: cannot compare the connection "
+                         "pools with the database's max_connections at startup (%s); skipped",
+                         why ? why : "no answer");
+        } else {
+            long max_conn = atol(PQgetvalue(res, 0, 0));
+            long reserved = atol(PQgetvalue(res, 0, 1));
+            const char *restart = hard > daemons
+                ? apr_psprintf(ptemp, " (up to %d during a graceful restart, ServerLimit)", hard)
+                : "";
+            if (total > max_conn - reserved)
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "livy: up to %d processes%s "
+                             "x LivyDatabasePoolMax %d = %ld connections may exceed "
+                             "PostgreSQL's max_connections %ld (minus %ld reserved); lower "
+                             "LivyDatabasePoolMax or MaxRequestWorkers, or put PgBouncer in "
+                             "front", daemons, restart, max, total, max_conn, reserved);
+            else
+                ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "livy: up to %d processes%s "
+                             "x LivyDatabasePoolMax %d = %ld connections, within "
+                             "PostgreSQL's max_connections %ld (minus %ld reserved)",
+                             daemons, restart, max, total, max_conn, reserved);
+        }
+        PQclear(res);
+        if (pg)
+            PQfinish(pg);
+    }
+    return OK;
 }
