@@ -35,14 +35,14 @@ PGconn *livy_db_connect(const char *conninfo, apr_pool_t *p, const char **errmsg
 }
 
 void livy_db_conn_params(const char *conninfo, const char *application_name,
-                         long statement_timeout_ms, const char *const **keys,
-                         const char *const **values, apr_pool_t *p)
+                         int connect_timeout_s, long statement_timeout_ms,
+                         const char *const **keys, const char *const **values, apr_pool_t *p)
 {
     const char **k = apr_pcalloc(p, 12 * sizeof *k);
     const char **v = apr_pcalloc(p, 12 * sizeof *v);
     int n = 0;
     k[n] = "application_name", v[n++] = application_name;
-    k[n] = "connect_timeout", v[n++] = "10";
+    k[n] = "connect_timeout", v[n++] = apr_psprintf(p, "%d", connect_timeout_s);
     /* A peer that vanished (a failover, a cut cable) is noticed in about a minute on an idle
      * connection, and in 30 s when data waits unacknowledged. */
     k[n] = "keepalives", v[n++] = "1";

@@ -13,12 +13,12 @@ PGconn *livy_db_connect(const char *conninfo, apr_pool_t *p, const char **errmsg
 
 /* Connection defaults for a long-lived connection, as keyword/value arrays for
  * PQconnectdbParams / PQconnectStartParams with expand_dbname = 1: application_name, a
- * connect_timeout, TCP keepalives, a TCP user timeout and (when statement_timeout_ms > 0) a
+ * connect_timeout (connect_timeout_s), TCP keepalives, a TCP user timeout and (when statement_timeout_ms > 0) a
  * statement_timeout, then `dbname` = conninfo last, so that anything the operator's conninfo
  * says wins. The arrays are NULL-terminated and allocated in p. */
 void livy_db_conn_params(const char *conninfo, const char *application_name,
-                         long statement_timeout_ms, const char *const **keys,
-                         const char *const **values, apr_pool_t *p);
+                         int connect_timeout_s, long statement_timeout_ms,
+                         const char *const **keys, const char *const **values, apr_pool_t *p);
 
 /* Runs a prepared statement without ever waiting longer than timeout_ms in total (sending
  * included): libpq's asynchronous API and poll(). Returns the last result (the caller

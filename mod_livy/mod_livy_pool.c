@@ -128,23 +128,22 @@ static void connect_params(apr_pool_t *p, const char *conninfo,
                            apr_interval_time_t statement_timeout, int in_parent,
                            const char ***keys, const char ***vals)
 {
-    static const char *const k[] = {"gssencmode", "connect_timeout", "application_name",
-                                    "keepalives", "keepalives_idle", "keepalives_interval",
-                                    "keepalives_count", "options", "dbname", NULL};
-    const char **v = apr_pcalloc(p, sizeof k);
+    /* The engine's defaults (keepalives, tcp_user_timeout, statement_timeout; none when 0: the
+     * role's or the server's own setting holds), then libpq's GSSAPI probe off in the parent. */
+    const char *const *k0, *const *v0;
+    livy_db_conn_params(conninfo, "mod_livy", 5,
+                        statement_timeout <= 0 ? 0 : (long)apr_time_as_msec(statement_timeout),
+                        &k0, &v0, p);
+    int n = 0;
+    while (k0[n])
+        n++;
+    const char **k = apr_pcalloc(p, (size_t)(n + 2) * sizeof *k);
+    const char **v = apr_pcalloc(p, (size_t)(n + 2) * sizeof *v);
+    k[0] = "gssencmode";
     v[0] = in_parent ? "disable" : NULL; /* NULL: libpq's default */
-    v[1] = "5";
-    v[2] = "mod_livy";
-    v[3] = "1";
-    v[4] = "30";
-    v[5] = "10";
-    v[6] = "3";
-    /* none (0): the role's or the server's own setting holds */
-    v[7] = statement_timeout <= 0 ? NULL
-         : apr_psprintf(p, "-c statement_timeout=%" APR_INT64_T_FMT,
-                        (apr_int64_t)apr_time_as_msec(statement_timeout));
-    v[8] = conninfo;
-    *keys = (const char **)k;
+    memcpy(k + 1, k0, (size_t)n * sizeof *k);
+    memcpy(v + 1, v0, (size_t)n * sizeof *v);
+    *keys = k;
     *vals = v;
 }
 

@@ -59,7 +59,7 @@ void sv_db_lost(sv_t *sv, const char *why)
 
 void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values)
 {
-    livy_db_conn_params(sv->cfg->database, "livy-supervisor",
+    livy_db_conn_params(sv->cfg->database, "livy-supervisor", 10,
                         (long)sv->cfg->db_statement_timeout_ms, keys, values, sv->pool);
 }
 
