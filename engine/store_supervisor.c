@@ -31,6 +31,7 @@ enum {
     Q_TAKEOVER,
     Q_REAP,
     Q_CLAIM,
+    Q_MINE,
     Q_SET_CHILD,
     Q_CLEAR_CHILD,
     Q_READY,
@@ -101,6 +102,9 @@ static const struct {
         "WHERE id IN (SELECT id FROM sessions WHERE supervisor_id IS NULL "
         "AND state = 'not_started' AND NOT deleted AND stop_requested IS NULL "
         "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT $2::int) RETURNING " SESSION_COLS},
+    [Q_MINE] = {"livy_sv_mine",
+        "SELECT " SESSION_COLS " FROM sessions WHERE supervisor_id = $1::bigint "
+        "AND (ended_at IS NULL OR repl_pid IS NOT NULL) ORDER BY id"},
     [Q_SET_CHILD] = {"livy_sv_set_child",
         "UPDATE sessions SET repl_pid = $2::int, repl_socket = $3 WHERE id = $1::bigint"},
     [Q_CLEAR_CHILD] = {"livy_sv_clear_child",
@@ -174,8 +178,13 @@ static const struct {
     [Q_PURGE] = {"livy_sv_purge",
         "WITH lock AS (SELECT pg_try_advisory_xact_lock(" LIVY_PURGE_LOCK_SQL ") AS got), "
         "gone AS (DELETE FROM sessions WHERE id IN (SELECT id FROM sessions "
-        "  WHERE (SELECT got FROM lock) AND ended_at IS NOT NULL AND repl_pid IS NULL "
-        "  AND ended_at < now() - $1::bigint * interval '1 millisecond' ORDER BY id "
+        "  WHERE (SELECT got FROM lock) AND ended_at IS NOT NULL "
+        "  AND ended_at < now() - $1::bigint * interval '1 millisecond' "
+        /* a REPL that may still run waits, unless its supervisor stopped that long ago too
+         * (a host that never came back after its sessions were reaped) */
+        "  AND (repl_pid IS NULL OR NOT EXISTS (SELECT 1 FROM supervisors v "
+        "    WHERE v.id = sessions.supervisor_id AND (v.stopped_at IS NULL "
+        "    OR v.stopped_at >= now() - $1::bigint * interval '1 millisecond'))) ORDER BY id "
         "  LIMIT $2::int) RETURNING id), "
         "sv AS (DELETE FROM supervisors v WHERE (SELECT got FROM lock) "
         "  AND stopped_at < now() - $1::bigint * interval '1 millisecond' "
@@ -408,6 +417,7 @@ int store_sv_req_wants_rows(const store_sv_req_t *r)
     case Q_HEARTBEAT:
     case Q_REAP:
     case Q_CLAIM:
+    case Q_MINE:
     case Q_FLAGS:
     case Q_TIMEOUTS:
     case Q_EXPIRE:
@@ -464,6 +474,12 @@ void store_sv_req_claim(store_sv_req_t *r, apr_int64_t me, int n, apr_pool_t *p)
     req(r, Q_CLAIM, 2);
     r->params[0] = i64(me, p);
     r->params[1] = int_text(n, p);
+}
+
+void store_sv_req_mine(store_sv_req_t *r, apr_int64_t me, apr_pool_t *p)
+{
+    req(r, Q_MINE, 1);
+    r->params[0] = i64(me, p);
 }
 
 apr_array_header_t *store_sv_parse_sessions(PGresult *res, apr_pool_t *p)

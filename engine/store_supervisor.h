@@ -112,6 +112,8 @@ void store_sv_req_reap(store_sv_req_t *r, apr_int64_t me, apr_int64_t dead_after
                        apr_int64_t now_ms, apr_pool_t *p);
 /* Claims up to n unclaimed sessions (state starting), in id order: store_sv_parse_sessions. */
 void store_sv_req_claim(store_sv_req_t *r, apr_int64_t me, int n, apr_pool_t *p);
+/* Every session this supervisor holds (live, or ended with a process that may run). */
+void store_sv_req_mine(store_sv_req_t *r, apr_int64_t me, apr_pool_t *p);
 apr_array_header_t *store_sv_parse_sessions(PGresult *res, apr_pool_t *p);
 void store_sv_req_set_child(store_sv_req_t *r, apr_int64_t session, int pid,
                             const char *socket_path, apr_pool_t *p);
@@ -140,7 +142,7 @@ void store_sv_req_expire_ended(store_sv_req_t *r, apr_int64_t list_ms, apr_pool_
 apr_array_header_t *store_sv_parse_ids(PGresult *res, apr_pool_t *p); /* of apr_int64_t */
 /* Deletes, under a transaction-scoped advisory lock that only one supervisor gets at a time,
  * up to `limit` sessions ended more than retain_ms ago (their statements and log lines go with
- * them), and supervisors rows stopped that long ago that no session names. The answer: the
+ * them; one whose REPL may still run only when its supervisor stopped that long ago too), and supervisors rows stopped that long ago that no session names. The answer: the
  * session ids deleted, the supervisors rows deleted, and locked = 0 when another supervisor
  * held the lock (nothing was done). */
 void store_sv_req_purge(store_sv_req_t *r, apr_int64_t retain_ms, int limit, apr_pool_t *p);

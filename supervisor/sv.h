@@ -33,6 +33,7 @@ struct sv_op {
     void *data;                  /* the caller's, freed with free_data */
     void (*free_data)(void *);
     const char *err;
+    const char *sqlstate;        /* of a failed answer, NULL when none */
     int lost;
     apr_int64_t sent_ms;
 };
@@ -128,6 +129,7 @@ struct sv_session {
     int statements_inflight;     /* a request for pending statements awaits its answer */
     int flags_inflight;
     int end_inflight;
+    int log_inflight;            /* one write of log lines at a time, so that order holds */
     int stopping;
     const char *stop_reason;
     apr_int64_t stop_since_ms;
@@ -152,7 +154,11 @@ apr_int64_t sv_epoch_ms(void); /* wall clock, for statements' started/completed 
  * reconnects at once, then on a short backoff. */
 void sv_db_lost(sv_t *sv, const char *why);
 /* Connection parameters (our defaults, then the configured conninfo) for a new connection. */
-void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values);
+void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values,
+                  apr_pool_t *p);
+/* The statement_timeout sent to the server: db_statement_timeout, at most a second below the
+ * time after which the supervisor abandons a query (so the server always gives up first). */
+apr_int64_t sv_statement_timeout_ms(const sv_config_t *cfg);
 int sv_live_sessions(sv_t *sv);
 sv_session_t *sv_find_session(sv_t *sv, apr_int64_t id);
 /* Connects, checks the schema, registers, takes over same-host sessions. 0 or -1. */
@@ -168,6 +174,9 @@ int sv_db_ok(sv_t *sv);
 /* Queues a request (0), or -1 when the database is not usable (data freed, nothing called). */
 int sv_db_send(sv_t *sv, const store_sv_req_t *r, sv_db_done_fn done, apr_int64_t session,
                int ival, void *data, void (*free_data)(void *));
+/* The same, at the head of the queue (the heartbeat). */
+int sv_db_send_first(sv_t *sv, const store_sv_req_t *r, sv_db_done_fn done,
+                     apr_int64_t session, int ival, void *data, void (*free_data)(void *));
 /* Sends the next request when none is on the wire. */
 void sv_db_pump(sv_t *sv);
 short sv_db_poll_events(sv_t *sv);

@@ -54,6 +54,25 @@ int sv_db_send(sv_t *sv, const store_sv_req_t *r, sv_db_done_fn done, apr_int64_
     return 0;
 }
 
+int sv_db_send_first(sv_t *sv, const store_sv_req_t *r, sv_db_done_fn done,
+                     apr_int64_t session, int ival, void *data, void (*free_data)(void *))
+{
+    if (sv_db_send(sv, r, done, session, ival, data, free_data) != 0)
+        return -1;
+    /* Move the new tail to the head. */
+    sv_op_t *op = sv->db_tail;
+    if (op != sv->db_head) {
+        sv_op_t *before = sv->db_head;
+        while (before->next != op)
+            before = before->next;
+        before->next = NULL;
+        sv->db_tail = before;
+        op->next = sv->db_head;
+        sv->db_head = op;
+    }
+    return 0;
+}
+
 /* Runs an op's callback, then frees it. */
 static void deliver(sv_t *sv, sv_op_t *op, PGresult *res)
 {
@@ -171,6 +190,8 @@ void sv_db_on_poll(sv_t *sv, short revents)
         const char *err = store_sv_check(answer, &op->req, sv->conn, op->pool);
         if (err) {
             op->err = err;
+            const char *state = answer ? PQresultErrorField(answer, PG_DIAG_SQLSTATE) : NULL;
+            op->sqlstate = state ? apr_pstrdup(op->pool, state) : NULL;
             op->lost = PQstatus(sv->conn) == CONNECTION_BAD;
             deliver(sv, op, NULL);
         }

@@ -233,6 +233,8 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
     return 0;
 }
 
+int sv_identity_close_in_children = -1;
+
 void sv_identity_remove_session_dir(const char *dir, const sv_account_t *a)
 {
     struct stat st;
@@ -244,6 +246,9 @@ void sv_identity_remove_session_dir(const char *dir, const sv_account_t *a)
         return;
     }
     if (pid == 0) {
+        /* Not the supervisor's run lock: a successor must get it as soon as we are gone. */
+        if (sv_identity_close_in_children >= 0)
+            close(sv_identity_close_in_children);
         /* As the directory's own account: whatever it planted there, the removal can do no
          * more than that account could. It enters the directory first, while it may still pass
          * through the supervisor's own directories above it. */

@@ -46,4 +46,7 @@ int sv_identity_reaped(pid_t pid);
 /* Drops every capability of the calling process (a child about to exec user code). */
 void sv_identity_drop_all_caps(void);
 
+/* A descriptor the removal's forked child closes first (the supervisor's run lock), -1: none. */
+extern int sv_identity_close_in_children;
+
 #endif

@@ -23,7 +23,7 @@
 #define DB_CONNECT_LIMIT_MS 10000
 /* Purging ended sessions: how often at most, and how many rows per transaction. */
 #define PURGE_INTERVAL_MS 60000
-#define PURGE_BATCH 500
+#define PURGE_BATCH 100
 
 static const char *const channels_sql = "LISTEN livy_sessions; LISTEN livy_statements";
 
@@ -57,10 +57,11 @@ void sv_db_lost(sv_t *sv, const char *why)
     sv_db_fail_all(sv, why);
 }
 
-void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values)
+void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values,
+                  apr_pool_t *p)
 {
     livy_db_conn_params(sv->cfg->database, "livy-supervisor", 10,
-                        (long)sv->cfg->db_statement_timeout_ms, keys, values, sv->pool);
+                        (long)sv_statement_timeout_ms(sv->cfg), keys, values, p);
 }
 
 /* Nothing of ours takes long: a query still unanswered after this is a database (or a network)
@@ -71,7 +72,17 @@ static long query_bound_ms(const sv_config_t *cfg)
     apr_int64_t bound = cfg->supervisor_dead_after_ms / 3;
     if (cfg->db_statement_timeout_ms > 0 && cfg->db_statement_timeout_ms + 2000 < bound)
         bound = cfg->db_statement_timeout_ms + 2000;
-    return (long)(bound > 1000 ? bound : 1000);
+    return (long)(bound > 3000 ? bound : 3000);
+}
+
+apr_int64_t sv_statement_timeout_ms(const sv_config_t *cfg)
+{
+    /* The server gives up first, a second before we would stop waiting: an abandoned query is
+     * one the server never answered, not one it may have committed behind our back. */
+    apr_int64_t limit = query_bound_ms(cfg) - 1000;
+    if (cfg->db_statement_timeout_ms <= 0 || cfg->db_statement_timeout_ms > limit)
+        return limit;
+    return cfg->db_statement_timeout_ms;
 }
 
 
@@ -176,12 +187,12 @@ static void drain_signals(sv_t *sv)
 static int db_setup(sv_t *sv, const char **errmsg)
 {
     if (PQsetnonblocking(sv->conn, 1) != 0) {
-        *errmsg = apr_psprintf(sv->pool, "nonblocking mode: %s", livy_db_error(sv->conn, sv->pool));
+        *errmsg = apr_psprintf(sv->iter, "nonblocking mode: %s", livy_db_error(sv->conn, sv->iter));
         return -1;
     }
     store_sv_set_query_timeout(query_bound_ms(sv->cfg));
     sv->db_query_bound_ms = query_bound_ms(sv->cfg);
-    if (store_sv_prepare(sv->conn, sv->pool, errmsg) != 0)
+    if (store_sv_prepare(sv->conn, sv->iter, errmsg) != 0)
         return -1;
     int timed_out;
     PGresult *res = livy_db_exec_bounded(sv->conn, channels_sql, query_bound_ms(sv->cfg),
@@ -189,12 +200,35 @@ static int db_setup(sv_t *sv, const char **errmsg)
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
-        *errmsg = apr_psprintf(sv->pool, "LISTEN: %s",
+        *errmsg = apr_psprintf(sv->iter, "LISTEN: %s",
                                timed_out ? "no answer from the database"
-                                         : livy_db_error(sv->conn, sv->pool));
+                                         : livy_db_error(sv->conn, sv->iter));
         return -1;
     }
     return 0;
+}
+
+/* After a reconnect: rows that name us but that we do not hold (a claim that committed while
+ * its answer was lost with the connection) are adopted like a predecessor's. */
+static void mine_read(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    if (!res) {
+        if (!op->lost)
+            sv_error("database: %s", op->err);
+        return;
+    }
+    if (sv->terminate)
+        return;
+    apr_array_header_t *rows = store_sv_parse_sessions(res, sv->iter);
+    for (int i = 0; i < rows->nelts; i++) {
+        store_sv_session_t *row = &APR_ARRAY_IDX(rows, i, store_sv_session_t);
+        if (sv_find_session(sv, row->id))
+            continue;
+        sv_warn("session %" APR_INT64_T_FMT " is this supervisor's in the database but was not "
+                "held (its claim's answer was lost with the connection): adopting it", row->id);
+        sv_session_t *s = sv_session_create(sv, row->id, row->kind);
+        sv_session_adopt(s, row);
+    }
 }
 
 static void db_connected(sv_t *sv)
@@ -223,6 +257,9 @@ static void db_connected(sv_t *sv)
         s->need_statements = 1;
         sv_session_resync(s);
     }
+    store_sv_req_t r;
+    store_sv_req_mine(&r, sv->id, sv->iter);
+    sv_db_send(sv, &r, mine_read, 0, 0, NULL, NULL);
 }
 
 static void db_schedule_retry(sv_t *sv, const char *why)
@@ -266,7 +303,7 @@ static void db_maintain(sv_t *sv, apr_int64_t now, apr_int64_t *deadline)
             return;
         }
         const char *const *keys, *const *values;
-        sv_db_params(sv, &keys, &values);
+        sv_db_params(sv, &keys, &values, sv->iter);
         sv->conn = PQconnectStartParams(keys, values, 1);
         if (!sv->conn || PQstatus(sv->conn) == CONNECTION_BAD) {
             db_schedule_retry(sv, sv->conn ? livy_db_error(sv->conn, sv->iter) : "out of memory");
@@ -318,12 +355,21 @@ static void claimed(sv_t *sv, sv_op_t *op, PGresult *res)
 {
     sv->claim_inflight = 0;
     if (!res) {
-        if (!op->lost)
-            sv_error("database: %s", op->err);
-        sv->need_claim = 1;
+        if (op->lost)
+            sv->need_claim = 1; /* a claim that did commit is found again after the reconnect */
+        else
+            sv_error("database: %s", op->err); /* the next tick claims again */
         return;
     }
     apr_array_header_t *rows = store_sv_parse_sessions(res, sv->iter);
+    if (sv->terminate) {
+        /* Leaving: the successor with our host_id takes them over (or, if none comes, they end
+         * dead with this supervisor's heartbeat). */
+        if (rows->nelts > 0)
+            sv_info("claimed %d session(s) while stopping: they are left to the next supervisor",
+                    rows->nelts);
+        return;
+    }
     for (int i = 0; i < rows->nelts; i++) {
         store_sv_session_t *row = &APR_ARRAY_IDX(rows, i, store_sv_session_t);
         sv_info("claimed session %" APR_INT64_T_FMT " (kind %s)", row->id, row->kind);
@@ -399,7 +445,8 @@ static void heartbeat(sv_t *sv)
         return;
     store_sv_req_t r;
     store_sv_req_heartbeat(&r, sv->id, sv->iter);
-    if (sv_db_send(sv, &r, heartbeaten, 0, 0, NULL, NULL) == 0)
+    /* First in the queue: a backlog of results and log lines never delays it. */
+    if (sv_db_send_first(sv, &r, heartbeaten, 0, 0, NULL, NULL) == 0)
         sv->heartbeat_inflight = 1;
 }
 
@@ -518,6 +565,7 @@ static int take_run_lock(sv_t *sv, const char **errmsg)
         *errmsg = apr_psprintf(sv->pool, "%s: %s", path, strerror(errno));
         return -1;
     }
+    sv_identity_close_in_children = sv->lock_fd;
     if (flock(sv->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         *errmsg = errno == EWOULDBLOCK
             ? apr_psprintf(sv->pool, "another livy-supervisor runs with run_dir %s (it holds %s)",
@@ -573,8 +621,10 @@ static int same_host_peers(sv_t *sv, apr_array_header_t **out, const char **errm
     const char *err;
     for (;;) {
         apr_array_header_t *peers;
-        if (store_sv_peers(sv->conn, cfg->host_id, -1, &peers, sv->pool, &err) != 0) {
-            *errmsg = err;
+        apr_pool_t *tmp; /* one per look; kept (under sv->pool) for the answer returned */
+        apr_pool_create(&tmp, sv->pool);
+        if (store_sv_peers(sv->conn, cfg->host_id, -1, &peers, tmp, &err) != 0) {
+            *errmsg = apr_pstrdup(sv->pool, err);
             return -1;
         }
         store_sv_peer_t *fresh = NULL;
@@ -603,8 +653,9 @@ static int same_host_peers(sv_t *sv, apr_array_header_t **out, const char **errm
                     "supervisor (it may run on another machine): waiting until its heartbeat is "
                     "older than supervisor_dead_after (%s) before taking over its sessions",
                     fresh->id, fresh->pid, cfg->host_id, fresh->heartbeat_age_ms,
-                    sv_format_duration(cfg->supervisor_dead_after_ms, sv->pool));
+                    sv_format_duration(cfg->supervisor_dead_after_ms, tmp));
         waiting_for = fresh->id;
+        apr_pool_destroy(tmp);
         if (pause_for_signals(sv, 1000)) {
             *errmsg = "stopped while waiting for another supervisor's heartbeat to go stale";
             return -1;
@@ -621,7 +672,7 @@ int sv_start(sv_t *sv, const char **errmsg)
     if (take_run_lock(sv, errmsg) != 0)
         return -1;
     const char *const *keys, *const *values;
-    sv_db_params(sv, &keys, &values);
+    sv_db_params(sv, &keys, &values, sv->pool);
     sv->conn = PQconnectdbParams(keys, values, 1);
     if (PQstatus(sv->conn) != CONNECTION_OK) {
         *errmsg = apr_psprintf(sv->pool, "cannot connect to the database: %s",
@@ -645,7 +696,6 @@ int sv_start(sv_t *sv, const char **errmsg)
         return -1;
     }
     sv->db_state = SV_DB_OK;
-    sv->db_up_since_ms = sv_now_ms();
 
     /* Rows with our identity: a previous run of this supervisor whose children may live on. */
     apr_array_header_t *peers;
@@ -657,6 +707,7 @@ int sv_start(sv_t *sv, const char **errmsg)
         return -1;
     }
     record_run_lock(sv);
+    sv->db_up_since_ms = sv_now_ms(); /* the wait above does not count as time connected */
     sv_info("registered as supervisor %" APR_INT64_T_FMT " (host_id %s, max_sessions %d, "
             "spark_master %s)", sv->id, cfg->host_id, cfg->max_sessions, cfg->spark_master);
     for (int i = 0; i < peers->nelts; i++) {
@@ -736,16 +787,18 @@ int sv_run(sv_t *sv)
              hi = apr_hash_next(hi))
             sv_session_flush_log(apr_hash_this_val(hi));
         forget_done_sessions(sv);
-        if (sv->db_state == SV_DB_DOWN && sv->db_retry_ms < deadline)
-            deadline = sv->db_retry_ms; /* lost during this iteration: reconnect on time */
-        else if (sv->db_state == SV_DB_CONNECTING && sv->db_deadline_ms < deadline)
-            deadline = sv->db_deadline_ms;
         sv_db_pump(sv);
         sv_db_check_timeout(sv, sv_now_ms(), &deadline);
+        /* Lost anywhere during this iteration (a stalled answer, a failed send): reconnect on
+         * time, not after the poll's longest sleep. */
+        if (sv->db_state == SV_DB_DOWN && sv->db_retry_ms < deadline)
+            deadline = sv->db_retry_ms;
+        else if (sv->db_state == SV_DB_CONNECTING && sv->db_deadline_ms < deadline)
+            deadline = sv->db_deadline_ms;
         if (sv_db_ok(sv)) {
             /* Answers may have carried notifications. */
             drain_notifies(sv);
-            if (sv->need_claim)
+            if (sv->need_claim && !sv->claim_inflight)
                 deadline = now;
             for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
                  hi = apr_hash_next(hi)) {
@@ -820,8 +873,11 @@ int sv_run(sv_t *sv)
         sv_session_detach(apr_hash_this_val(hi));
     sv_db_drain(sv, sv->db_query_bound_ms);
     const char *err;
-    if (sv_db_ok(sv) && !sv->db_inflight
-        && store_sv_mark_stopped(sv->conn, sv->id, sv->iter, &err) != 0)
+    if (!sv_db_ok(sv) || sv->db_inflight || sv->db_head)
+        sv_warn("leaving without marking this supervisor stopped (the database did not answer "
+                "in time): its sessions wait for a supervisor with host_id %s, or end dead after "
+                "supervisor_dead_after", sv->cfg->host_id);
+    else if (store_sv_mark_stopped(sv->conn, sv->id, sv->iter, &err) != 0)
         sv_error("marking this supervisor stopped: %s", err);
     sv_db_fail_all(sv, "the supervisor is stopping");
     if (sv->conn)

@@ -35,6 +35,8 @@
 static apr_status_t session_cleanup(void *data);
 static void send_msg(sv_session_t *s, json_t *msg);
 static void socket_lost(sv_session_t *s);
+static int read_socket(sv_session_t *s);
+static void send_hello(sv_session_t *s);
 static int replace_child(sv_session_t *s, const char *how);
 
 sv_session_t *sv_session_create(sv_t *sv, apr_int64_t id, const char *kind)
@@ -196,9 +198,11 @@ static void free_json(void *v)
  * that came since, for after the reconnect. */
 static void log_written(sv_t *sv, sv_op_t *op, PGresult *res)
 {
+    sv_session_t *s = sv_find_session(sv, op->session);
+    if (s)
+        s->log_inflight = 0;
     if (res)
         return;
-    sv_session_t *s = sv_find_session(sv, op->session);
     if (!op->lost) {
         sv_error("session %" APR_INT64_T_FMT ": its log lines could not be stored: %s",
                  op->session, op->err);
@@ -216,8 +220,8 @@ static void log_written(sv_t *sv, sv_op_t *op, PGresult *res)
 void sv_session_flush_log(sv_session_t *s)
 {
     size_t n = json_array_size(s->log_batch);
-    if (n == 0 || !sv_db_ok(s->sv))
-        return; /* kept (bounded) until the database is back */
+    if (n == 0 || !sv_db_ok(s->sv) || s->log_inflight)
+        return; /* kept (bounded) until the database is back, or the last write answered */
     size_t max = (size_t)s->sv->cfg->log_lines_max;
     json_t *lines = json_array();
     for (size_t i = n > max ? n - max : 0; i < n; i++)
@@ -231,8 +235,10 @@ void sv_session_flush_log(sv_session_t *s)
     store_sv_req_append_log(&r, s->id, text, (int)max, s->sv->iter);
     int rc = sv_db_send(s->sv, &r, log_written, s->id, 0, lines, free_json);
     free(text);
-    if (rc == 0)
+    if (rc == 0) {
         json_array_clear(s->log_batch);
+        s->log_inflight = 1;
+    }
 }
 
 /* ---- files and the child's configuration ---- */
@@ -274,6 +280,8 @@ static void finish(sv_session_t *s)
 {
     if (!s->end_pending || s->done || s->end_inflight || !sv_db_ok(s->sv))
         return;
+    if (s->log_inflight)
+        return; /* lines written before: the end goes in right behind the next write */
     apr_pool_t *p = s->sv->iter;
     store_sv_req_t r;
     if (s->orphan) {
@@ -452,8 +460,16 @@ static void socket_lost(sv_session_t *s)
 
 void sv_session_resync(sv_session_t *s)
 {
+    if (s->fd < 0 || s->end_pending || s->done)
+        return;
+    /* Lines read while the database was away wait in the buffer: handle them now, rather
+     * than when the child next writes (a challenge, say, would wait for its timeout). */
+    if (s->in.len > 0 && read_socket(s) != 0 && s->fd >= 0) {
+        socket_lost(s);
+        return;
+    }
     /* Before hello (connecting, proving the secret) the usual hello comes anyway. */
-    if (s->fd < 0 || s->end_pending || s->done || s->phase < SV_PHASE_HELLO)
+    if (s->fd < 0 || s->phase < SV_PHASE_HELLO)
         return;
     sv_debug("session %" APR_INT64_T_FMT ": hello again, for what was not stored while the "
              "database was away", s->id);
@@ -707,6 +723,17 @@ static void result_stored(sv_t *sv, sv_op_t *op, PGresult *res)
     int id = op->ival;
     if (!res && op->lost)
         return;
+    if (!res && op->sqlstate && (!strcmp(op->sqlstate, "57014") || !strncmp(op->sqlstate, "40", 2)
+                                 || !strcmp(op->sqlstate, "55P03"))) {
+        /* Cancelled by statement_timeout, a deadlock, a lock not available: nothing wrong with
+         * the output. Not acknowledged; a hello has the child send it again. */
+        sv_warn("session %" APR_INT64_T_FMT ": statement %d: storing its result failed (%s); "
+                "asking the REPL to send it again", op->session, id, op->err);
+        sv_session_t *s = sv_find_session(sv, op->session);
+        if (s && s->fd >= 0 && s->phase >= SV_PHASE_HELLO)
+            send_hello(s);
+        return;
+    }
     if (!res && !info->replacement) {
         /* The database refused this output (too large, say): store an error in its place so
          * the statement still ends, and say why. */
@@ -969,8 +996,8 @@ static int read_socket(sv_session_t *s)
 
 int sv_session_has_work(sv_session_t *s)
 {
-    if (s->done)
-        return 0;
+    if (s->done || s->end_pending)
+        return 0; /* finishing: the end's answer wakes the loop */
     return (s->need_flags && !s->flags_inflight)
            || (s->need_statements && !s->statements_inflight && s->phase == SV_PHASE_READY
                && s->fd >= 0 && !s->stopping);

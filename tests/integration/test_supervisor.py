@@ -512,29 +512,57 @@ def test_lines_and_results_sent_during_a_database_outage_are_kept(cluster, livy,
 
 def test_a_stalled_database_is_abandoned_after_the_query_bound(cluster, livy, supervisor,
                                                                 shared_session):
-    """A query that gets no answer (here: the heartbeat, behind a row lock held by another
-    transaction) is abandoned after min(db_statement_timeout + 2s, supervisor_dead_after / 3) =
-    2 s in this configuration; the loop, never blocked on it, reconnects and carries on once the
-    database answers again. A statement submitted during the stall completes; nothing dies."""
+    """A server that stops answering (its backend frozen with SIGSTOP, as a hung host or a
+    network partition would look) is abandoned after the query bound: max(3 s,
+    min(db_statement_timeout + 2 s, supervisor_dead_after / 3)) = 3 s in this configuration. The
+    loop, never blocked on it, reconnects and carries on; a statement submitted during the stall
+    completes; nothing dies."""
     sv = supervisor["sv"]
-    sv_id = int(cluster.value(f"SELECT max(id) FROM supervisors WHERE pid = {sv.proc.pid}"))
     before = sv.log_text()
-    locker = subprocess.Popen(
-        [str(h.pg_bin() / "psql"), "-X", "-q", "-d", cluster.conninfo(user="postgres"), "-c",
-         f"BEGIN; SELECT 1 FROM supervisors WHERE id = {sv_id} FOR UPDATE; SELECT pg_sleep(7); COMMIT;"],
-        env=cluster.psql_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    backends = [int(r[0]) for r in cluster.psql(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'livy-supervisor'")]
+    assert backends, "no supervisor connection in pg_stat_activity"
+    for pid in backends:
+        os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: "no answer within 2000 ms" in sv.log_text()[len(before):], 15,
-                 "the supervisor to abandon the stalled query")
         sid = livy.submit(shared_session, "'answered after the stall'")
+        wait_for(lambda: "no answer within 3000 ms" in sv.log_text()[len(before):], 20,
+                 "the supervisor to abandon the stalled connection")
+        wait_for(lambda: "reconnected to the database" in sv.log_text()[len(before):], 20,
+                 "the supervisor to reconnect")
     finally:
-        assert locker.wait(30) == 0, locker.stderr.read()
+        for pid in backends:
+            os.kill(pid, signal.SIGCONT)
     st = livy.wait_statement(shared_session, sid, timeout=60)
     assert text_of(st) == "'answered after the stall'"
     assert livy.state(shared_session) == "idle"
     log = sv.log_text()[len(before):]
-    assert "reconnected to the database" in log
     assert "presumed" not in log and "unresponsive" not in log
+    assert sv.proc.poll() is None
+
+
+def test_the_server_cancels_a_blocked_query_before_the_supervisor_gives_up(cluster, livy,
+                                                                            supervisor,
+                                                                            shared_session):
+    """statement_timeout is sent a second below the query bound (2 s here): a query stuck
+    behind a lock is cancelled by the server, which answers, and the connection is kept."""
+    sv = supervisor["sv"]
+    sv_id = int(cluster.value(f"SELECT max(id) FROM supervisors WHERE pid = {sv.proc.pid}"))
+    assert cluster.value("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'") == "0"
+    before = sv.log_text()
+    locker = subprocess.Popen(
+        [str(h.pg_bin() / "psql"), "-X", "-q", "-d", cluster.conninfo(user="postgres"), "-c",
+         f"BEGIN; SELECT 1 FROM supervisors WHERE id = {sv_id} FOR UPDATE; SELECT pg_sleep(5); COMMIT;"],
+        env=cluster.psql_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: "canceling statement due to statement timeout" in sv.log_text()[len(before):],
+                 15, "the server to cancel the blocked heartbeat")
+    finally:
+        assert locker.wait(30) == 0, locker.stderr.read()
+    st = livy.run(shared_session, "'after the lock'", timeout=60)
+    assert text_of(st) == "'after the lock'"
+    log = sv.log_text()[len(before):]
+    assert "lost the database connection" not in log, log
     assert sv.proc.poll() is None
 
 
@@ -646,8 +674,10 @@ def test_ended_sessions_leave_the_list_after_the_retain_period(cluster, livy, su
 def test_ended_sessions_are_purged_after_retain_ended(tmp_base, cluster, livy):
     """retain_ended after a session ended, its row, statements and log lines are deleted, with
     stopped supervisors rows no session names; recent sessions stay, and so does an ended one
-    whose REPL process may still run (repl_pid set). Two supervisors run: one purges at a time
-    (an advisory lock), and neither fails."""
+    whose REPL process may still run (repl_pid set) while its supervisor has not stopped (or
+    stopped less than retain_ended ago); one whose supervisor stopped longer ago than that (a
+    host that never came back) goes. Two supervisors run: one purges at a time (an advisory lock), and neither
+    fails."""
     sups = []
     for name in ("purge-a", "purge-b"):
         (tmp_base / name).mkdir()
@@ -657,9 +687,13 @@ def test_ended_sessions_are_purged_after_retain_ended(tmp_base, cluster, livy):
         cluster.psql("INSERT INTO supervisors (host, pid, capacity, heartbeat_at, stopped_at) "
                      "VALUES ('long-gone', 999998, 1, now() - interval '1 day', now() - interval '1 day')")
         gone_sv = int(cluster.value("SELECT max(id) FROM supervisors"))
-        old = [livy.create_session(state="dead", deleted=True) for _ in range(3)]
+        cluster.psql("INSERT INTO supervisors (host, pid, capacity, heartbeat_at) "
+                     "VALUES ('still-here', 999995, 1, now())")
+        recent_sv = int(cluster.value("SELECT max(id) FROM supervisors"))
+        abandoned = livy.create_session(state="dead", supervisor_id=gone_sv, repl_pid=999994)
+        old = [livy.create_session(state="dead", deleted=True) for _ in range(3)] + [abandoned]
         recent = livy.create_session(state="dead")
-        live = livy.create_session(state="dead", supervisor_id=gone_sv, repl_pid=999996)
+        live = livy.create_session(state="dead", supervisor_id=recent_sv, repl_pid=999996)
         cluster.psql(f"UPDATE sessions SET ended_at = now() - interval '1 hour' "
                      f"WHERE id IN ({','.join(map(str, old + [live]))}); "
                      f"UPDATE sessions SET ended_at = now() WHERE id = {recent}")
@@ -681,14 +715,16 @@ def test_ended_sessions_are_purged_after_retain_ended(tmp_base, cluster, livy):
         wait_for(lambda: cluster.value(f"SELECT count(*) FROM sessions WHERE id = {recent}") == "0",
                  20, "the recent session to be purged in its turn")
         assert cluster.value(f"SELECT count(*) FROM sessions WHERE id = {live}") == "1"
-        # The stopped supervisors row goes once no session names it.
-        cluster.psql(f"DELETE FROM sessions WHERE id = {live}")
+        # The stopped supervisors rows go once no session names them.
         wait_for(lambda: cluster.value(f"SELECT count(*) FROM supervisors WHERE id = {gone_sv}") == "0",
-                 20, "the stopped supervisors row to be purged")
+                 20, "the long-stopped supervisors row to be purged")
+        assert cluster.value(f"SELECT count(*) FROM supervisors WHERE id = {recent_sv}") == "1"
+        cluster.psql(f"DELETE FROM sessions WHERE id = {live}; "
+                     f"DELETE FROM supervisors WHERE id = {recent_sv}")
         logs = "".join(sv.log_text() for sv in sups)
-        # Earlier tests' ended sessions go too: the count is at least our three.
+        # Earlier tests' ended sessions go too: the count is at least our five.
         counts = [int(n) for n in re.findall(r"purged (\d+) session\(s\) ended more than 4s ago", logs)]
-        assert sum(counts) >= 4, logs
+        assert sum(counts) >= 5, logs
         for sv in sups:
             assert sv.proc.poll() is None
             assert "database:" not in sv.log_text(), sv.log_text()
