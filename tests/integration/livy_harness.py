@@ -92,6 +92,18 @@ def session_members(sid: int) -> list[int]:
     return out
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    """Polls predicate until it returns something true (returned), or fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
 def wait_gone(pids, timeout: float) -> list[int]:
     """Waits until none of pids is alive; returns those still alive at the deadline."""
     deadline = time.monotonic() + timeout
@@ -545,6 +557,20 @@ class LivyServer:
         """Error-log lines matching any of patterns (regex, searched) do not fail the test."""
         self.allowed += [re.compile(p) for p in patterns]
 
+    def preamble(self) -> str:
+        """The lines every httpd.conf of ours starts with: where it lives, listens and logs."""
+        return (
+            f'ServerRoot "{self.root}"\n'
+            "ServerName 127.0.0.1\n"
+            f"Listen 127.0.0.1:{self.port}\n"
+            f'PidFile "{self.pid_file}"\n'
+            f'DefaultRuntimeDir "{self.root / "run"}"\n'
+            f'ErrorLog "{self.error_log}"\n'
+            f"LogLevel {self.log_level}\n"
+            'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" livy\n'
+            f'CustomLog "{self.root / "logs" / "access_log"}" livy\n'
+        )
+
     def render(self) -> str:
         user = ""
         if IS_ROOT:
@@ -562,16 +588,8 @@ class LivyServer:
                      f"LoadModule proxy_http_module {HTTPD_MODULES}/mod_proxy_http.so\n")
         return (
             "# rendered by tests/integration/livy_harness.py\n"
-            f'ServerRoot "{self.root}"\n'
-            "ServerName 127.0.0.1\n"
-            f"Listen 127.0.0.1:{self.port}\n"
-            f'PidFile "{self.pid_file}"\n'
-            f'DefaultRuntimeDir "{self.root / "run"}"\n'
-            f'ErrorLog "{self.error_log}"\n'
-            f"LogLevel {self.log_level}\n"
-            'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" livy\n'
-            f'CustomLog "{self.root / "logs" / "access_log"}" livy\n'
-            f"{user}{core}\n"
+            + self.preamble()
+            + f"{user}{core}\n"
             f"{mpm}\n"
             f"LoadModule authz_core_module {HTTPD_MODULES}/mod_authz_core.so\n"
             f"{proxy}"

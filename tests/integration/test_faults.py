@@ -114,16 +114,8 @@ class Balancer(h.LivyServer):
         mpm = textwrap.dedent(h.MPM_CONF["event"]).format(mods=h.HTTPD_MODULES)
         return (
             "# rendered by tests/integration/test_faults.py: README.md's balancer recipe\n"
-            f'ServerRoot "{self.root}"\n'
-            "ServerName 127.0.0.1\n"
-            f"Listen 127.0.0.1:{self.port}\n"
-            f'PidFile "{self.pid_file}"\n'
-            f'DefaultRuntimeDir "{self.root / "run"}"\n'
-            f'ErrorLog "{self.error_log}"\n'
-            f"LogLevel {self.log_level}\n"
-            'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" livy\n'
-            f'CustomLog "{self.root / "logs" / "access_log"}" livy\n'
-            f"{user}\n{mpm}\n"
+            + self.preamble()
+            + f"{user}\n{mpm}\n"
             f"LoadModule authz_core_module {h.HTTPD_MODULES}/mod_authz_core.so\n"
             f"{self.recipe}\n"
         )
@@ -203,15 +195,7 @@ def supervisor_log(node: h.LivyServer) -> Path:
     return node.root / "logs" / "supervisor.log"
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+wait_for = h.wait_for
 
 
 def wait_registered(d: Deployment, host: str, pid: int) -> int:

@@ -137,15 +137,7 @@ class Supervisor:
 # ------------------------------------------------------------------ helpers
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+wait_for = h.wait_for
 
 
 def process_alive(pid: int) -> bool:
