@@ -402,17 +402,38 @@ int store_sv_takeover(PGconn *conn, apr_int64_t old, apr_int64_t me, apr_array_h
 
 static void req(store_sv_req_t *r, int q, int nparams)
 {
+    memset(r, 0, sizeof *r);
     r->q = q;
     r->nparams = nparams;
 }
 
+int store_sv_req_prepare(store_sv_req_t *r, int i)
+{
+    if (i < 0 || i >= Q_COUNT)
+        return 0;
+    req(r, i, 0);
+    r->name = queries[i].name;
+    r->sql = queries[i].sql;
+    return 1;
+}
+
+void store_sv_req_simple(store_sv_req_t *r, const char *sql)
+{
+    req(r, 0, 0);
+    r->sql = sql;
+}
+
 const char *store_sv_req_name(const store_sv_req_t *r)
 {
+    if (r->sql)
+        return r->name ? r->name : "setup";
     return queries[r->q].name;
 }
 
 int store_sv_req_wants_rows(const store_sv_req_t *r)
 {
+    if (r->sql)
+        return 0;
     switch (r->q) {
     case Q_HEARTBEAT:
     case Q_REAP:
@@ -436,7 +457,8 @@ const char *store_sv_check(PGresult *res, const store_sv_req_t *r, PGconn *conn,
         return NULL;
     const char *why = res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
                                                           : livy_db_error(conn, p);
-    char *msg = apr_psprintf(p, "%s: %s", queries[r->q].name, why);
+    char *msg = apr_psprintf(p, "%s%s: %s", r->sql && r->name ? "preparing " : "",
+                             store_sv_req_name(r), why);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';

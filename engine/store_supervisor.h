@@ -94,7 +94,16 @@ typedef struct store_sv_req {
     int q;
     int nparams;
     const char *params[6];
+    /* Set for the requests that set up a fresh connection: PREPARE this text under the
+     * request's name, or (name NULL) run it as a simple query. */
+    const char *sql;
+    const char *name;
 } store_sv_req_t;
+
+/* The connection's setup, as requests: one PREPARE per query (i from 0 while this returns 1),
+ * then the simple query sql (LISTEN) with store_sv_req_simple. */
+int store_sv_req_prepare(store_sv_req_t *r, int i);
+void store_sv_req_simple(store_sv_req_t *r, const char *sql);
 
 const char *store_sv_req_name(const store_sv_req_t *r);
 int store_sv_req_wants_rows(const store_sv_req_t *r);

@@ -59,17 +59,24 @@ int sv_db_send_first(sv_t *sv, const store_sv_req_t *r, sv_db_done_fn done,
 {
     if (sv_db_send(sv, r, done, session, ival, data, free_data) != 0)
         return -1;
-    /* Move the new tail to the head. */
-    sv_op_t *op = sv->db_tail;
-    if (op != sv->db_head) {
-        sv_op_t *before = sv->db_head;
-        while (before->next != op)
-            before = before->next;
-        before->next = NULL;
-        sv->db_tail = before;
-        op->next = sv->db_head;
+    /* Move the new tail to the head, behind a fresh connection's setup (its statements must
+     * be prepared first). */
+    sv_op_t *op = sv->db_tail, *after = NULL;
+    for (sv_op_t *o = sv->db_head; o != op && o->req.sql; o = o->next)
+        after = o;
+    sv_op_t *next = after ? after->next : sv->db_head;
+    if (next == op)
+        return 0; /* already there */
+    sv_op_t *before = next;
+    while (before->next != op)
+        before = before->next;
+    before->next = NULL;
+    sv->db_tail = before;
+    op->next = next;
+    if (after)
+        after->next = op;
+    else
         sv->db_head = op;
-    }
     return 0;
 }
 
@@ -125,8 +132,13 @@ void sv_db_pump(sv_t *sv)
 {
     while (sv_db_ok(sv) && !sv->db_inflight && sv->db_head) {
         sv_op_t *op = pop(sv);
-        if (!PQsendQueryPrepared(sv->conn, store_sv_req_name(&op->req), op->req.nparams,
-                                 op->req.params, NULL, NULL, 0)) {
+        int sent = op->req.sql && op->req.name
+                       ? PQsendPrepare(sv->conn, op->req.name, op->req.sql, 0, NULL)
+                   : op->req.sql ? PQsendQuery(sv->conn, op->req.sql)
+                                 : PQsendQueryPrepared(sv->conn, store_sv_req_name(&op->req),
+                                                       op->req.nparams, op->req.params, NULL,
+                                                       NULL, 0);
+        if (!sent) {
             const char *why = livy_db_error(sv->conn, sv->iter);
             op->lost = 1;
             op->err = apr_pstrdup(op->pool, why);
@@ -199,6 +211,8 @@ void sv_db_on_poll(sv_t *sv, short revents)
             deliver(sv, op, answer);
         }
         PQclear(answer);
+        if (!sv_db_ok(sv))
+            return; /* the callback gave the connection up (a failed setup) */
         if (PQstatus(sv->conn) == CONNECTION_BAD) {
             connection_failed(sv, livy_db_error(sv->conn, sv->iter));
             return;

@@ -183,7 +183,8 @@ static void drain_signals(sv_t *sv)
 
 /* ---- the database connection ---- */
 
-/* A fresh connection: prepared statements, LISTEN, and a heartbeat. 0 or -1. */
+/* The first connection, at startup (before the loop): prepared statements and LISTEN, each
+ * waited for with the query bound. 0 or -1. A reconnect does the same through the queue. */
 static int db_setup(sv_t *sv, const char **errmsg)
 {
     if (PQsetnonblocking(sv->conn, 1) != 0) {
@@ -231,19 +232,40 @@ static void mine_read(sv_t *sv, sv_op_t *op, PGresult *res)
     }
 }
 
+static void db_schedule_retry(sv_t *sv, const char *why);
+
+/* A fresh connection's setup: done when LISTEN is (the backoff starts over); failed, the
+ * connection goes and the next attempt waits for the backoff, which grows. */
+static void setup_done(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    if (res) {
+        if (!op->req.name)
+            sv->db_backoff_ms = DB_BACKOFF_MIN_MS;
+        return;
+    }
+    if (op->lost)
+        return;
+    apr_int64_t backoff = sv->db_backoff_ms;
+    sv_error("after reconnecting: %s", op->err);
+    sv_db_lost(sv, op->err);
+    sv->db_backoff_ms = backoff;
+    db_schedule_retry(sv, op->err);
+}
+
 static void db_connected(sv_t *sv)
 {
-    const char *err;
-    if (db_setup(sv, &err) != 0) {
-        sv_error("after reconnecting: %s", err);
-        PQfinish(sv->conn);
-        sv->conn = NULL;
-        sv->db_state = SV_DB_DOWN;
-        sv->db_retry_ms = sv_now_ms() + sv->db_backoff_ms;
+    if (PQsetnonblocking(sv->conn, 1) != 0) {
+        db_schedule_retry(sv, apr_psprintf(sv->iter, "nonblocking mode: %s",
+                                           livy_db_error(sv->conn, sv->iter)));
         return;
     }
     sv->db_state = SV_DB_OK;
-    sv->db_backoff_ms = DB_BACKOFF_MIN_MS;
+    /* Its setup goes first in the queue, like any request: the loop never waits on it. */
+    store_sv_req_t r;
+    for (int i = 0; store_sv_req_prepare(&r, i); i++)
+        sv_db_send(sv, &r, setup_done, 0, 0, NULL, NULL);
+    store_sv_req_simple(&r, channels_sql);
+    sv_db_send(sv, &r, setup_done, 0, 0, NULL, NULL);
     sv->db_up_since_ms = sv_now_ms();
     sv_info("reconnected to the database");
     /* Notifications may have been missed, and results may not have been stored: look at every
@@ -257,7 +279,6 @@ static void db_connected(sv_t *sv)
         s->need_statements = 1;
         sv_session_resync(s);
     }
-    store_sv_req_t r;
     store_sv_req_mine(&r, sv->id, sv->iter);
     sv_db_send(sv, &r, mine_read, 0, 0, NULL, NULL);
 }

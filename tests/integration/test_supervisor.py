@@ -682,13 +682,17 @@ def test_ended_sessions_are_purged_after_retain_ended(tmp_base, cluster, livy):
         cluster.psql("INSERT INTO supervisors (host, pid, capacity, heartbeat_at) "
                      "VALUES ('still-here', 999995, 1, now())")
         recent_sv = int(cluster.value("SELECT max(id) FROM supervisors"))
-        abandoned = livy.create_session(state="dead", supervisor_id=gone_sv, repl_pid=999994)
-        old = [livy.create_session(state="dead", deleted=True) for _ in range(3)] + [abandoned]
+        # Ended from the start (an unended session of a silent supervisor would be reaped).
+        hour_ago = "now() - interval '1 hour'"
+        long_ago = str(cluster.value(f"SELECT {hour_ago}"))
+        abandoned = livy.create_session(state="dead", supervisor_id=gone_sv, repl_pid=999994,
+                                        ended_at=long_ago)
+        old = [livy.create_session(state="dead", deleted=True, ended_at=long_ago)
+               for _ in range(3)] + [abandoned]
         recent = livy.create_session(state="dead")
-        live = livy.create_session(state="dead", supervisor_id=recent_sv, repl_pid=999996)
-        cluster.psql(f"UPDATE sessions SET ended_at = now() - interval '1 hour' "
-                     f"WHERE id IN ({','.join(map(str, old + [live]))}); "
-                     f"UPDATE sessions SET ended_at = now() WHERE id = {recent}")
+        live = livy.create_session(state="dead", supervisor_id=recent_sv, repl_pid=999996,
+                                   ended_at=long_ago)
+        cluster.psql(f"UPDATE sessions SET ended_at = now() WHERE id = {recent}")
         for sid in old + [recent, live]:
             for i in range(3):
                 livy.submit(sid, f"x = {i}")
