@@ -3,6 +3,8 @@
  * the engine's JSON answer. */
 #include "mod_livy.h"
 
+#include "livy_db.h"
+
 #include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
@@ -315,8 +317,21 @@ static void livy_child_init(apr_pool_t *pchild, server_rec *s)
     livy_pool_child_init(pchild, s);
 }
 
+/* Once per start and restart, in the parent: which mod_livy this is, and the schema it needs. */
+static int livy_version_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                    server_rec *s)
+{
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK;
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                 "livy: " LIVY_SERVER_NAME " configured (database schema version %d)",
+                 LIVY_SCHEMA_VERSION);
+    return OK;
+}
+
 static void livy_register_hooks(apr_pool_t *p)
 {
+    ap_hook_post_config(livy_version_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(livy_supervisor_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(livy_ui_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(livy_pool_post_config, NULL, NULL, APR_HOOK_MIDDLE);

@@ -2,6 +2,7 @@
  * Usage: livy-supervisor --config FILE [--foreground] [--migrate] [--database CONNINFO] */
 #include "livy_db.h"
 #include "sv.h"
+#include "sv_auth.h"
 #include "sv_identity.h"
 #include "sv_log.h"
 
@@ -23,13 +24,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: livy-supervisor --config FILE [--foreground] [--migrate] "
-            "[--database CONNINFO] [--user USER [--group GROUP]]\n"
+            "[--database CONNINFO] [--user USER [--group GROUP]] | --version | --help\n"
             "  --config FILE        the configuration file (key = value lines)\n"
             "  --foreground         stay in the foreground (for systemd and the module)\n"
             "  --migrate            apply the SQL migrations, print the schema version, exit\n"
             "  --database CONNINFO  the libpq connection string (overrides `database`)\n"
             "  --user USER          started as root: the account to run as (overrides `user`)\n"
-            "  --group GROUP        ... and its group (overrides `group`)\n");
+            "  --group GROUP        ... and its group (overrides `group`)\n"
+            "  --version            print the version and the schema and protocol it speaks\n"
+            "  --help               this text\n");
 }
 
 /* mkdir -p, 0750 for what it creates (run_dir: the supervisor's own files and the sessions'
@@ -186,11 +189,12 @@ int main(int argc, char **argv)
         {"user", required_argument, NULL, 'u'},
         {"group", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *database = NULL, *user = NULL, *group = NULL;
     int foreground = 0, do_migrate = 0, opt;
-    while ((opt = getopt_long(argc, argv, "c:fmd:u:g:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:fmd:u:g:hV", options, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'f': foreground = 1; break;
@@ -199,6 +203,10 @@ int main(int argc, char **argv)
         case 'u': user = optarg; break;
         case 'g': group = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V':
+            printf("livy-supervisor %s (database schema version %d, REPL protocol %d)\n",
+                   LIVY_PACKAGE_VERSION, LIVY_SCHEMA_VERSION, SV_AUTH_PROTOCOL);
+            return 0;
         default: usage(stderr); return 2;
         }
     }

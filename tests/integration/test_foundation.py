@@ -1,6 +1,8 @@
 """The foundation: mod_livy answers /version and an empty /sessions under both MPMs, speaks JSON
 errors, and survives its database going away and coming back."""
 
+import re
+import subprocess
 import time
 
 import livy_harness as h
@@ -20,6 +22,29 @@ def test_version_answers_json_with_a_version(server):
     assert r.headers["Content-Type"].startswith("application/json")
     body = r.json()
     assert isinstance(body["version"], str) and body["version"]
+
+
+def test_the_module_logs_its_version_at_startup(server):
+    body = server.get("/version").json()
+    lines = [line for line in server.error_log_lines() if "livy: mod_livy/" in line]
+    assert lines, server.log_tail()
+    assert "[livy:notice]" in lines[-1], lines[-1]
+    assert (f"livy: {body['server']} configured (database schema version "
+            f"{body['schemaVersion']})") in lines[-1], (lines[-1], body)
+
+
+def test_the_supervisor_tells_its_version_and_usage():
+    out = subprocess.run([str(h.ROOT / "supervisor" / "livy-supervisor"), "--version"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert re.fullmatch(r"livy-supervisor \d+\.\d+\.\d+ \(database schema version \d+, "
+                        r"REPL protocol \d+\)\n", out.stdout), out.stdout
+    usage = subprocess.run([str(h.ROOT / "supervisor" / "livy-supervisor"), "--help"],
+                           capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 0 and "--version" in usage.stdout and "--config FILE" in usage.stdout
+    bad = subprocess.run([str(h.ROOT / "supervisor" / "livy-supervisor"), "--nope"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "usage:" in bad.stderr
 
 
 def test_sessions_on_an_empty_database_is_an_empty_page(server):
