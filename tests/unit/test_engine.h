@@ -43,5 +43,6 @@ Suite *view_suite(void);
 Suite *access_suite(void);
 Suite *api_suite(void);
 Suite *ui_suite(void);
+Suite *metrics_suite(void);
 
 #endif
