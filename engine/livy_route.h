@@ -19,8 +19,7 @@ typedef enum {
     LIVY_ROUTE_STATEMENTS,        /* /sessions/{id}/statements */
     LIVY_ROUTE_STATEMENT,         /* /sessions/{id}/statements/{sid} */
     LIVY_ROUTE_STATEMENT_CANCEL,  /* /sessions/{id}/statements/{sid}/cancel */
-    LIVY_ROUTE_SESSION_UI,        /* /sessions/{id}/ui and everything below it: the Spark UI */
-    LIVY_ROUTE_METRICS            /* /metrics: Prometheus (served only with LivyMetrics On) */
+    LIVY_ROUTE_SESSION_UI         /* /sessions/{id}/ui and everything below it: the Spark UI */
 } livy_route_e;
 
 typedef enum {

@@ -25,7 +25,6 @@ typedef enum {
     Q_SESSION_COUNTS,
     Q_LOG_TOTAL,
     Q_LOG_PAGE,
-    Q_METRICS,
     Q__COUNT
 } livy_query_e;
 

@@ -49,7 +49,6 @@ typedef struct {
     apr_array_header_t *modify_users; /* LivyModifyUsers */
     int max_sessions_per_user;        /* LivyMaxSessionsPerUser; -1 = unset */
     int max_starting_sessions;        /* LivyMaxStartingSessions; -1 = unset */
-    int metrics;                      /* LivyMetrics; -1 = unset (Off) */
 } livy_dir_conf_t;
 
 #define LIVY_DEFAULT_MAX_BODY (1024 * 1024)

@@ -67,7 +67,6 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_statement = -1;
     c->csrf = c->impersonation = c->access_control = -1;
     c->max_sessions_per_user = c->max_starting_sessions = -1;
-    c->metrics = -1;
     if (dir) {
         size_t n = strlen(dir);
         while (n > 0 && dir[n - 1] == '/')
@@ -95,7 +94,6 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_FLAG(access_control);
     MERGE_FLAG(max_sessions_per_user);
     MERGE_FLAG(max_starting_sessions);
-    MERGE_FLAG(metrics);
     MERGE_LIST(superusers);
     MERGE_LIST(allowed_users);
     MERGE_LIST(view_users);
@@ -312,8 +310,6 @@ const command_rec livy_directives[] = {
                   LIVY_DIR_CONTEXTS, "live sessions one user may own (0: no limit)"),
     AP_INIT_TAKE1("LivyMaxStartingSessions", set_dir_count, DIR_OFFSET(max_starting_sessions),
                   LIVY_DIR_CONTEXTS, "sessions that may be starting at once (0: no limit)"),
-    AP_INIT_FLAG("LivyMetrics", set_dir_flag, DIR_OFFSET(metrics), LIVY_DIR_CONTEXTS,
-                 "On: serve GET <mount>/metrics (Prometheus text, computed from the database)"),
     AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
                   "libpq connection string of the session database"),
     AP_INIT_TAKE1("LivyDatabasePoolMax", set_pool_max, NULL, RSRC_CONF,
