@@ -209,15 +209,23 @@ static int db_setup(sv_t *sv, const char **errmsg)
     return 0;
 }
 
+/* Whether a request got its answer; a failure the connection did not cause is logged (one lost
+ * with the connection was already reported, and its flags wait for the reconnect). */
+static int answered(const sv_op_t *op, PGresult *res)
+{
+    if (res)
+        return 1;
+    if (!op->lost)
+        sv_error("database: %s", op->err);
+    return 0;
+}
+
 /* After a reconnect: rows that name us but that we do not hold (a claim that committed while
  * its answer was lost with the connection) are adopted like a predecessor's. */
 static void mine_read(sv_t *sv, sv_op_t *op, PGresult *res)
 {
-    if (!res) {
-        if (!op->lost)
-            sv_error("database: %s", op->err);
+    if (!answered(op, res))
         return;
-    }
     if (sv->terminate)
         return;
     apr_array_header_t *rows = store_sv_parse_sessions(res, sv->iter);
@@ -417,11 +425,8 @@ static void claim(sv_t *sv)
 
 static void reaped(sv_t *sv, sv_op_t *op, PGresult *res)
 {
-    if (!res) {
-        if (!op->lost)
-            sv_error("database: %s", op->err);
+    if (!answered(op, res))
         return;
-    }
     if (PQntuples(res) > 0)
         sv_warn("marked %d session(s) of unresponsive supervisors dead", PQntuples(res));
 }
@@ -431,11 +436,8 @@ static void heartbeaten(sv_t *sv, sv_op_t *op, PGresult *res)
     sv->heartbeat_inflight = 0;
     const char *err;
     int was_stopped = 0;
-    if (!res) {
-        if (!op->lost)
-            sv_error("database: %s", op->err);
+    if (!answered(op, res))
         return;
-    }
     if (store_sv_parse_heartbeat(res, sv->id, &was_stopped, sv->iter, &err) != 0) {
         sv_error("heartbeat: %s", err);
         return;
@@ -473,11 +475,8 @@ static void heartbeat(sv_t *sv)
 
 static void purged(sv_t *sv, sv_op_t *op, PGresult *res)
 {
-    if (!res) {
-        if (!op->lost)
-            sv_error("database: %s", op->err);
+    if (!answered(op, res))
         return;
-    }
     apr_array_header_t *ids;
     int supervisors = 0, locked = 0;
     store_sv_parse_purge(res, &ids, &supervisors, &locked, sv->iter);
@@ -522,11 +521,8 @@ static const char *timeout_reason(const store_sv_timeout_t *t, apr_pool_t *p)
 
 static void timed_out(sv_t *sv, sv_op_t *op, PGresult *res)
 {
-    if (!res) {
-        if (!op->lost)
-            sv_error("database: %s", op->err);
+    if (!answered(op, res))
         return;
-    }
     apr_array_header_t *rows = store_sv_parse_timeouts(res, sv->iter);
     for (int i = 0; i < rows->nelts; i++) {
         store_sv_timeout_t *t = &APR_ARRAY_IDX(rows, i, store_sv_timeout_t);
@@ -539,11 +535,8 @@ static void timed_out(sv_t *sv, sv_op_t *op, PGresult *res)
 static void expired(sv_t *sv, sv_op_t *op, PGresult *res)
 {
     sv->tick_inflight = 0;
-    if (!res) {
-        if (!op->lost)
-            sv_error("database: %s", op->err);
+    if (!answered(op, res))
         return;
-    }
     apr_array_header_t *rows = store_sv_parse_ids(res, sv->iter);
     for (int i = 0; i < rows->nelts; i++) {
         apr_int64_t id = APR_ARRAY_IDX(rows, i, apr_int64_t);
