@@ -363,7 +363,7 @@ def test_refuses_an_unmigrated_database_naming_migrate(tmp_base, cluster):
 
 
 def test_migrate_is_idempotent_and_prints_the_version(supervisor):
-    assert supervisor["sv"].migrate().strip() == "schema version 1"
+    assert supervisor["sv"].migrate().strip() == "schema version 2"
 
 
 def test_registers_and_heartbeats(cluster, supervisor):
