@@ -268,6 +268,10 @@ int main(int argc, char **argv)
                 cfg->run_dir, strerror(errno));
         return 1;
     }
+    if (sv_check_python(cfg, pool, &err) != 0) {
+        fprintf(stderr, "livy-supervisor: %s\n", err);
+        return 1;
+    }
 
     int report_fd = foreground ? -1 : daemonize();
     sv_t *sv = apr_pcalloc(pool, sizeof *sv);
