@@ -398,7 +398,8 @@ class PgCluster:
         """Every row the service writes: per table, the row count and a digest of the full
         contents. Equal snapshots before and after a request show it changed nothing."""
         tables = (("sessions", "id"), ("statements", "session_id, id"),
-                  ("session_log", "session_id, seq"), ("session_count", "listed"))
+                  ("session_log", "session_id, seq"), ("session_count", "listed"),
+                  ("batches", "id"), ("batch_log", "batch_id, seq"), ("batch_count", "listed"))
         parts = []
         for table, order in tables:
             parts.append(f"(SELECT count(*) FROM {table})")
@@ -410,7 +411,7 @@ class PgCluster:
     def clear(self, dbname: str = "livy") -> None:
         """Removes all rows the service writes, between tests (sequences are not reset)."""
         self.psql("DELETE FROM statements; DELETE FROM session_log; DELETE FROM sessions; "
-                  "DELETE FROM supervisors;", db=dbname)
+                  "DELETE FROM batch_log; DELETE FROM batches; DELETE FROM supervisors;", db=dbname)
 
 
 # ------------------------------------------------------------------ httpd with mod_livy

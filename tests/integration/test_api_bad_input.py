@@ -364,7 +364,7 @@ for method, path, allow in (
          status=405, words=(method,), allow=allow)
 for path in ("/", "/nope", "/version/x", "/session", "/sessions/{live}/nope", "/sessions/{live}/statement",
              "/sessions/{live}/statements/0/nope", "/sessions/{live}/statements/0/cancel/x",
-             "/sessions/{live}/log/x", "/batches", "/sessions/{live}/state/x", "/Sessions",
+             "/sessions/{live}/log/x", "/batch", "/sessions/{live}/state/x", "/Sessions",
              "/sessions/{live}/statements/0/cancel/x/y/z"):
     case(f"route-{path.replace('/', '_')}", "GET", path, status=404, words=())
 case("route-unknown-post", "POST", "/sessions/{live}/restart", j({}), status=404, words=())
