@@ -394,6 +394,10 @@ class PgCluster:
         _run([SUPERVISOR, "--config", conf, "--migrate", "--database", owner],
              "livy-supervisor --migrate")
 
+    def listen(self, *channels: str, dbname: str = "livy") -> "Listener":
+        """A psql session LISTENing on channels (use it as a context manager)."""
+        return Listener(self, channels, dbname)
+
     def snapshot(self, dbname: str = "livy") -> dict:
         """Every row the service writes: per table, the row count and a digest of the full
         contents. Equal snapshots before and after a request show it changed nothing."""
@@ -412,6 +416,50 @@ class PgCluster:
         """Removes all rows the service writes, between tests (sequences are not reset)."""
         self.psql("DELETE FROM statements; DELETE FROM session_log; DELETE FROM sessions; "
                   "DELETE FROM batch_log; DELETE FROM batches; DELETE FROM supervisors;", db=dbname)
+
+
+class Listener:
+    """A psql session that LISTENs on some channels from its start; received() ends it and
+    returns the notifications that arrived meanwhile, in order, as (channel, payload) pairs (psql
+    prints them when its next query completes)."""
+
+    NOTIFICATION = re.compile(r'Asynchronous notification "(\w+)" with payload "([^"]*)" received')
+
+    def __init__(self, pg: PgCluster, channels, dbname: str):
+        self.proc = subprocess.Popen(
+            [str(pg.bin / "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(pg.port), "-U",
+             "postgres", "-d", dbname, "-f", "-"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=pg.psql_env())
+        self.proc.stdin.write("".join(f"LISTEN {c};\n" for c in channels) + "\\echo listening\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "listening":
+            self.close()
+            raise HarnessError(f"psql did not LISTEN on {', '.join(channels)}")
+
+    def received(self) -> list[tuple[str, str]]:
+        out, errout = self.proc.communicate("SELECT 'done';\n", timeout=30)
+        self.output = out + errout
+        return self.NOTIFICATION.findall(out)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def request_as(server: "LivyServer", user: str | None, method: str, path: str, **kw) -> requests.Response:
+    """One request to server as user, with Basic auth and password(user) (None: no credentials),
+    on a connection of its own."""
+    kw.setdefault("timeout", 30)
+    auth = (user, password(user)) if user else None
+    return requests.request(method, server.url + path, auth=auth, **kw)
 
 
 # ------------------------------------------------------------------ httpd with mod_livy

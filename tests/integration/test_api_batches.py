@@ -27,12 +27,10 @@ import hashlib
 import http.client
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
-import requests
 
 import livy_harness as h
 
@@ -107,11 +105,7 @@ def srv(batch_server, clean_db):
 # ------------------------------------------------------------------ helpers
 
 
-def call(srv, user, method, path, json=None, data=None, headers=None, **kw):
-    """One request as user (None: no credentials)."""
-    auth = (user, h.password(user)) if user else None
-    return requests.request(method, srv.url + path, json=json, data=data, headers=headers, auth=auth,
-                            timeout=30, **kw)
+call = h.request_as  # call(srv, user, method, path, **requests_kw): one request as user (None: none)
 
 
 def is_json(r) -> bool:
@@ -438,21 +432,10 @@ def test_delete_an_ended_batch_keeps_its_state(srv):
 # ------------------------------------------------------------------ NOTIFY
 
 
-NOTIFICATION = re.compile(r'Asynchronous notification "(\w+)" with payload "([^"]*)" received')
-
-
 def test_writes_notify_the_supervisors_with_their_commit(srv):
     """A psql session LISTENs on livy_batches while requests are made: creates and deletes
     notify with the batch's id; refused requests and reads notify nobody."""
-    pg = srv.db
-    listener = subprocess.Popen(
-        [str(pg.bin / "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
-         "-d", "livy", "-f", "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pg.psql_env())
-    try:
-        listener.stdin.write("LISTEN livy_batches;\nLISTEN livy_sessions;\n\\echo listening\n")
-        listener.stdin.flush()
-        assert listener.stdout.readline().strip() == "listening"
+    with srv.db.listen("livy_batches", "livy_sessions") as listener:
         a = create(srv, {"file": "/opt/jobs/a.py", "name": "a"})
         b = create(srv, {"file": "/opt/jobs/b.py"})
         refused(call(srv, None, "POST", "/open/batches", json={"file": "/opt/jobs/c.py", "name": "a"}), 400)
@@ -462,16 +445,12 @@ def test_writes_notify_the_supervisors_with_their_commit(srv):
         ok(call(srv, None, "GET", "/open/batches"))
         assert ok(call(srv, None, "DELETE", f"/open/batches/{b['id']}")) == {"msg": "deleted"}
         refused(call(srv, None, "DELETE", f"/open/batches/{b['id']}"), 404)
-        out, errout = listener.communicate("SELECT 'done';\n", timeout=30)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.wait()
-    assert NOTIFICATION.findall(out) == [
+        got = listener.received()
+    assert got == [
         ("livy_batches", str(a["id"])),   # create a
         ("livy_batches", str(b["id"])),   # create b
         ("livy_batches", str(b["id"])),   # delete b
-    ], (out, errout)
+    ], listener.output
 
 
 # ------------------------------------------------------------------ transport

@@ -98,11 +98,7 @@ def srv(sec_server, clean_db):
 # ------------------------------------------------------------------ helpers
 
 
-def call(srv, user, method, path, json=None, data=None, headers=None, **kw):
-    """One request as user (None: no credentials)."""
-    auth = (user, password(user)) if user else None
-    return requests.request(method, srv.url + path, json=json, data=data, headers=headers, auth=auth,
-                            timeout=30, **kw)
+call = h.request_as  # call(srv, user, method, path, **requests_kw): one request as user
 
 
 def ok(r, status=200):
