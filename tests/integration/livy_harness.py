@@ -7,6 +7,8 @@ conftest.py turns these into pytest fixtures; tests normally use those, not this
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import pwd
 import re
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -566,6 +569,17 @@ def basic_auth_conf(htpasswd: Path, policy: str = "", error_documents: bool = Fa
             "</Location>\n")
 
 
+def policy_mount(path: str, directives: str) -> str:
+    """A <Location path> section with its own directives (one per line) inside a Basic-auth
+    server (basic_auth_conf): httpd redirects its 401 ErrorDocument into the same mount, so that
+    the error page needs no credentials of its own."""
+    return f"<Location {path}>\n    ErrorDocument 401 {path}/error\n{directives}\n</Location>\n"
+
+
+# Lines httpd's auth modules write for a wrong password or an unknown user.
+AUTH_FAILURE_LINES = (r"AH01617: user \w+: authentication failure", r"AH01618: user \w+ not found")
+
+
 class LivyServer:
     """One httpd with mod_livy in its own ServerRoot under base/name."""
 
@@ -883,6 +897,46 @@ class LivyServer:
         return bad
 
 
+@dataclass
+class Answer:
+    """What raw() got back."""
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def raw(server: LivyServer, method: str, path: str, body: bytes | None = None,
+        headers: dict | None = None, chunked: bool = False) -> Answer:
+    """One request over a new connection, the path and body sent exactly as given (chunked in
+    pieces of 1000 bytes when asked)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        hdrs = dict(headers or {})
+        if chunked:
+            data = body or b""
+            pieces = [data[i:i + 1000] for i in range(0, len(data), 1000)]
+            conn.request(method, path, body=iter(pieces), headers=hdrs, encode_chunked=True)
+        else:
+            conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        return Answer(resp.status, resp.headers, resp.read())
+    finally:
+        conn.close()
+
+
+def assert_json_msg(a: Answer) -> str:
+    """a is a JSON error {"msg": "..."}: returns the message."""
+    ctype = a.headers.get("Content-Type", "")
+    assert ctype.split(";")[0].strip() == "application/json", (a.status, ctype, a.body[:300])
+    body = json.loads(a.body)
+    assert isinstance(body, dict) and list(body) == ["msg"], body
+    assert isinstance(body["msg"], str) and body["msg"].strip(), body
+    return body["msg"]
+
+
 class ServerFactory:
     """Creates LivyServers for one test and checks them all at its end."""
 
@@ -916,6 +970,35 @@ class ServerFactory:
             if bad:
                 problems.append(f"{s.root.name}: unexpected lines in {s.error_log}:\n  " + "\n  ".join(bad[:30]))
         return problems
+
+
+def module_server(work_dir: Path, pg: PgCluster, label: str, allow=(), **kw):
+    """The body of a module-scoped server fixture (`yield from h.module_server(...)`): one started
+    server (ServerFactory's arguments in kw) for all of a test module's tests, error-log lines
+    matching `allow` tolerated; stopped and checked (error log, leftovers) after the last test,
+    and any problem fails through pytest."""
+    import pytest
+
+    factory = ServerFactory(work_dir, pg, label)
+    try:
+        server = factory(**kw)
+    except HarnessError as e:
+        factory.finish()
+        pytest.fail(str(e), pytrace=False)
+    server.allow_errors(*allow)
+    yield server
+    problems = factory.finish()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def error_log_checked(server: LivyServer):
+    """The body of a per-test fixture over a module's server (`yield from ...`): the test fails
+    when the error log gained unexpected lines while it ran."""
+    before = len(server.unexpected_error_lines())
+    yield server
+    bad = server.unexpected_error_lines()[before:]
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
 
 
 def selected_mpms() -> list[str]:

@@ -24,7 +24,6 @@ Users: alice and bob (allowed), carol (superuser), erin (LivyViewUsers), frank
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import re
 from dataclasses import dataclass
@@ -51,10 +50,7 @@ def htpasswd(work_dir):
 
 
 def batches_conf(htpasswd) -> str:
-    def mount(path, extra):
-        # the 401's ErrorDocument stays inside the mount, so it needs no credentials of its own
-        return f"<Location {path}>\n    ErrorDocument 401 {path}/error\n{extra}\n</Location>\n"
-
+    mount = h.policy_mount
     return (
         h.basic_auth_conf(htpasswd, """
             LivyAccessControl On
@@ -75,31 +71,16 @@ def batches_conf(htpasswd) -> str:
     )
 
 
-AUTH_FAILURE_LINES = (r"AH01617: user \w+: authentication failure", r"AH01618: user \w+ not found")
-
-
 @pytest.fixture(scope="module", params=h.selected_mpms())
 def batch_server(request, work_dir, pg, htpasswd):
-    factory = h.ServerFactory(work_dir, pg, f"batches-{request.param}")
-    try:
-        srv = factory(mpm=request.param, extra_conf=batches_conf(htpasswd))
-    except h.HarnessError as e:
-        factory.finish()
-        pytest.fail(str(e), pytrace=False)
-    srv.allow_errors(*AUTH_FAILURE_LINES)
-    yield srv
-    problems = factory.finish()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from h.module_server(work_dir, pg, f"batches-{request.param}", allow=h.AUTH_FAILURE_LINES,
+                               mpm=request.param, extra_conf=batches_conf(htpasswd))
 
 
 @pytest.fixture
 def srv(batch_server, clean_db):
     """The module's server on an emptied database; the test fails on new unexpected error-log lines."""
-    before = len(batch_server.unexpected_error_lines())
-    yield batch_server
-    bad = batch_server.unexpected_error_lines()[before:]
-    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+    yield from h.error_log_checked(batch_server)
 
 
 # ------------------------------------------------------------------ helpers
@@ -506,24 +487,6 @@ def test_hostile_strings_round_trip_exactly(srv, label):
 
 
 @dataclass
-class Answer:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-
-def raw(srv, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Answer:
-    """One request over a new connection, the path and body sent exactly as given."""
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=dict(headers or {}))
-        resp = conn.getresponse()
-        return Answer(resp.status, resp.headers, resp.read())
-    finally:
-        conn.close()
-
-
-@dataclass
 class Case:
     id: str
     method: str
@@ -693,20 +656,18 @@ def test_bad_batch_request(srv, world, c: Case):
     path = c.path.format(**world)
     before = srv.db.snapshot()
     total = batch_total(srv)
-    a = raw(srv, c.method, path, c.body, {"Content-Type": "application/json"} if c.body is not None else None)
+    a = h.raw(srv, c.method, path, c.body, {"Content-Type": "application/json"} if c.body is not None else None)
     assert a.status == c.status, f"{c.method} {path}: expected {c.status}, got {a.status}: {a.body[:400]!r}"
-    assert a.headers.get("Content-Type", "").split(";")[0] == "application/json", a.headers
-    msg = json.loads(a.body)
-    assert list(msg) == ["msg"] and isinstance(msg["msg"], str) and msg["msg"], msg
+    msg = h.assert_json_msg(a)
     for w in c.words:
-        assert w.lower() in msg["msg"].lower(), f"{w!r} not in {msg['msg']!r}"
+        assert w.lower() in msg.lower(), f"{w!r} not in {msg!r}"
     if c.allow:
         assert a.headers.get("Allow") == c.allow, a.headers
     after = srv.db.snapshot()
     assert [t for t in before if before[t] != after[t]] == [], "the database changed"
     assert batch_total(srv) == total
     # The server still answers normally afterwards.
-    assert raw(srv, "GET", f"/open/batches/{world['live']}/state").status == 200
+    assert h.raw(srv, "GET", f"/open/batches/{world['live']}/state").status == 200
 
 
 def test_the_table_covers_every_batch_field():
