@@ -2,6 +2,7 @@
 #include "livy_api.h"
 #include "livy_db.h"
 #include "livy_json.h"
+#include "livy_openapi.h"
 #include "livy_params.h"
 #include "livy_ui.h"
 #include "livy_view.h"
@@ -82,6 +83,14 @@ int livy_api_route(const livy_api_config_t *cfg, const livy_api_request_t *req, 
         livy_api_error(resp, p, 403, req->user && *req->user
                        ? apr_psprintf(p, "User '%s' is not allowed to use this server.", req->user)
                        : "Anonymous requests are not allowed on this server: authenticate first.");
+        return 1;
+    }
+    if (r->route == LIVY_ROUTE_OPENAPI) { /* compiled in: no database, no file */
+        resp->status = 200;
+        resp->body = (char *)livy_openapi_json;
+        resp->body_len = livy_openapi_json_len;
+        resp->etag = livy_openapi_etag;
+        resp->cache_control = apr_psprintf(p, "max-age=%d", LIVY_OPENAPI_MAX_AGE);
         return 1;
     }
     return 0;

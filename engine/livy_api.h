@@ -49,10 +49,15 @@ typedef struct {
     const char *proxy_url;     /* the driver's UI URL to fetch, path and query included */
     const char *proxy_backend; /* "http://host:port" of the driver's UI (for Location headers) */
     const char *proxy_context; /* base_path + "/sessions/{id}/ui": X-Forwarded-Context */
+    /* A cacheable answer (/openapi.json): its strong ETag, and the Cache-Control to send
+     * instead of no-store. */
+    const char *etag;
+    const char *cache_control;
 } livy_api_response_t;
 
 /* Routes the request: fills r and returns 1 when the request is already answered in resp
- * without the database (404, 405, a missing CSRF header, a user not admitted). */
+ * without the database (404, 405, a missing CSRF header, a user not admitted, and
+ * /openapi.json, which needs no database). */
 int livy_api_route(const livy_api_config_t *cfg, const livy_api_request_t *req, apr_pool_t *p,
                    livy_route_t *r, livy_api_response_t *resp);
 

@@ -17,12 +17,29 @@ static const char *default_blocked_conf[] = {"spark.master", "spark.submit.deplo
 
 static void write_response(request_rec *r, const livy_api_response_t *resp)
 {
+    livy_api_response_t failed;
+    if (resp->etag) { /* a cacheable answer: If-None-Match revalidates it */
+        apr_table_setn(r->headers_out, "ETag", resp->etag);
+        int cond = ap_meets_conditions(r);
+        if (cond == HTTP_NOT_MODIFIED) {
+            r->status = HTTP_NOT_MODIFIED;
+            apr_table_setn(r->headers_out, "Cache-Control", resp->cache_control);
+            return;
+        }
+        if (cond == HTTP_PRECONDITION_FAILED) {
+            memset(&failed, 0, sizeof failed);
+            livy_api_error(&failed, r->pool, cond, "The document's ETag does not match the "
+                           "request's If-Match, or it changed since If-Unmodified-Since.");
+            resp = &failed;
+        }
+    }
     r->status = resp->status;
     if (resp->location)
         apr_table_setn(r->headers_out, "Location", resp->location);
     if (resp->allow)
         apr_table_setn(r->headers_out, "Allow", resp->allow);
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "Cache-Control",
+                   resp->cache_control ? resp->cache_control : "no-store");
     if (!resp->body)
         return;
     ap_set_content_type(r, "application/json; charset=UTF-8");

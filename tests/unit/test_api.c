@@ -55,6 +55,9 @@ static const struct {
     {"GET", "/sessions/1/nope"},
     {"DELETE", "/sessions/1/statements/2/cancel/now"},
     {"PUT", "/version/2"},          /* an unknown path is a 404 whatever the method */
+    {"GET", "/openapi.yaml"},
+    {"GET", "/openapi.json/x"},
+    {"GET", "/sessions/openapi.json/x"},
     {"GET", "/a\"b\\c\n"},          /* echoed back: must stay valid JSON */
 };
 
@@ -101,6 +104,10 @@ static const struct {
     {"POST", "/batches/1/log", "GET, HEAD"},
     {"DELETE", "/batches/1/logs", "GET, HEAD"},
     {"get", "/version", "GET, HEAD"}, /* methods are case-sensitive */
+    {"POST", "/openapi.json", "GET, HEAD"},
+    {"PUT", "/openapi.json", "GET, HEAD"},
+    {"DELETE", "/openapi.json", "GET, HEAD"},
+    {"OPTIONS", "/openapi.json", "GET, HEAD"},
 };
 
 START_TEST(route_wrong_method_is_405_with_allow)
@@ -322,6 +329,62 @@ START_TEST(check_schema_once_per_connection)
 }
 END_TEST
 
+/* ---- /openapi.json: answered by the router, from the document compiled in ---- */
+
+static const char *const openapi_methods[] = {"GET", "HEAD"};
+
+START_TEST(openapi_answered_without_database)
+{
+    livy_api_request_t req = request(openapi_methods[_i], "/openapi.json", NULL, NULL);
+    livy_route_t r;
+    livy_api_response_t resp;
+    ck_assert_int_eq(livy_api_route(config(), &req, test_pool, &r, &resp), 1);
+    ck_assert_int_eq(r.route, LIVY_ROUTE_OPENAPI);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_ptr_null(resp.allow);
+    ck_assert_ptr_null(resp.location);
+    ck_assert_pstr_eq(resp.cache_control, "max-age=3600");
+    ck_assert_ptr_nonnull(resp.etag);
+    ck_assert_int_eq(resp.etag[0], '"');
+    ck_assert_int_eq(resp.etag[strlen(resp.etag) - 1], '"');
+    ck_assert_uint_eq(resp.body_len, strlen(resp.body));
+    json_error_t e;
+    json_t *doc = json_loadb(resp.body, resp.body_len, JSON_REJECT_DUPLICATES, &e);
+    ck_assert_msg(doc != NULL, "not JSON: %s", e.text);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "openapi")), "3.1.0");
+    json_t *paths = json_object_get(doc, "paths");
+    ck_assert_ptr_nonnull(json_object_get(paths, "/version"));
+    ck_assert_ptr_nonnull(json_object_get(paths, "/openapi.json"));
+    ck_assert_ptr_nonnull(json_object_get(paths, "/sessions/{id}/statements/{sid}/cancel"));
+    ck_assert_ptr_nonnull(json_object_get(paths, "/batches/{id}/log"));
+    json_decref(doc);
+}
+END_TEST
+
+/* GET: no CSRF header needed; admission as for /version. */
+START_TEST(openapi_under_security)
+{
+    livy_api_config_t *cfg = config();
+    cfg->security.csrf = 1;
+    cfg->security.access_control = 1;
+    cfg->security.allowed_users = users("alice", NULL);
+    livy_api_request_t req = request("GET", "/openapi.json", NULL, NULL);
+    livy_route_t r;
+    livy_api_response_t resp;
+    req.user = "alice";
+    ck_assert_int_eq(livy_api_route(cfg, &req, test_pool, &r, &resp), 1);
+    ck_assert_int_eq(resp.status, 200);
+    req.user = "mallory";
+    ck_assert_int_eq(livy_api_route(cfg, &req, test_pool, &r, &resp), 1);
+    ck_assert_int_eq(resp.status, 403);
+    ck_assert_ptr_null(resp.etag);
+    ck_assert_ptr_null(resp.cache_control);
+    req.user = NULL;
+    ck_assert_int_eq(livy_api_route(cfg, &req, test_pool, &r, &resp), 1);
+    ck_assert_int_eq(resp.status, 403);
+}
+END_TEST
+
 /* ---- security in livy_api_route: CSRF, the user's name, admission ---- */
 
 static const struct {
@@ -517,6 +580,8 @@ Suite *api_suite(void)
     tcase_add_loop_test(tc, route_allowed_request_is_left_to_handle, 0, N_ELEMS(routed));
     tcase_add_test(tc, route_404_for_non_utf8_path_has_msg);
     tcase_add_test(tc, error_sets_status_and_msg);
+    tcase_add_loop_test(tc, openapi_answered_without_database, 0, N_ELEMS(openapi_methods));
+    tcase_add_test(tc, openapi_under_security);
     suite_add_tcase(s, tc);
 
     tc = test_tcase_with_pool("handle");

@@ -19,6 +19,8 @@ static const struct route_case {
     unsigned allowed;
 } known_routes[] = {
     {"/version", LIVY_ROUTE_VERSION, NULL, -1, NULL, -1, GET},
+    {"/openapi.json", LIVY_ROUTE_OPENAPI, NULL, -1, NULL, -1, GET},
+    {"//openapi.json/", LIVY_ROUTE_OPENAPI, NULL, -1, NULL, -1, GET},
     {"/sessions", LIVY_ROUTE_SESSIONS, NULL, -1, NULL, -1, GET | POST},
     {"/sessions/0", LIVY_ROUTE_SESSION, "0", 0, NULL, -1, GET | DELETE},
     {"/sessions/42", LIVY_ROUTE_SESSION, "42", 42, NULL, -1, GET | DELETE},
