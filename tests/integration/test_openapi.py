@@ -1,0 +1,218 @@
+"""The OpenAPI document (docs/openapi.yaml, issue 14): the module serves it at /openapi.json as
+built from the YAML, the routes it describes are the routes the server answers (and no others),
+and schemathesis, run against a live server with every check, finds no 5xx, no response outside
+the documented statuses, content types, headers and schemas, and no connection error.
+
+No supervisor and no Spark: sessions stay `not_started` and statements `waiting`, which is all
+the API itself answers (test_api_routes.py does the same)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+import yaml
+
+import livy_harness as h
+
+SPEC_PATH = h.ROOT / "docs" / "openapi.yaml"
+METHODS = ["GET", "HEAD", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"]
+
+# Every route livy_route.c knows, as a path template; the spec must describe exactly these.
+ENGINE_ROUTES = {
+    "/version", "/openapi.json",
+    "/sessions", "/sessions/{id}", "/sessions/{id}/state", "/sessions/{id}/log",
+    "/sessions/{id}/logs", "/sessions/{id}/connect", "/sessions/{id}/stop",
+    "/sessions/{id}/completion", "/sessions/{id}/statements", "/sessions/{id}/statements/{sid}",
+    "/sessions/{id}/statements/{sid}/cancel", "/sessions/{id}/ui/{page}",
+    "/batches", "/batches/{id}", "/batches/{id}/state", "/batches/{id}/log", "/batches/{id}/logs",
+}
+
+# schemathesis's budget: cases per operation in the fuzzing phase, and the whole run's time.
+MAX_EXAMPLES = int(os.environ.get("LIVY_OPENAPI_MAX_EXAMPLES", "25"))
+SEED = 20261202
+
+
+def spec() -> dict:
+    return yaml.safe_load(SPEC_PATH.read_text())
+
+
+def error_documents() -> str:
+    """The shipped ErrorDocument lines, at server level as conf/livy.conf has them: httpd's own
+    errors (a 404 for an encoded slash, a 400 from the core) answer {"msg"} JSON too."""
+    return "\n".join(h.shipped_error_documents()) + "\n"
+
+
+@pytest.fixture(scope="module")
+def oapi_server(work_dir, pg):
+    yield from h.module_server(work_dir, pg, "openapi", mpm=h.selected_mpms()[0],
+                               extra_conf=error_documents())
+
+
+@pytest.fixture
+def server(oapi_server, clean_db):
+    yield from h.error_log_checked(oapi_server)
+
+
+# ------------------------------------------------------------------ the document as served
+
+
+def test_openapi_json_is_the_yaml(server):
+    r = server.get("/openapi.json")
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["Content-Type"].split(";")[0] == "application/json"
+    assert r.json() == spec()
+    assert re.fullmatch(r'"[0-9a-f]+"', r.headers["ETag"]), r.headers
+    assert r.headers["Cache-Control"] == "max-age=3600"
+
+
+def test_openapi_head_and_revalidation(server):
+    got = server.get("/openapi.json")
+    head = server.request("HEAD", "/openapi.json")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["ETag"] == got.headers["ETag"]
+    assert int(head.headers["Content-Length"]) == len(got.content)
+    same = server.get("/openapi.json", headers={"If-None-Match": got.headers["ETag"]})
+    assert same.status_code == 304 and same.content == b""
+    assert same.headers["ETag"] == got.headers["ETag"]
+    other = server.get("/openapi.json", headers={"If-None-Match": '"0000"'})
+    assert other.status_code == 200 and other.json() == got.json()
+    failed = server.get("/openapi.json", headers={"If-Match": '"0000"'})
+    assert failed.status_code == 412 and list(failed.json()) == ["msg"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_openapi_other_methods_405(server, method):
+    r = server.request(method, "/openapi.json", json={})
+    assert r.status_code == 405, r.text
+    assert r.headers["Allow"] == "GET, HEAD"
+    assert list(r.json()) == ["msg"]
+
+
+def test_openapi_needs_no_database(livy_server):
+    """Served from the module itself: a server whose database is unreachable still answers it
+    (while /version, which reads the database, is a 503)."""
+    srv = livy_server(conninfo="host=127.0.0.1 port=1 dbname=livy user=livy connect_timeout=2",
+                      start=False)
+    srv.allow_errors(r"answering 503", r"database", r"connect", r"Connection refused")
+    srv.start()
+    assert srv.get("/version").status_code == 503
+    r = srv.get("/openapi.json")
+    assert r.status_code == 200 and r.json() == spec()
+
+
+def test_openapi_csrf_and_admission(livy_server, clean_db):
+    """The same rules as /version: a GET needs no X-Requested-By under CSRF protection; under
+    access control an anonymous request is not admitted (403 {"msg"}), as for /version."""
+    srv = livy_server(extra_conf="<Location />\n    LivyCsrfProtection On\n</Location>\n"
+                                 "<Location /closed>\n    LivyAccessControl On\n</Location>\n")
+    assert srv.get("/openapi.json").status_code == 200
+    assert srv.get("/closed/version").status_code == 403
+    r = srv.get("/closed/openapi.json")
+    assert r.status_code == 403 and list(r.json()) == ["msg"]
+    assert "ETag" not in r.headers and r.headers["Cache-Control"] == "no-store"
+
+
+# ------------------------------------------------------------------ the spec's routes are the server's
+
+
+def test_spec_describes_every_engine_route():
+    assert set(spec()["paths"]) == ENGINE_ROUTES
+
+
+def spec_methods(template: str) -> set[str]:
+    ops = {m.upper() for m in spec()["paths"][template] if m in
+           ("get", "post", "delete", "put", "patch", "options", "head")}
+    return ops | ({"HEAD"} if "GET" in ops else set())
+
+
+def test_server_methods_agree_with_spec(server):
+    """For every path of the spec, on real resources: the methods the spec lists are served (no
+    404 or 405), every other method is a 405 whose Allow names exactly the spec's; paths the spec
+    does not have are 404s."""
+    s = server.post("/sessions", json={"kind": "pyspark"}).json()["id"]
+    st = server.post(f"/sessions/{s}/statements", json={"code": "1"}).json()["id"]
+    b = server.post("/batches", json={"file": "hdfs:///jobs/pi.py"}).json()["id"]
+    values = {"id": str(s), "sid": str(st), "page": "jobs/"}
+    problems = []
+    deletes = []
+    for template in sorted(spec()["paths"]):
+        path = template.format(**values)
+        if template.startswith("/batches/"):
+            path = template.format(id=str(b))
+        allowed = spec_methods(template)
+        for method in METHODS:
+            if method in allowed and (method == "DELETE" or template.endswith("/stop")):
+                deletes.append((method, path))  # last: they end the resource
+                continue
+            body = {} if method in ("POST", "PUT", "PATCH") else None
+            if template.endswith("/statements") and method == "POST":
+                body = {"code": "2"}
+            if template.endswith("/completion"):
+                body = {"code": "sp", "kind": "pyspark", "cursor": 2}
+            r = server.request(method, path, json=body)
+            if method in allowed:
+                if r.status_code in (404, 405):
+                    problems.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
+            elif r.status_code != 405:
+                problems.append(f"{method} {path}: {r.status_code}, want 405")
+            elif set(r.headers["Allow"].split(", ")) != allowed:
+                problems.append(f"{method} {path}: Allow {r.headers['Allow']}, spec {sorted(allowed)}")
+    for method, path in sorted(deletes, key=lambda d: d[0] == "DELETE"):
+        r = server.request(method, path)
+        if r.status_code not in (200, 204):
+            problems.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
+    for path in ["/", "/openapi.yaml", "/openapi", "/version/x", "/sessions/0/nope",
+                 "/batches/0/statements", "/batches/0/stop", "/sessions/0/statements/0/x",
+                 "/metrics-nope", "/sessions/0/statements/0/cancel/x"]:
+        for method in ("GET", "POST"):
+            r = server.request(method, path)
+            if r.status_code != 404:
+                problems.append(f"{method} {path}: {r.status_code}, want 404 (not in the spec)")
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------ schemathesis
+
+
+def schemathesis_bin():
+    exe = h.VENV_PYTHON.parent / "schemathesis"
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: scripts/install-deps installs tests/requirements.txt",
+                    pytrace=False)
+    return exe
+
+
+def test_schemathesis_finds_nothing(server, tmp_path):
+    """Every operation, with the spec's examples, the coverage phase's boundary cases and
+    MAX_EXAMPLES generated cases (valid and invalid data), under every schemathesis check.
+    Deterministic: a fixed seed, derandomized generation, one worker."""
+    junit = tmp_path / "junit.xml"
+    cmd = [str(schemathesis_bin()), "run", f"{server.url}/openapi.json",
+           "--url", server.url,
+           "--checks", "all",
+           "--phases", "examples,coverage,fuzzing,stateful",
+           "--max-examples", str(MAX_EXAMPLES),
+           "--seed", str(SEED), "--generation-deterministic",
+           "--generation-database", "none",
+           "--workers", "1",
+           "--request-timeout", "20",
+           "--no-color",
+           "--report", "junit", "--report-junit-path", str(junit)]
+    started = time.monotonic()
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+    took = time.monotonic() - started
+    out = run.stdout + run.stderr
+    print(out[-6000:])
+    print(f"schemathesis: {took:.1f}s, exit {run.returncode}")
+    assert run.returncode == 0, out[-20000:]
+    tree = ET.parse(junit).getroot()
+    cases = tree.iter("testcase")
+    assert len(list(cases)) >= len(ENGINE_ROUTES), "schemathesis tested fewer operations than routes"
