@@ -35,8 +35,7 @@ ENGINE_ROUTES = {
 }
 
 # schemathesis's budget: cases per operation in the fuzzing phase, and the whole run's time.
-MAX_EXAMPLES = int(os.environ.get("LIVY_OPENAPI_MAX_EXAMPLES", "25"))
-SEED = 20261202
+MAX_EXAMPLES = int(os.environ.get("LIVY_OPENAPI_MAX_EXAMPLES", "100"))
 
 
 def spec() -> dict:
@@ -191,22 +190,29 @@ def schemathesis_bin():
 
 def test_schemathesis_finds_nothing(server, tmp_path):
     """Every operation, with the spec's examples, the coverage phase's boundary cases and
-    MAX_EXAMPLES generated cases (valid and invalid data), under every schemathesis check.
-    Deterministic: a fixed seed, derandomized generation, one worker."""
+    MAX_EXAMPLES generated cases (valid and invalid data), and the stateful phase (links inferred
+    from the Location headers), under every schemathesis check but one. Deterministic:
+    derandomized generation, one worker.
+
+    positive_data_acceptance is left out: it expects every schema-valid request to succeed, and
+    this API refuses some for reasons no schema can state: a name a live session already has,
+    a shared session's statement without `kind`, a local batch path outside
+    LivyBatchAllowedPaths (all 400s the spec documents), and integers written with a fraction
+    (`2.0`, an integer to JSON Schema, a 400 here on purpose: test_validate.c). Every other
+    check runs, negative_data_rejection included (schema-invalid requests must be refused)."""
     junit = tmp_path / "junit.xml"
     cmd = [str(schemathesis_bin()), "run", f"{server.url}/openapi.json",
            "--url", server.url,
-           "--checks", "all",
+           "--checks", "all", "--exclude-checks", "positive_data_acceptance",
            "--phases", "examples,coverage,fuzzing,stateful",
            "--max-examples", str(MAX_EXAMPLES),
-           "--seed", str(SEED), "--generation-deterministic",
-           "--generation-database", "none",
+           "--generation-deterministic",
            "--workers", "1",
            "--request-timeout", "20",
            "--no-color",
            "--report", "junit", "--report-junit-path", str(junit)]
     started = time.monotonic()
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                          cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
     took = time.monotonic() - started
     out = run.stdout + run.stderr
