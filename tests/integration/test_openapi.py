@@ -188,11 +188,13 @@ def schemathesis_bin():
     return exe
 
 
-def test_schemathesis_finds_nothing(server, tmp_path):
-    """Every operation, with the spec's examples, the coverage phase's boundary cases and
-    MAX_EXAMPLES generated cases (valid and invalid data), and the stateful phase (links inferred
-    from the Location headers), under every schemathesis check but one. Deterministic:
-    derandomized generation, one worker.
+def run_schemathesis(server, tmp_path, max_examples: int, *extra: str, auth=None) -> str:
+    """Runs schemathesis over every operation of the document the server serves (saved to a
+    file first: under authentication too), with the spec's examples, the coverage phase's
+    boundary cases, max_examples generated cases per operation (valid and invalid data) and the
+    stateful phase (links inferred from the Location headers), under every check but one.
+    Deterministic: derandomized generation, one worker. Returns its output; fails the test on
+    any failure or error.
 
     positive_data_acceptance is left out: it expects every schema-valid request to succeed, and
     this API refuses some for reasons no schema can state: a name a live session already has,
@@ -200,25 +202,55 @@ def test_schemathesis_finds_nothing(server, tmp_path):
     LivyBatchAllowedPaths (all 400s the spec documents), and integers written with a fraction
     (`2.0`, an integer to JSON Schema, a 400 here on purpose: test_validate.c). Every other
     check runs, negative_data_rejection included (schema-invalid requests must be refused)."""
+    served = server.get("/openapi.json", auth=auth)
+    assert served.status_code == 200, served.text[:300]
+    spec_file = tmp_path / "openapi.json"
+    spec_file.write_bytes(served.content)
     junit = tmp_path / "junit.xml"
-    cmd = [str(schemathesis_bin()), "run", f"{server.url}/openapi.json",
+    cmd = [str(schemathesis_bin()), "run", str(spec_file),
            "--url", server.url,
            "--checks", "all", "--exclude-checks", "positive_data_acceptance",
            "--phases", "examples,coverage,fuzzing,stateful",
-           "--max-examples", str(MAX_EXAMPLES),
+           "--max-examples", str(max_examples),
            "--generation-deterministic",
            "--workers", "1",
            "--request-timeout", "20",
            "--no-color",
-           "--report", "junit", "--report-junit-path", str(junit)]
+           "--report", "junit", "--report-junit-path", str(junit), *extra]
+    if auth:
+        cmd += ["--auth", f"{auth[0]}:{auth[1]}"]
     started = time.monotonic()
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                         cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     took = time.monotonic() - started
     out = run.stdout + run.stderr
-    print(out[-6000:])
+    print(out[-4000:])
     print(f"schemathesis: {took:.1f}s, exit {run.returncode}")
     assert run.returncode == 0, out[-20000:]
-    tree = ET.parse(junit).getroot()
-    cases = tree.iter("testcase")
-    assert len(list(cases)) >= len(ENGINE_ROUTES), "schemathesis tested fewer operations than routes"
+    operations = {c.get("classname") or c.get("name") for c in ET.parse(junit).getroot().iter("testcase")}
+    assert len(operations) >= len(ENGINE_ROUTES), f"schemathesis tested only {sorted(operations)}"
+    return out
+
+
+def test_schemathesis_finds_nothing(server, tmp_path):
+    """The server as conf/livy.conf sets it up (its ErrorDocuments), no security: no 5xx, no
+    answer outside the documented statuses, content types, headers and schemas."""
+    out = run_schemathesis(server, tmp_path, MAX_EXAMPLES)
+    assert re.search(r"Tested: +%d\b" % operation_count(), out), out[-3000:]
+
+
+def test_schemathesis_under_security(livy_server, clean_db, work_dir, tmp_path):
+    """Basic authentication, CSRF protection and access control, as an admitted user who sends
+    no X-Requested-By: every POST and DELETE is a 400, documented as such."""
+    htpasswd = h.write_htpasswd(work_dir / "openapi-htpasswd", ["alice"])  # httpd's User reads it
+    srv = livy_server(extra_conf=h.basic_auth_conf(htpasswd, """
+        LivyCsrfProtection On
+        LivyAccessControl On
+        LivyAllowedUsers alice
+        """, error_documents=True))
+    run_schemathesis(srv, tmp_path, max(5, MAX_EXAMPLES // 5),
+                     auth=("alice", h.password("alice")))
+
+
+def operation_count() -> int:
+    return sum(1 for item in spec()["paths"].values() for m in item
+               if m in ("get", "post", "delete", "put", "patch"))
