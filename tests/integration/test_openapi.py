@@ -125,6 +125,31 @@ def test_spec_describes_every_engine_route():
     assert set(spec()["paths"]) == ENGINE_ROUTES
 
 
+def test_spec_objects_are_closed():
+    """Every object the spec describes field by field is closed (the server refuses unknown
+    request fields, and its answers have exactly the documented keys), and its required keys are
+    all defined (schemathesis would otherwise accept anything under an undefined one)."""
+    problems = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if "properties" in node:
+                if node.get("additionalProperties") is not False:
+                    problems.append(f"{where}: additionalProperties is not false")
+                missing = set(node.get("required", [])) - set(node["properties"])
+                if missing:
+                    problems.append(f"{where}: required but undefined: {sorted(missing)}")
+            for k, v in node.items():
+                walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}")
+
+    walk(spec()["components"], "#/components")
+    walk(spec()["paths"], "#/paths")
+    assert not problems, "\n".join(problems)
+
+
 def spec_methods(template: str) -> set[str]:
     ops = {m.upper() for m in spec()["paths"][template] if m in
            ("get", "post", "delete", "put", "patch", "options", "head")}
