@@ -733,10 +733,11 @@ static void spark_ui(const livy_api_config_t *cfg, const livy_api_request_t *req
 
 /* GET /metrics: one query, rendered as Prometheus text. Nothing is cached: every node of a
  * cluster reports the same values, read from the database at each scrape. */
-static void get_metrics(livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
+static void get_metrics(const livy_api_config_t *cfg, livy_conn_t *c, apr_pool_t *p,
+                        livy_api_response_t *resp)
 {
-    const char *params[1] = {livy_metrics_bounds_param(p)};
-    PGresult *res = livy_store_exec(c, Q_METRICS, 1, params);
+    const char *params[2] = {livy_metrics_bounds_param(p), livy_metrics_start_bounds_param(p)};
+    PGresult *res = livy_store_exec(c, Q_METRICS, 2, params);
     if (!ok_tuples(res)) {
         reply_db_failure(resp, c, res, p);
         PQclear(res);
@@ -745,6 +746,11 @@ static void get_metrics(livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp
     livy_metrics_t m;
     const char *err;
     livy_metrics_init(&m, LIVY_PACKAGE_VERSION, p);
+    if (cfg->http_metrics) {
+        livy_metrics_http_t *http = apr_pcalloc(p, sizeof *http);
+        cfg->http_metrics(http);
+        m.http = http;
+    }
     int rc = livy_metrics_from_result(res, &m, p, &err);
     PQclear(res);
     if (rc != 0) {
@@ -936,7 +942,7 @@ void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req
         get_version(conn, p, resp);
         return;
     case LIVY_ROUTE_METRICS:
-        get_metrics(conn, p, resp);
+        get_metrics(cfg, conn, p, resp);
         return;
     case LIVY_ROUTE_SESSIONS:
         if (m == LIVY_M_POST)

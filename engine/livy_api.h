@@ -4,6 +4,7 @@
 #define LIVY_API_H
 
 #include "livy_access.h"
+#include "livy_metrics.h"
 #include "livy_route.h"
 #include "livy_store.h"
 #include "livy_validate.h"
@@ -26,6 +27,8 @@ typedef struct {
      * UI route answers 501. */
     const char *ui_base;
     int metrics;           /* LivyMetrics: GET /metrics is served (else it is a 404) */
+    /* GET /metrics: fills *out with this httpd's counters (requests, pools); NULL: none. */
+    void (*http_metrics)(livy_metrics_http_t *out);
 } livy_api_config_t;
 
 typedef struct {

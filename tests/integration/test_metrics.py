@@ -34,8 +34,19 @@ FAMILIES = {
     "livy_supervisor_heartbeat_age_seconds": "gauge",
     "livy_supervisor_capacity": "gauge",
     "livy_supervisor_sessions": "gauge",
+    "livy_supervisor_batches": "gauge",
+    "livy_batches": "gauge",
+    "livy_session_start_duration_seconds": "histogram",
+    "livy_http_requests": "counter",  # prometheus_client names a counter family without _total
+    "livy_http_request_duration_seconds": "histogram",
+    "livy_db_pool_connections": "gauge",
+    "livy_db_pool_waits": "counter",
+    "livy_db_pool_timeouts": "counter",
+    "livy_db_pool_connects": "counter",
+    "livy_db_pool_connect_failures": "counter",
     "livy_info": "gauge",
 }
+START_BOUNDS = ("1", "2", "5", "10", "20", "30", "60", "120", "300", "+Inf")
 BOUNDS = ("0.01", "0.05", "0.1", "0.5", "1", "5", "10", "60", "300", "+Inf")
 
 
@@ -174,8 +185,9 @@ def test_scrape_is_prometheus_text_with_help_and_type(srv):
     s = Scrape(r)
     assert r.headers["Cache-Control"] == "no-store"
     for name, typ in FAMILIES.items():
-        assert re.search(rf"^# HELP {name} \S.*$", s.text, re.M), name
-        assert re.search(rf"^# TYPE {name} {typ}$", s.text, re.M), name
+        exposed = name + "_total" if typ == "counter" else name
+        assert re.search(rf"^# HELP {exposed} \S.*$", s.text, re.M), name
+        assert re.search(rf"^# TYPE {exposed} {typ}$", s.text, re.M), name
         assert s.families[name].type == typ
     assert set(s.families) == set(FAMILIES)
     assert s.text.endswith("\n") and "\n\n" not in s.text
@@ -188,6 +200,9 @@ def test_scrape_is_prometheus_text_with_help_and_type(srv):
     assert s.by("livy_statement_duration_seconds_bucket", "le") == {(b,): 0.0 for b in BOUNDS}
     assert s.value("livy_statement_duration_seconds_count") == 0
     assert s.value("livy_statement_duration_seconds_sum") == 0
+    assert s.samples("livy_batches") == []
+    assert s.by("livy_session_start_duration_seconds_bucket", "le") == {
+        (b,): 0.0 for b in START_BOUNDS}
 
 
 def test_head_has_the_headers_and_no_body(srv):
@@ -348,9 +363,82 @@ def test_every_node_reports_the_same_values(srv, livy_server):
     create(srv, {"kind": "sql"})
     other = livy_server(mpm=srv.mpm, extra_conf="<Location />\n    LivyMetrics On\n</Location>\n")
     first, second = scrape(srv), Scrape(other.get("/metrics"))
-    for name in ("livy_sessions", "livy_statements", "livy_supervisors",
-                 "livy_statement_duration_seconds_count", "livy_info"):
+    for name in ("livy_sessions", "livy_statements", "livy_supervisors", "livy_batches",
+                 "livy_statement_duration_seconds_count", "livy_session_start_duration_seconds_count",
+                 "livy_info"):
         assert sorted(map(str, first.samples(name))) == sorted(map(str, second.samples(name))), name
+
+
+def test_batches_by_state_and_per_supervisor(srv, tmp_path):
+    sup = add_supervisor(srv, "spark-b", capacity=4)
+    ids = []
+    for _ in range(4):
+        r = call(srv, "POST", "/open/batches", json={"file": "hdfs:///jobs/pi.py"})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    srv.db.psql(f"UPDATE batches SET supervisor_id = {sup}, state = 'running' WHERE id = {ids[0]}; "
+                f"UPDATE batches SET supervisor_id = {sup}, state = 'success', ended_at = now() "
+                f"WHERE id = {ids[1]}")
+    assert call(srv, "DELETE", f"/open/batches/{ids[2]}").status_code == 200  # unclaimed: killed, gone
+    s = scrape(srv)
+    assert s.by("livy_batches", "state") == {("starting",): 1, ("running",): 1, ("success",): 1}
+    assert s.value("livy_supervisor_batches", host="spark-b", id=sup) == 1
+    assert s.value("livy_supervisor_sessions", host="spark-b", id=sup) == 0
+
+
+def test_session_start_duration_histogram(srv):
+    """From create to the first idle (ready_at, which the supervisor sets); sessions that never
+    got there are no duration."""
+    ids = [create(srv) for _ in range(4)]
+    for sid, seconds in zip(ids, (0.5, 3, 45)):
+        srv.db.psql(f"UPDATE sessions SET state = 'idle', "
+                    f"ready_at = created_at + interval '{seconds} seconds' WHERE id = {sid}")
+    s = scrape(srv)
+    assert s.by("livy_session_start_duration_seconds_bucket", "le") == {
+        ("1",): 1, ("2",): 1, ("5",): 2, ("10",): 2, ("20",): 2, ("30",): 2, ("60",): 3,
+        ("120",): 3, ("300",): 3, ("+Inf",): 3}
+    assert s.value("livy_session_start_duration_seconds_count") == 3
+    assert math.isclose(s.value("livy_session_start_duration_seconds_sum"), 48.5, rel_tol=1e-9)
+
+
+def test_requests_by_route_and_status_with_durations(srv):
+    """This httpd's own counters (shared by its processes): what it answered on mod_livy's
+    locations, by route family and status, and how long that took."""
+    before = scrape(srv)
+    for _ in range(5):
+        assert call(srv, "GET", "/open/version").status_code == 200
+    for _ in range(3):
+        assert call(srv, "GET", "/open/no-such-thing").status_code == 404
+    assert call(srv, "GET", "/open/sessions/999999").status_code == 404
+    assert call(srv, "POST", "/open/sessions", data=b"{", headers={
+        "Content-Type": "application/json"}).status_code == 400
+    after = scrape(srv)
+
+    def moved(name, **labels):
+        return (after.value(name, **labels) or 0) - (before.value(name, **labels) or 0)
+
+    assert moved("livy_http_requests_total", route="version", code="200") == 5
+    assert moved("livy_http_requests_total", route="other", code="404") == 3
+    assert moved("livy_http_requests_total", route="session", code="404") == 1
+    assert moved("livy_http_requests_total", route="sessions", code="400") == 1
+    # the first scrape itself was counted once it was done
+    assert moved("livy_http_requests_total", route="metrics", code="200") == 1
+    assert moved("livy_http_request_duration_seconds_count", route="version") == 5
+    assert after.value("livy_http_request_duration_seconds_bucket", route="version",
+                       le="+Inf") == after.value("livy_http_request_duration_seconds_count",
+                                                 route="version")
+    assert 0 < after.value("livy_http_request_duration_seconds_sum", route="version") < 60
+    buckets = sorted(((float(le), v) for (route, le), v in
+                      after.by("livy_http_request_duration_seconds_bucket", "route", "le").items()
+                      if route == "version"))
+    values = [v for _, v in buckets]
+    assert values == sorted(values)
+    # The pools: the scrape holds a connection while it is made; connections were opened.
+    assert after.value("livy_db_pool_connections", state="in_use") >= 1
+    assert after.value("livy_db_pool_connections", state="idle") >= 0
+    assert after.value("livy_db_pool_connects_total") >= 1
+    assert after.value("livy_db_pool_timeouts_total") == 0
+    assert after.value("livy_db_pool_connect_failures_total") == 0
 
 
 # ------------------------------------------------------------------ access

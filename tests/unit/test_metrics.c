@@ -41,6 +41,8 @@ END_TEST
 START_TEST(bounds_param_is_a_float8_array_literal)
 {
     ck_assert_str_eq(livy_metrics_bounds_param(test_pool), "{0.01,0.05,0.1,0.5,1,5,10,60,300}");
+    ck_assert_str_eq(livy_metrics_start_bounds_param(test_pool),
+                     "{1,2,5,10,20,30,60,120,300}");
 }
 END_TEST
 
@@ -64,6 +66,13 @@ static livy_metrics_t *sample_metrics(void)
     m->duration_sum = 412.75;
     livy_metrics_supervisor_t *v = apr_array_push(m->supervisors);
     v->id = "7", v->host = "spark-1", v->heartbeat_age = 1.5, v->capacity = 20, v->sessions = 3;
+    v->batches = 2;
+    livy_metrics_statement_t *b = apr_array_push(m->batches);
+    b->state = "running", b->count = 2;
+    int64_t start_le[LIVY_METRICS_START_BUCKETS] = {0, 1, 3, 3, 3, 3, 4, 4, 4};
+    memcpy(m->start_le, start_le, sizeof start_le);
+    m->start_count = 4;
+    m->start_sum = 52.5;
     m->schema_version = 1;
     return m;
 }
@@ -93,6 +102,25 @@ static const char *const sample_text =
     "livy_statement_duration_seconds_bucket{le=\"+Inf\"} 6\n"
     "livy_statement_duration_seconds_sum 412.75\n"
     "livy_statement_duration_seconds_count 6\n"
+    "# HELP livy_session_start_duration_seconds Time from a session's create to its first idle, "
+    "of the sessions the database retains that got there.\n"
+    "# TYPE livy_session_start_duration_seconds histogram\n"
+    "livy_session_start_duration_seconds_bucket{le=\"1\"} 0\n"
+    "livy_session_start_duration_seconds_bucket{le=\"2\"} 1\n"
+    "livy_session_start_duration_seconds_bucket{le=\"5\"} 3\n"
+    "livy_session_start_duration_seconds_bucket{le=\"10\"} 3\n"
+    "livy_session_start_duration_seconds_bucket{le=\"20\"} 3\n"
+    "livy_session_start_duration_seconds_bucket{le=\"30\"} 3\n"
+    "livy_session_start_duration_seconds_bucket{le=\"60\"} 4\n"
+    "livy_session_start_duration_seconds_bucket{le=\"120\"} 4\n"
+    "livy_session_start_duration_seconds_bucket{le=\"300\"} 4\n"
+    "livy_session_start_duration_seconds_bucket{le=\"+Inf\"} 4\n"
+    "livy_session_start_duration_seconds_sum 52.5\n"
+    "livy_session_start_duration_seconds_count 4\n"
+    "# HELP livy_batches Batches listed by GET /batches (ended ones included until they are no "
+    "longer listed) and deleted ones still running, by state.\n"
+    "# TYPE livy_batches gauge\n"
+    "livy_batches{state=\"running\"} 2\n"
     "# HELP livy_supervisors livy-supervisor processes registered and not stopped.\n"
     "# TYPE livy_supervisors gauge\n"
     "livy_supervisors 1\n"
@@ -106,6 +134,10 @@ static const char *const sample_text =
     "# HELP livy_supervisor_sessions Live sessions the supervisor holds.\n"
     "# TYPE livy_supervisor_sessions gauge\n"
     "livy_supervisor_sessions{host=\"spark-1\",id=\"7\"} 3\n"
+    "# HELP livy_supervisor_batches Live batches the supervisor runs (each takes one of its "
+    "capacity too).\n"
+    "# TYPE livy_supervisor_batches gauge\n"
+    "livy_supervisor_batches{host=\"spark-1\",id=\"7\"} 2\n"
     "# HELP livy_info mod_livy's version and the database's schema version.\n"
     "# TYPE livy_info gauge\n"
     "livy_info{version=\"1.2.3\",schema_version=\"1\"} 1\n";
@@ -130,7 +162,8 @@ START_TEST(render_empty_database)
         "livy_sessions gauge", "livy_statements gauge",
         "livy_statement_duration_seconds histogram", "livy_supervisors gauge",
         "livy_supervisor_heartbeat_age_seconds gauge", "livy_supervisor_capacity gauge",
-        "livy_supervisor_sessions gauge", "livy_info gauge",
+        "livy_supervisor_sessions gauge", "livy_supervisor_batches gauge",
+        "livy_session_start_duration_seconds histogram", "livy_batches gauge", "livy_info gauge",
     };
     for (int i = 0; i < N_ELEMS(families); i++) {
         ck_assert_mentions(text, apr_pstrcat(test_pool, "\n# TYPE ", families[i], "\n", NULL));
@@ -186,6 +219,68 @@ START_TEST(render_numbers_read_back_exactly)
 }
 END_TEST
 
+/* This httpd's counters: requests by family and status (zeros left out), the cumulative
+ * duration histogram per family seen, the pools. */
+START_TEST(render_http_counters)
+{
+    livy_metrics_t m;
+    livy_metrics_init(&m, "x", test_pool);
+    livy_metrics_http_t *h = apr_pcalloc(test_pool, sizeof *h);
+    livy_metrics_http_count(h, livy_metrics_family(LIVY_ROUTE_VERSION), 200, 800);
+    livy_metrics_http_count(h, livy_metrics_family(LIVY_ROUTE_VERSION), 200, 3000);
+    livy_metrics_http_count(h, livy_metrics_family(LIVY_ROUTE_STATEMENT_CANCEL), 404, 20000);
+    livy_metrics_http_count(h, livy_metrics_family(LIVY_ROUTE_NONE), 418, 9000000); /* > 5 s */
+    h->pool_open = 5;
+    h->pool_in_use = 2;
+    h->pool_waits = 7;
+    h->pool_connects = 9;
+    m.http = h;
+    char *text = livy_metrics_render(&m, test_pool, NULL);
+    ck_assert_mentions(text, "\n# TYPE livy_http_requests_total counter\n");
+    ck_assert_mentions(text, "\nlivy_http_requests_total{route=\"version\",code=\"200\"} 2\n");
+    ck_assert_mentions(text, "\nlivy_http_requests_total{route=\"statements\",code=\"404\"} 1\n");
+    ck_assert_mentions(text, "\nlivy_http_requests_total{route=\"other\",code=\"other\"} 1\n");
+    ck_assert_ptr_null(strstr(text, "code=\"500\""));
+    ck_assert_mentions(text, "\nlivy_http_request_duration_seconds_bucket{route=\"version\","
+                             "le=\"0.001\"} 1\n");
+    ck_assert_mentions(text, "\nlivy_http_request_duration_seconds_bucket{route=\"version\","
+                             "le=\"0.0025\"} 1\n");
+    ck_assert_mentions(text, "\nlivy_http_request_duration_seconds_bucket{route=\"version\","
+                             "le=\"0.005\"} 2\n");
+    ck_assert_mentions(text, "\nlivy_http_request_duration_seconds_sum{route=\"version\"} "
+                             "0.0038\n");
+    ck_assert_mentions(text, "\nlivy_http_request_duration_seconds_bucket{route=\"other\","
+                             "le=\"5\"} 0\n");
+    ck_assert_mentions(text, "\nlivy_http_request_duration_seconds_bucket{route=\"other\","
+                             "le=\"+Inf\"} 1\n");
+    ck_assert_ptr_null(strstr(text, "duration_seconds_count{route=\"batches\"}"));
+    ck_assert_mentions(text, "\nlivy_db_pool_connections{state=\"in_use\"} 2\n"
+                             "livy_db_pool_connections{state=\"idle\"} 3\n");
+    ck_assert_mentions(text, "\nlivy_db_pool_waits_total 7\n");
+    ck_assert_mentions(text, "\nlivy_db_pool_timeouts_total 0\n");
+    ck_assert_mentions(text, "\nlivy_db_pool_connects_total 9\n");
+    /* before livy_info, which stays last */
+    ck_assert_ptr_nonnull(strstr(text, "livy_db_pool_connect_failures_total 0\n# HELP livy_info"));
+}
+END_TEST
+
+START_TEST(route_families_and_status_slots)
+{
+    ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(LIVY_ROUTE_BATCH_LOG)), "log");
+    ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(LIVY_ROUTE_SESSION_LOG)), "log");
+    ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(LIVY_ROUTE_BATCH_STATE)),
+                     "batch");
+    ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(LIVY_ROUTE_SESSION_UI)),
+                     "spark_ui");
+    ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(LIVY_ROUTE_NONE)), "other");
+    ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(12345)), "other");
+    ck_assert_int_eq(livy_metrics_status_slot(200), 0);
+    ck_assert_int_eq(livy_metrics_status_slot(504), LIVY_METRICS_STATUS_SLOTS - 2);
+    ck_assert_int_eq(livy_metrics_status_slot(418), LIVY_METRICS_STATUS_SLOTS - 1);
+    ck_assert_int_eq(livy_metrics_status_slot(-1), LIVY_METRICS_STATUS_SLOTS - 1);
+}
+END_TEST
+
 /* ---- reading the query's rows ---- */
 
 /* A result of the metrics query's shape holding rows (NULL cells as NULL), owned by the test. */
@@ -217,7 +312,11 @@ static const char *const good_rows[][MC__COUNT] = {
     {"bucket", "9", NULL, "5", NULL, NULL},
     {"bucket", "3", NULL, "2", NULL, NULL},
     {"duration", NULL, NULL, "6", "412.75", NULL},
-    {"supervisor", "7", "spark-1", "1.5", "20", "3"},
+    {"supervisor", "7", "spark-1", "1.5", "20", "3", "2"},
+    {"batch", "running", NULL, "4", NULL, NULL},
+    {"start_bucket", "2", NULL, "1", NULL, NULL},
+    {"start_bucket", "9", NULL, "3", NULL, NULL},
+    {"start", NULL, NULL, "3", "17.25", NULL},
     {"info", NULL, NULL, "1", NULL, NULL},
 };
 
@@ -249,6 +348,14 @@ START_TEST(from_result_reads_every_fact)
     ck_assert_double_eq(v->heartbeat_age, 1.5);
     ck_assert_int_eq(v->capacity, 20);
     ck_assert_int_eq(v->sessions, 3);
+    ck_assert_int_eq(v->batches, 2);
+    ck_assert_int_eq(m.batches->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(m.batches, 0, livy_metrics_statement_t).state, "running");
+    ck_assert_int_eq(APR_ARRAY_IDX(m.batches, 0, livy_metrics_statement_t).count, 4);
+    ck_assert_int_eq(m.start_le[1], 1);
+    ck_assert_int_eq(m.start_le[8], 3);
+    ck_assert_int_eq(m.start_count, 3);
+    ck_assert_double_eq(m.start_sum, 17.25);
     ck_assert_int_eq(m.schema_version, 1);
     ck_assert_str_eq(m.version, "v");
 }
@@ -266,6 +373,10 @@ static const char *const bad_rows[][MC__COUNT] = {
     {"duration", NULL, NULL, "6", NULL, NULL},
     {"duration", NULL, NULL, "6", "1e999", NULL},        /* out of range */
     {"supervisor", "7", "h", "1.5", "20", NULL},
+    {"supervisor", "7", "h", "1.5", "20", "1", NULL},  /* no batches count */
+    {"start_bucket", "10", NULL, "1", NULL, NULL},       /* one past the last bound */
+    {"start", NULL, NULL, "1", NULL, NULL},
+    {"batch", "running", NULL, "x", NULL, NULL},
     {"info", NULL, NULL, "-1", NULL, NULL},
     {"info", NULL, NULL, "99999999999999999999", NULL, NULL},
 };
@@ -461,6 +572,8 @@ Suite *metrics_suite(void)
     tcase_add_test(tc, render_empty_database);
     tcase_add_test(tc, render_escapes_every_label_value);
     tcase_add_test(tc, render_numbers_read_back_exactly);
+    tcase_add_test(tc, render_http_counters);
+    tcase_add_test(tc, route_families_and_status_slots);
     suite_add_tcase(s, tc);
 
     tc = test_tcase_with_pool("from_result");
