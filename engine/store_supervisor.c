@@ -17,6 +17,12 @@
     "archives::text, state, repl_pid, repl_socket, stop_requested, app_id, "                    \
     "ended_at IS NOT NULL, owner"
 
+#define BATCH_COLS                                                                              \
+    "id, name, owner, proxy_user, state, app_id, file, class_name, args::text, driver_memory, "  \
+    "driver_cores, executor_memory, executor_cores, num_executors, queue, conf::text, "         \
+    "jars::text, py_files::text, files::text, archives::text, pid, ended_at IS NOT NULL, "      \
+    "stop_requested, log_offset"
+
 /* The session's next state once a statement settles: busy while anything else waits or runs. */
 #define NEXT_STATE_EXCEPT(stmt_param)                                                     \
     "(SELECT CASE WHEN EXISTS (SELECT 1 FROM statements WHERE session_id = $1::bigint"    \
@@ -47,6 +53,16 @@ enum {
     Q_CANCELLING,
     Q_PROGRESS,
     Q_RESULT,
+    Q_B_TAKEOVER,
+    Q_B_REAP,
+    Q_B_CLAIM,
+    Q_B_MINE,
+    Q_B_RUNNING,
+    Q_B_APP_ID,
+    Q_B_FLAGS,
+    Q_B_APPEND_LOG,
+    Q_B_END,
+    Q_B_EXPIRE,
     Q_COUNT
 };
 
@@ -67,7 +83,9 @@ static const struct {
         "(extract(epoch FROM now() - heartbeat_at) * 1000)::bigint FROM supervisors v "
         "WHERE host = $1 AND id <> $2::bigint AND (stopped_at IS NULL OR EXISTS "
         "(SELECT 1 FROM sessions s WHERE s.supervisor_id = v.id "
-        "AND (s.ended_at IS NULL OR s.repl_pid IS NOT NULL))) ORDER BY id"},
+        "AND (s.ended_at IS NULL OR s.repl_pid IS NOT NULL)) OR EXISTS "
+        "(SELECT 1 FROM batches b WHERE b.supervisor_id = v.id "
+        "AND (b.ended_at IS NULL OR b.pid IS NOT NULL))) ORDER BY id"},
     [Q_TAKEOVER] = {"livy_sv_takeover",
         "WITH old AS (UPDATE supervisors SET stopped_at = coalesce(stopped_at, now()) "
         "WHERE id = $1::bigint) "
@@ -186,11 +204,20 @@ static const struct {
         "    WHERE v.id = sessions.supervisor_id AND (v.stopped_at IS NULL "
         "    OR v.stopped_at >= now() - $1::bigint * interval '1 millisecond'))) ORDER BY id "
         "  LIMIT $2::int) RETURNING id), "
+        "bgone AS (DELETE FROM batches WHERE id IN (SELECT id FROM batches "
+        "  WHERE (SELECT got FROM lock) AND ended_at IS NOT NULL "
+        "  AND ended_at < now() - $1::bigint * interval '1 millisecond' "
+        "  AND (pid IS NULL OR NOT EXISTS (SELECT 1 FROM supervisors v "
+        "    WHERE v.id = batches.supervisor_id AND (v.stopped_at IS NULL "
+        "    OR v.stopped_at >= now() - $1::bigint * interval '1 millisecond'))) ORDER BY id "
+        "  LIMIT $2::int) RETURNING id), "
         "sv AS (DELETE FROM supervisors v WHERE (SELECT got FROM lock) "
         "  AND stopped_at < now() - $1::bigint * interval '1 millisecond' "
-        "  AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.supervisor_id = v.id) RETURNING id) "
+        "  AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.supervisor_id = v.id) "
+        "  AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.supervisor_id = v.id) RETURNING id) "
         "SELECT (SELECT got FROM lock), (SELECT count(*) FROM sv), "
-        "  (SELECT coalesce(json_agg(id ORDER BY id), '[]') FROM gone)::text"},
+        "  (SELECT coalesce(json_agg(id ORDER BY id), '[]') FROM gone)::text, "
+        "  (SELECT count(*) FROM bgone)"},
     [Q_PENDING] = {"livy_sv_pending",
         "SELECT id, code, kind, state, cancel_requested FROM statements "
         "WHERE session_id = $1::bigint AND id >= $2::int "
@@ -218,6 +245,65 @@ static const struct {
         "last_activity_at = now() "
         "FROM " NEXT_STATE_EXCEPT("$2::int") " n "
         "WHERE s.id = $1::bigint AND s.state IN ('idle','busy')"},
+
+    /* ---- batches ---- */
+    [Q_B_TAKEOVER] = {"livy_sv_b_takeover",
+        "UPDATE batches SET supervisor_id = $2::bigint WHERE supervisor_id = $1::bigint "
+        "AND (ended_at IS NULL OR pid IS NOT NULL) RETURNING " BATCH_COLS},
+    /* Batches of supervisors that stopped heartbeating end dead, with a log line, as their
+     * sessions do (Q_REAP). One row per batch ended. */
+    [Q_B_REAP] = {"livy_sv_b_reap",
+        "WITH dead AS (SELECT id, host FROM supervisors WHERE id <> $1::bigint "
+        "  AND heartbeat_at < now() - $2::bigint * interval '1 millisecond'), "
+        "b AS (UPDATE batches SET state = 'dead', ended_at = now(), state_changed_at = now(), "
+        "  next_log_seq = next_log_seq + 1 "
+        "  WHERE supervisor_id IN (SELECT id FROM dead) AND ended_at IS NULL "
+        "  RETURNING id, next_log_seq - 1 AS seq, supervisor_id), "
+        "v AS (UPDATE supervisors SET stopped_at = coalesce(stopped_at, now()) "
+        "  WHERE id IN (SELECT supervisor_id FROM b)) "
+        "INSERT INTO batch_log (batch_id, seq, line) "
+        "SELECT b.id, b.seq, 'livy-supervisor: the supervisor that ran this batch (host ' "
+        "  || dead.host || ', supervisor ' || dead.id || ') stopped heartbeating for more than ' "
+        "  || ($2::bigint / 1000) || 's; the batch is presumed dead' "
+        "FROM b JOIN dead ON dead.id = b.supervisor_id RETURNING batch_id"},
+    [Q_B_CLAIM] = {"livy_sv_b_claim",
+        "UPDATE batches SET supervisor_id = $1::bigint, started_at = now() "
+        "WHERE id IN (SELECT id FROM batches WHERE supervisor_id IS NULL "
+        "AND state = 'starting' AND NOT deleted AND NOT stop_requested "
+        "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT $2::int) RETURNING " BATCH_COLS},
+    [Q_B_MINE] = {"livy_sv_b_mine",
+        "SELECT " BATCH_COLS " FROM batches WHERE supervisor_id = $1::bigint "
+        "AND (ended_at IS NULL OR pid IS NOT NULL) ORDER BY id"},
+    [Q_B_RUNNING] = {"livy_sv_b_running",
+        "UPDATE batches SET pid = $2::int, "
+        "state = CASE WHEN state = 'starting' THEN 'running' ELSE state END, "
+        "state_changed_at = CASE WHEN state = 'starting' THEN now() ELSE state_changed_at END "
+        "WHERE id = $1::bigint AND ended_at IS NULL"},
+    [Q_B_APP_ID] = {"livy_sv_b_app_id",
+        "UPDATE batches SET app_id = $2 WHERE id = $1::bigint AND app_id IS DISTINCT FROM $2"},
+    [Q_B_FLAGS] = {"livy_sv_b_flags",
+        "SELECT stop_requested, ended_at IS NOT NULL, deleted, state FROM batches "
+        "WHERE id = $1::bigint"},
+    /* As Q_APPEND_LOG, and how far into the output file these lines reach ($4), in the same
+     * transaction: a supervisor that takes over reads on from there, neither losing nor
+     * repeating a line. */
+    [Q_B_APPEND_LOG] = {"livy_sv_b_append_log",
+        "WITH b AS (UPDATE batches SET next_log_seq = next_log_seq + json_array_length($2::json), "
+        "  log_offset = greatest(log_offset, $4::bigint) WHERE id = $1::bigint "
+        "  RETURNING next_log_seq - json_array_length($2::json) AS base, next_log_seq AS next), "
+        "ins AS (INSERT INTO batch_log (batch_id, seq, line) "
+        "  SELECT $1::bigint, b.base + l.ord - 1, l.line "
+        "  FROM b, json_array_elements_text($2::json) WITH ORDINALITY AS l(line, ord)) "
+        "DELETE FROM batch_log WHERE batch_id = $1::bigint "
+        "AND seq < (SELECT next FROM b) - $3::bigint"},
+    [Q_B_END] = {"livy_sv_b_end",
+        "UPDATE batches SET state = CASE WHEN ended_at IS NULL THEN $2::text ELSE state END, "
+        "state_changed_at = CASE WHEN ended_at IS NULL THEN now() ELSE state_changed_at END, "
+        "ended_at = coalesce(ended_at, now()), exit_status = coalesce($3::int, exit_status), "
+        "pid = NULL WHERE id = $1::bigint"},
+    [Q_B_EXPIRE] = {"livy_sv_b_expire",
+        "UPDATE batches SET deleted = true WHERE NOT deleted AND ended_at IS NOT NULL "
+        "AND ended_at < now() - $1::bigint * interval '1 millisecond' RETURNING id"},
 };
 
 /* How long one query may take, from sending to the last byte of its answer (0: no limit). */
@@ -444,6 +530,11 @@ int store_sv_req_wants_rows(const store_sv_req_t *r)
     case Q_EXPIRE:
     case Q_PURGE:
     case Q_PENDING:
+    case Q_B_REAP:
+    case Q_B_CLAIM:
+    case Q_B_MINE:
+    case Q_B_FLAGS:
+    case Q_B_EXPIRE:
         return 1;
     default:
         return 0;
@@ -621,10 +712,11 @@ void store_sv_req_purge(store_sv_req_t *r, apr_int64_t retain_ms, int limit, apr
 }
 
 void store_sv_parse_purge(PGresult *res, apr_array_header_t **sessions, int *supervisors,
-                          int *locked, apr_pool_t *p)
+                          int *batches, int *locked, apr_pool_t *p)
 {
     *locked = bool_col(res, 0, 0);
     *supervisors = int_col(res, 0, 1);
+    *batches = int_col(res, 0, 3);
     *sessions = apr_array_make(p, 8, sizeof(apr_int64_t));
     const char *ids = PQgetvalue(res, 0, 2);
     for (const char *c = ids; *c;) {
@@ -700,4 +792,139 @@ void store_sv_req_result(store_sv_req_t *r, apr_int64_t session, int id, const c
     r->params[3] = output_json;
     r->params[4] = i64(completed_ms, p);
     r->params[5] = i64(started_ms, p);
+}
+
+/* ---- batches ---- */
+
+static int compare_batch_ids(const void *a, const void *b)
+{
+    apr_int64_t x = ((const store_sv_batch_t *)a)->id, y = ((const store_sv_batch_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads BATCH_COLS rows, sorted by id. */
+apr_array_header_t *store_sv_parse_batches(PGresult *res, apr_pool_t *p)
+{
+    int n = PQntuples(res);
+    apr_array_header_t *a = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_batch_t));
+    for (int r = 0; r < n; r++) {
+        store_sv_batch_t *b = apr_array_push(a);
+        b->id = i64_col(res, r, 0);
+        b->name = text_or_null(res, r, 1, p);
+        b->owner = text_or_null(res, r, 2, p);
+        b->proxy_user = text_or_null(res, r, 3, p);
+        b->state = text_or_null(res, r, 4, p);
+        b->app_id = text_or_null(res, r, 5, p);
+        b->file = text_or_null(res, r, 6, p);
+        b->class_name = text_or_null(res, r, 7, p);
+        b->args = text_or_null(res, r, 8, p);
+        b->driver_memory = text_or_null(res, r, 9, p);
+        b->driver_cores = int_col(res, r, 10);
+        b->executor_memory = text_or_null(res, r, 11, p);
+        b->executor_cores = int_col(res, r, 12);
+        b->num_executors = int_col(res, r, 13);
+        b->queue = text_or_null(res, r, 14, p);
+        b->conf = text_or_null(res, r, 15, p);
+        b->jars = text_or_null(res, r, 16, p);
+        b->py_files = text_or_null(res, r, 17, p);
+        b->files = text_or_null(res, r, 18, p);
+        b->archives = text_or_null(res, r, 19, p);
+        b->pid = int_col(res, r, 20);
+        b->ended = bool_col(res, r, 21);
+        b->stop_requested = bool_col(res, r, 22);
+        b->log_offset = i64_col(res, r, 23);
+    }
+    qsort(a->elts, (size_t)a->nelts, sizeof(store_sv_batch_t), compare_batch_ids);
+    return a;
+}
+
+int store_sv_takeover_batches(PGconn *conn, apr_int64_t old, apr_int64_t me,
+                              apr_array_header_t **batches, apr_pool_t *p, const char **errmsg)
+{
+    const char *params[] = {i64(old, p), i64(me, p)};
+    PGresult *res = run(conn, Q_B_TAKEOVER, 2, params, PGRES_TUPLES_OK, p, errmsg);
+    if (!res)
+        return -1;
+    *batches = store_sv_parse_batches(res, p);
+    PQclear(res);
+    return 0;
+}
+
+void store_sv_req_batch_reap(store_sv_req_t *r, apr_int64_t me, apr_int64_t dead_after_ms,
+                             apr_pool_t *p)
+{
+    req(r, Q_B_REAP, 2);
+    r->params[0] = i64(me, p);
+    r->params[1] = i64(dead_after_ms, p);
+}
+
+void store_sv_req_batch_claim(store_sv_req_t *r, apr_int64_t me, int n, apr_pool_t *p)
+{
+    req(r, Q_B_CLAIM, 2);
+    r->params[0] = i64(me, p);
+    r->params[1] = int_text(n, p);
+}
+
+void store_sv_req_batch_mine(store_sv_req_t *r, apr_int64_t me, apr_pool_t *p)
+{
+    req(r, Q_B_MINE, 1);
+    r->params[0] = i64(me, p);
+}
+
+void store_sv_req_batch_running(store_sv_req_t *r, apr_int64_t batch, int pid, apr_pool_t *p)
+{
+    req(r, Q_B_RUNNING, 2);
+    r->params[0] = i64(batch, p);
+    r->params[1] = int_text(pid, p);
+}
+
+void store_sv_req_batch_app_id(store_sv_req_t *r, apr_int64_t batch, const char *app_id,
+                               apr_pool_t *p)
+{
+    req(r, Q_B_APP_ID, 2);
+    r->params[0] = i64(batch, p);
+    r->params[1] = app_id;
+}
+
+void store_sv_req_batch_flags(store_sv_req_t *r, apr_int64_t batch, apr_pool_t *p)
+{
+    req(r, Q_B_FLAGS, 1);
+    r->params[0] = i64(batch, p);
+}
+
+void store_sv_parse_batch_flags(PGresult *res, store_sv_flags_t *flags, apr_pool_t *p)
+{
+    memset(flags, 0, sizeof *flags);
+    if (PQntuples(res) == 1) {
+        flags->found = 1;
+        flags->stop_requested = bool_col(res, 0, 0) ? "delete" : NULL;
+        flags->ended = bool_col(res, 0, 1);
+        flags->deleted = bool_col(res, 0, 2);
+        flags->state = text_or_null(res, 0, 3, p);
+    }
+}
+
+void store_sv_req_batch_append_log(store_sv_req_t *r, apr_int64_t batch, const char *lines_json,
+                                   int max_lines, apr_int64_t offset, apr_pool_t *p)
+{
+    req(r, Q_B_APPEND_LOG, 4);
+    r->params[0] = i64(batch, p);
+    r->params[1] = lines_json;
+    r->params[2] = int_text(max_lines, p);
+    r->params[3] = i64(offset, p);
+}
+
+void store_sv_req_batch_end(store_sv_req_t *r, apr_int64_t batch, const char *state,
+                            int exit_status, apr_pool_t *p)
+{
+    req(r, Q_B_END, 3);
+    r->params[0] = i64(batch, p);
+    r->params[1] = state;
+    r->params[2] = exit_status >= 0 ? int_text(exit_status, p) : NULL;
+}
+
+void store_sv_req_batch_expire(store_sv_req_t *r, apr_int64_t list_ms, apr_pool_t *p)
+{
+    req(r, Q_B_EXPIRE, 1);
+    r->params[0] = i64(list_ms, p);
 }

@@ -33,6 +33,34 @@ typedef struct store_sv_session {
     int ended;                   /* ended_at is set */
 } store_sv_session_t;
 
+/* A batch row as the supervisor needs it to run spark-submit, reattach or stop it. */
+typedef struct store_sv_batch {
+    apr_int64_t id;
+    const char *name;            /* NULL when unset, like every optional text below */
+    const char *owner;
+    const char *proxy_user;
+    const char *state;
+    const char *app_id;
+    const char *file;
+    const char *class_name;
+    const char *args;            /* JSON array texts */
+    const char *driver_memory;
+    int driver_cores;            /* 0 when unset, like the other counts */
+    const char *executor_memory;
+    int executor_cores;
+    int num_executors;
+    const char *queue;
+    const char *conf;            /* JSON object text */
+    const char *jars;
+    const char *py_files;
+    const char *files;
+    const char *archives;
+    int pid;                     /* spark-submit's process group, 0 when none */
+    int ended;
+    int stop_requested;
+    apr_int64_t log_offset;      /* bytes of the output file already in batch_log */
+} store_sv_batch_t;
+
 /* A statement the supervisor may have to send, or cancel. */
 typedef struct store_sv_statement {
     int id;
@@ -156,7 +184,7 @@ apr_array_header_t *store_sv_parse_ids(PGresult *res, apr_pool_t *p); /* of apr_
  * held the lock (nothing was done). */
 void store_sv_req_purge(store_sv_req_t *r, apr_int64_t retain_ms, int limit, apr_pool_t *p);
 void store_sv_parse_purge(PGresult *res, apr_array_header_t **sessions /* of apr_int64_t */,
-                          int *supervisors, int *locked, apr_pool_t *p);
+                          int *supervisors, int *batches, int *locked, apr_pool_t *p);
 /* Statements from from_id on that wait, run, or carry a cancel request, in id order. */
 void store_sv_req_pending(store_sv_req_t *r, apr_int64_t session, int from_id, apr_pool_t *p);
 apr_array_header_t *store_sv_parse_pending(PGresult *res, apr_pool_t *p); /* store_sv_statement_t */
@@ -171,5 +199,35 @@ void store_sv_req_progress(store_sv_req_t *r, apr_int64_t session, int id, doubl
 void store_sv_req_result(store_sv_req_t *r, apr_int64_t session, int id, const char *state,
                          const char *output_json, apr_int64_t started_ms,
                          apr_int64_t completed_ms, apr_pool_t *p);
+
+/* --- batches --- */
+/* Moves the live batches (and ended ones whose spark-submit may still run) of `old` to `me`. */
+int store_sv_takeover_batches(PGconn *conn, apr_int64_t old, apr_int64_t me,
+                              apr_array_header_t **batches /* of store_sv_batch_t */,
+                              apr_pool_t *p, const char **errmsg);
+apr_array_header_t *store_sv_parse_batches(PGresult *res, apr_pool_t *p); /* store_sv_batch_t */
+/* Batches of supervisors silent for longer than dead_after_ms end dead with a log line. */
+void store_sv_req_batch_reap(store_sv_req_t *r, apr_int64_t me, apr_int64_t dead_after_ms,
+                             apr_pool_t *p);
+/* Claims up to n unclaimed batches, in id order: store_sv_parse_batches. */
+void store_sv_req_batch_claim(store_sv_req_t *r, apr_int64_t me, int n, apr_pool_t *p);
+/* Every batch this supervisor holds (live, or ended with a process that may run). */
+void store_sv_req_batch_mine(store_sv_req_t *r, apr_int64_t me, apr_pool_t *p);
+/* spark-submit runs as process group pid: the batch is running. */
+void store_sv_req_batch_running(store_sv_req_t *r, apr_int64_t batch, int pid, apr_pool_t *p);
+void store_sv_req_batch_app_id(store_sv_req_t *r, apr_int64_t batch, const char *app_id,
+                               apr_pool_t *p);
+/* stop_requested ("delete" when set), ended, deleted, state: store_sv_parse_batch_flags. */
+void store_sv_req_batch_flags(store_sv_req_t *r, apr_int64_t batch, apr_pool_t *p);
+void store_sv_parse_batch_flags(PGresult *res, store_sv_flags_t *flags, apr_pool_t *p);
+/* Appends lines (a JSON array of strings), keeping the last max_lines, and records that the
+ * output file has been read up to offset. */
+void store_sv_req_batch_append_log(store_sv_req_t *r, apr_int64_t batch, const char *lines_json,
+                                   int max_lines, apr_int64_t offset, apr_pool_t *p);
+/* Terminal: state (unless already ended), ended_at, exit_status (< 0: unknown), pid cleared. */
+void store_sv_req_batch_end(store_sv_req_t *r, apr_int64_t batch, const char *state,
+                            int exit_status, apr_pool_t *p);
+/* Batches ended longer ago than list_ms leave the list: store_sv_parse_ids. */
+void store_sv_req_batch_expire(store_sv_req_t *r, apr_int64_t list_ms, apr_pool_t *p);
 
 #endif

@@ -33,6 +33,7 @@ CREATE TABLE batches (
     supervisor_id     bigint REFERENCES supervisors(id),
     pid               integer,            -- spark-submit's process group, while it may run
     exit_status       integer,            -- spark-submit's exit code, once known
+    log_offset        bigint NOT NULL DEFAULT 0, -- bytes of its output file already in batch_log
     created_at        timestamptz NOT NULL DEFAULT now(),
     started_at        timestamptz,
     state_changed_at  timestamptz NOT NULL DEFAULT now(),

@@ -273,6 +273,8 @@ int main(int argc, char **argv)
     apr_pool_create(&sv->iter, pool);
     sv->cfg = cfg;
     sv->sessions = apr_hash_make(pool);
+    sv->batches = apr_hash_make(pool);
+    sv->spark_submit = sv_batch_spark_submit(cfg, pool);
     sv->signal_fd = -1;
     if (sv_start(sv, &err) != 0) {
         sv_error("%s", err);

@@ -14,8 +14,14 @@
 #include <libpq-fe.h>
 #include <sys/types.h>
 
+/* What a REPL or a batch may see of the supervisor's environment (besides repl_env): never
+ * database or supervisor settings. */
+#define SV_CHILD_ENV_PASS "PATH LANG LANGUAGE LC_ALL LC_CTYPE LC_MESSAGES TZ JAVA_HOME " \
+                          "HADOOP_CONF_DIR YARN_CONF_DIR SPARK_CONF_DIR"
+
 typedef struct sv sv_t;
 typedef struct sv_session sv_session_t;
+typedef struct sv_batch sv_batch_t;
 typedef struct sv_op sv_op_t;
 
 /* Called once a request's answer has come (res: the expected answer, freed after the call), or
@@ -66,6 +72,8 @@ struct sv {
     int tick_inflight;
     int lock_fd;                   /* run_dir/livy-supervisor.lock, flock()ed while we run */
     apr_hash_t *sessions;          /* apr_int64_t id -> sv_session_t * */
+    apr_hash_t *batches;           /* apr_int64_t id -> sv_batch_t * */
+    const char *spark_submit;      /* what runs batches (sv_batch.c) */
     int signal_fd;                 /* read end of the self-pipe the signal handlers write */
     int terminate;
     int need_claim;
@@ -147,6 +155,44 @@ struct sv_session {
     int done;                    /* finished: the loop forgets it */
 };
 
+/* A batch: spark-submit, run in its own process group with the REPLs' isolation; its output
+ * goes to a file that the supervisor reads into batch_log (so that it outlives a restart). */
+struct sv_batch {
+    sv_t *sv;
+    apr_pool_t *pool;
+    apr_int64_t id;
+    pid_t pid;                   /* the wrapper's: spark-submit's process group */
+    int own_child;               /* forked by this process: waitpid tells how it ended */
+    int reaped;
+    int wait_status;
+    const char *dir;             /* its private directory (the working directory) */
+    const char *out_path;        /* spark-submit's stdout and stderr */
+    const char *pid_path;
+    const char *status_path;     /* the exit status, written by the wrapper when it ends */
+    sv_account_t account;        /* the account it runs as */
+    int have_account;
+    apr_int64_t read_off;        /* bytes of out_path read (whole lines) */
+    apr_int64_t stored_off;      /* ... of which stored in batch_log */
+    apr_int64_t punched;         /* ... of which freed on disk */
+    apr_int64_t log_off;         /* the offset the lines in log_batch reach */
+    json_t *log_batch;           /* lines not yet written to batch_log */
+    int log_inflight;
+    const char *app_id;          /* the application id seen in its output */
+    int app_id_sent;
+    int need_flags;
+    int flags_inflight;
+    int stopping;                /* DELETE: TERM, then KILL after stop_grace */
+    apr_int64_t stop_since_ms;
+    int term_sent;
+    int kill_sent;
+    int orphan;                  /* ended in the database: only make sure its process is gone */
+    apr_int64_t next_check_ms;   /* a process not ours: when to look whether it still runs */
+    const char *end_state;       /* success, dead or killed: the process is gone */
+    int exit_status;             /* -1 when unknown */
+    int end_inflight;
+    int done;
+};
+
 /* --- sv_loop.c --- */
 apr_int64_t sv_now_ms(void);   /* monotonic */
 apr_int64_t sv_epoch_ms(void); /* wall clock, for statements' started/completed */
@@ -159,6 +205,7 @@ void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values
 /* The statement_timeout sent to the server: db_statement_timeout, at most a second below the
  * time after which the supervisor abandons a query (so the server always gives up first). */
 apr_int64_t sv_statement_timeout_ms(const sv_config_t *cfg);
+/* Sessions and batches held (what counts against max_sessions). */
 int sv_live_sessions(sv_t *sv);
 sv_session_t *sv_find_session(sv_t *sv, apr_int64_t id);
 /* Connects, checks the schema, registers, takes over same-host sessions. 0 or -1. */
@@ -189,6 +236,14 @@ void sv_db_drain(sv_t *sv, apr_int64_t ms);
 void sv_db_check_timeout(sv_t *sv, apr_int64_t now, apr_int64_t *deadline);
 
 /* --- sv_session.c --- */
+/* The account a REPL or a batch runs as: 1 with *account, 0 when isolation is off, -1 with
+ * *err (`what` names it: "session's REPL", "batch"). */
+int sv_account_for(const sv_config_t *cfg, const char *owner, const char *proxy_user,
+                   const char *what, sv_account_t *account, apr_pool_t *p, const char **err);
+/* A log line as stored: at most 16 KiB, NUL made U+FFFD, NULL-safe for invalid UTF-8. */
+json_t *sv_log_line(const char *line, size_t n);
+/* Appends line (a reference taken) to *batch, keeping at most about 2 * max_lines. */
+void sv_log_append(json_t **batch, json_t *line, int max_lines);
 sv_session_t *sv_session_create(sv_t *sv, apr_int64_t id, const char *kind);
 /* Starts a REPL child for a freshly claimed session. */
 void sv_session_spawn(sv_session_t *s, const store_sv_session_t *row);
@@ -214,5 +269,23 @@ void sv_session_note(sv_session_t *s, const char *fmt, ...) __attribute__((forma
 /* On supervisor exit: flush, close the socket; the child lives on. */
 void sv_session_detach(sv_session_t *s);
 void sv_session_destroy(sv_session_t *s);
+
+/* --- sv_batch.c --- */
+/* What runs batches: spark_submit, else SPARK_HOME's, else the one next to python, else PATH's. */
+const char *sv_batch_spark_submit(const sv_config_t *cfg, apr_pool_t *p);
+sv_batch_t *sv_batch_create(sv_t *sv, apr_int64_t id);
+sv_batch_t *sv_find_batch(sv_t *sv, apr_int64_t id);
+/* Starts spark-submit for a freshly claimed batch. */
+void sv_batch_spawn(sv_batch_t *b, const store_sv_batch_t *row);
+/* Picks up a batch from a previous supervisor: reattach (reading its output on from where the
+ * log stopped), start it, or record how it ended. */
+void sv_batch_adopt(sv_batch_t *b, const store_sv_batch_t *row);
+void sv_batch_work(sv_batch_t *b, apr_int64_t now, apr_int64_t *deadline_ms);
+int sv_batch_has_work(sv_batch_t *b);
+void sv_batch_reaped(sv_batch_t *b, int status);
+void sv_batch_flush_log(sv_batch_t *b);
+/* On supervisor exit: store what was read; spark-submit runs on. */
+void sv_batch_detach(sv_batch_t *b);
+void sv_batch_destroy(sv_batch_t *b);
 
 #endif

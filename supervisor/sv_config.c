@@ -126,6 +126,7 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
         {"python", offsetof(sv_config_t, python)},
         {"repl_driver", offsetof(sv_config_t, repl_driver)},
         {"spark_home", offsetof(sv_config_t, spark_home)},
+        {"spark_submit", offsetof(sv_config_t, spark_submit)},
         {"spark_master", offsetof(sv_config_t, spark_master)},
         {"host_id", offsetof(sv_config_t, host_id)},
         {"user", offsetof(sv_config_t, user)},

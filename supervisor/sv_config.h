@@ -18,6 +18,7 @@ typedef struct sv_config {
     const char *python;            /* interpreter for the REPL child */
     const char *repl_driver;       /* path to livy_repl.py */
     const char *spark_home;        /* exported as SPARK_HOME when set */
+    const char *spark_submit;      /* what runs batches; NULL: found (sv_batch.c) */
     const char *spark_master;
     int max_sessions;
     apr_int64_t heartbeat_interval_ms;

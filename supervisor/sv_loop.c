@@ -25,7 +25,8 @@
 #define PURGE_INTERVAL_MS 60000
 #define PURGE_BATCH 100
 
-static const char *const channels_sql = "LISTEN livy_sessions; LISTEN livy_statements";
+static const char *const channels_sql =
+    "LISTEN livy_sessions; LISTEN livy_statements; LISTEN livy_batches";
 
 apr_int64_t sv_now_ms(void)
 {
@@ -94,6 +95,11 @@ int sv_live_sessions(sv_t *sv)
         if (!s->orphan && !s->done)
             n++;
     }
+    for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi; hi = apr_hash_next(hi)) {
+        sv_batch_t *b = apr_hash_this_val(hi);
+        if (!b->orphan && !b->done)
+            n++;
+    }
     return n;
 }
 
@@ -148,6 +154,16 @@ static void reap_children(sv_t *sv)
                 sv_debug("session %" APR_INT64_T_FMT ": REPL pid %d %s", s->id, (int)pid,
                          sv_child_describe_status(status, sv->iter));
                 sv_session_reaped(s, status);
+                known = 1;
+            }
+        }
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi && !known;
+             hi = apr_hash_next(hi)) {
+            sv_batch_t *b = apr_hash_this_val(hi);
+            if (b->own_child && b->pid == pid) {
+                sv_debug("batch %" APR_INT64_T_FMT ": spark-submit pid %d %s", b->id, (int)pid,
+                         sv_child_describe_status(status, sv->iter));
+                sv_batch_reaped(b, status);
                 known = 1;
             }
         }
@@ -240,6 +256,21 @@ static void mine_read(sv_t *sv, sv_op_t *op, PGresult *res)
     }
 }
 
+static void batches_mine_read(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    if (!answered(op, res) || sv->terminate)
+        return;
+    apr_array_header_t *rows = store_sv_parse_batches(res, sv->iter);
+    for (int i = 0; i < rows->nelts; i++) {
+        store_sv_batch_t *row = &APR_ARRAY_IDX(rows, i, store_sv_batch_t);
+        if (sv_find_batch(sv, row->id))
+            continue;
+        sv_warn("batch %" APR_INT64_T_FMT " is this supervisor's in the database but was not "
+                "held (its claim's answer was lost with the connection): adopting it", row->id);
+        sv_batch_adopt(sv_batch_create(sv, row->id), row);
+    }
+}
+
 static void db_schedule_retry(sv_t *sv, const char *why);
 
 /* A fresh connection's setup: done when LISTEN is (the backoff starts over); failed, the
@@ -287,8 +318,12 @@ static void db_connected(sv_t *sv)
         s->need_statements = 1;
         sv_session_resync(s);
     }
+    for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi; hi = apr_hash_next(hi))
+        ((sv_batch_t *)apr_hash_this_val(hi))->need_flags = 1;
     store_sv_req_mine(&r, sv->id, sv->iter);
     sv_db_send(sv, &r, mine_read, 0, 0, NULL, NULL);
+    store_sv_req_batch_mine(&r, sv->id, sv->iter);
+    sv_db_send(sv, &r, batches_mine_read, 0, 0, NULL, NULL);
 }
 
 static void db_schedule_retry(sv_t *sv, const char *why)
@@ -376,8 +411,54 @@ static void drain_notifies(sv_t *sv)
             else
                 sv->need_claim = 1;
         }
+        else if (strcmp(n->relname, "livy_batches") == 0) {
+            sv_batch_t *b = has_id ? sv_find_batch(sv, (apr_int64_t)id) : NULL;
+            if (b)
+                b->need_flags = 1;
+            else
+                sv->need_claim = 1;
+        }
         PQfreemem(n);
     }
+}
+
+static void batches_claimed(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    sv->claim_inflight = 0;
+    if (!res) {
+        if (op->lost)
+            sv->need_claim = 1;
+        else
+            sv_error("database: %s", op->err);
+        return;
+    }
+    apr_array_header_t *rows = store_sv_parse_batches(res, sv->iter);
+    if (sv->terminate) {
+        if (rows->nelts > 0)
+            sv_info("claimed %d batch(es) while stopping: they are left to the next supervisor",
+                    rows->nelts);
+        return;
+    }
+    for (int i = 0; i < rows->nelts; i++) {
+        store_sv_batch_t *row = &APR_ARRAY_IDX(rows, i, store_sv_batch_t);
+        sv_info("claimed batch %" APR_INT64_T_FMT " (%s)", row->id, row->file);
+        sv_batch_spawn(sv_batch_create(sv, row->id), row);
+    }
+}
+
+/* Batches take the room that sessions left: a claim of sessions is followed by one of
+ * batches, the pair counting as one claim in flight. */
+static void claim_batches(sv_t *sv)
+{
+    int room = sv->cfg->max_sessions - sv_live_sessions(sv);
+    store_sv_req_t r;
+    if (room <= 0 || sv->terminate || !sv_db_ok(sv))
+        return;
+    store_sv_req_batch_claim(&r, sv->id, room, sv->iter);
+    if (sv_db_send(sv, &r, batches_claimed, 0, 0, NULL, NULL) == 0)
+        sv->claim_inflight = 1;
+    else
+        sv->need_claim = 1;
 }
 
 static void claimed(sv_t *sv, sv_op_t *op, PGresult *res)
@@ -405,6 +486,7 @@ static void claimed(sv_t *sv, sv_op_t *op, PGresult *res)
         sv_session_t *s = sv_session_create(sv, row->id, row->kind);
         sv_session_spawn(s, row);
     }
+    claim_batches(sv);
 }
 
 static void claim(sv_t *sv)
@@ -428,7 +510,8 @@ static void reaped(sv_t *sv, sv_op_t *op, PGresult *res)
     if (!answered(op, res))
         return;
     if (PQntuples(res) > 0)
-        sv_warn("marked %d session(s) of unresponsive supervisors dead", PQntuples(res));
+        sv_warn("marked %d %s of unresponsive supervisors dead", PQntuples(res),
+                op->ival ? "batch(es)" : "session(s)");
 }
 
 static void heartbeaten(sv_t *sv, sv_op_t *op, PGresult *res)
@@ -450,6 +533,9 @@ static void heartbeaten(sv_t *sv, sv_op_t *op, PGresult *res)
         for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
              hi = apr_hash_next(hi))
             ((sv_session_t *)apr_hash_this_val(hi))->need_flags = 1;
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi;
+             hi = apr_hash_next(hi))
+            ((sv_batch_t *)apr_hash_this_val(hi))->need_flags = 1;
     }
     /* Judge the others only once this supervisor has itself been connected for longer than
      * the limit: after an outage every supervisor's heartbeat is stale, and each must have had
@@ -460,6 +546,8 @@ static void heartbeaten(sv_t *sv, sv_op_t *op, PGresult *res)
     store_sv_req_t r;
     store_sv_req_reap(&r, sv->id, sv->cfg->supervisor_dead_after_ms, sv_epoch_ms(), sv->iter);
     sv_db_send(sv, &r, reaped, 0, 0, NULL, NULL);
+    store_sv_req_batch_reap(&r, sv->id, sv->cfg->supervisor_dead_after_ms, sv->iter);
+    sv_db_send(sv, &r, reaped, 0, 1, NULL, NULL);
 }
 
 static void heartbeat(sv_t *sv)
@@ -478,20 +566,21 @@ static void purged(sv_t *sv, sv_op_t *op, PGresult *res)
     if (!answered(op, res))
         return;
     apr_array_header_t *ids;
-    int supervisors = 0, locked = 0;
-    store_sv_parse_purge(res, &ids, &supervisors, &locked, sv->iter);
+    int supervisors = 0, batches = 0, locked = 0;
+    store_sv_parse_purge(res, &ids, &supervisors, &batches, &locked, sv->iter);
     if (!locked) {
         sv_debug("purge: another supervisor is purging");
         return;
     }
-    if (ids->nelts > 0 || supervisors > 0)
+    if (ids->nelts > 0 || supervisors > 0 || batches > 0)
         sv_info("purged %d session(s) ended more than %s ago (first %" APR_INT64_T_FMT
-                ", last %" APR_INT64_T_FMT "), their statements and logs, and %d stopped "
-                "supervisor row(s)", ids->nelts,
+                ", last %" APR_INT64_T_FMT "), their statements and logs, %d batch(es) and their "
+                "logs, and %d stopped supervisor row(s)", ids->nelts,
                 sv_format_duration(sv->cfg->retain_ended_ms, sv->iter),
                 ids->nelts ? APR_ARRAY_IDX(ids, 0, apr_int64_t) : 0,
-                ids->nelts ? APR_ARRAY_IDX(ids, ids->nelts - 1, apr_int64_t) : 0, supervisors);
-    if (ids->nelts >= PURGE_BATCH)
+                ids->nelts ? APR_ARRAY_IDX(ids, ids->nelts - 1, apr_int64_t) : 0, batches,
+                supervisors);
+    if (ids->nelts >= PURGE_BATCH || batches >= PURGE_BATCH)
         sv->next_purge_ms = 0;
 }
 
@@ -546,6 +635,17 @@ static void expired(sv_t *sv, sv_op_t *op, PGresult *res)
     }
 }
 
+static void batches_expired(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    if (!answered(op, res))
+        return;
+    apr_array_header_t *rows = store_sv_parse_ids(res, sv->iter);
+    for (int i = 0; i < rows->nelts; i++)
+        sv_debug("batch %" APR_INT64_T_FMT " left the list (ended more than %s ago)",
+                 APR_ARRAY_IDX(rows, i, apr_int64_t),
+                 sv_format_duration(sv->cfg->list_ended_ms, sv->iter));
+}
+
 static void tick(sv_t *sv)
 {
     if (!sv_db_ok(sv) || sv->tick_inflight)
@@ -554,6 +654,9 @@ static void tick(sv_t *sv)
     store_sv_req_timeouts(&r, sv->id, sv->cfg->idle_timeout_ms, sv->cfg->session_ttl_ms,
                           sv->iter);
     if (sv_db_send(sv, &r, timed_out, 0, 0, NULL, NULL) != 0)
+        return;
+    store_sv_req_batch_expire(&r, sv->cfg->list_ended_ms, sv->iter);
+    if (sv_db_send(sv, &r, batches_expired, 0, 0, NULL, NULL) != 0)
         return;
     store_sv_req_expire_ended(&r, sv->cfg->list_ended_ms, sv->iter);
     if (sv_db_send(sv, &r, expired, 0, 0, NULL, NULL) != 0)
@@ -740,12 +843,41 @@ int sv_start(sv_t *sv, const char **errmsg)
             sv_session_adopt(s, row);
             sv_session_flush_log(s);
         }
+        if (store_sv_takeover_batches(sv->conn, peer->id, sv->id, &rows, sv->pool, &err) != 0) {
+            *errmsg = err;
+            return -1;
+        }
+        if (rows->nelts > 0)
+            sv_info("taking over %d batch(es) from supervisor %" APR_INT64_T_FMT " (pid %d)",
+                    rows->nelts, peer->id, peer->pid);
+        for (int j = 0; j < rows->nelts; j++) {
+            store_sv_batch_t *row = &APR_ARRAY_IDX(rows, j, store_sv_batch_t);
+            sv_batch_t *b = sv_batch_create(sv, row->id);
+            sv_batch_adopt(b, row);
+            sv_batch_flush_log(b);
+        }
     }
     sv->need_claim = 1;
     return 0;
 }
 
 /* ---- the loop ---- */
+
+static void forget_done_batches(sv_t *sv)
+{
+    for (;;) {
+        sv_batch_t *victim = NULL;
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi && !victim;
+             hi = apr_hash_next(hi)) {
+            sv_batch_t *b = apr_hash_this_val(hi);
+            if (b->done)
+                victim = b;
+        }
+        if (!victim)
+            return;
+        sv_batch_destroy(victim);
+    }
+}
 
 static void forget_done_sessions(sv_t *sv)
 {
@@ -795,12 +927,19 @@ int sv_run(sv_t *sv)
         for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
              hi = apr_hash_next(hi))
             sv_session_work(apr_hash_this_val(hi), now, &deadline);
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi;
+             hi = apr_hash_next(hi))
+            sv_batch_work(apr_hash_this_val(hi), now, &deadline);
         if (sv->need_claim)
             claim(sv); /* after the work: sessions that just ended have made room */
         for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
              hi = apr_hash_next(hi))
             sv_session_flush_log(apr_hash_this_val(hi));
+        for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi;
+             hi = apr_hash_next(hi))
+            sv_batch_flush_log(apr_hash_this_val(hi));
         forget_done_sessions(sv);
+        forget_done_batches(sv);
         sv_db_pump(sv);
         sv_db_check_timeout(sv, sv_now_ms(), &deadline);
         /* Lost anywhere during this iteration (a stalled answer, a failed send): reconnect on
@@ -820,6 +959,10 @@ int sv_run(sv_t *sv)
                 if (sv_session_has_work(s))
                     deadline = now;
             }
+            for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi;
+                 hi = apr_hash_next(hi))
+                if (sv_batch_has_work(apr_hash_this_val(hi)))
+                    deadline = now;
             if (sv->next_heartbeat_ms < deadline)
                 deadline = sv->next_heartbeat_ms;
             if (sv->next_tick_ms < deadline)
@@ -885,6 +1028,8 @@ int sv_run(sv_t *sv)
     /* Leaving: everything read has been stored; the children live on for the next supervisor. */
     for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi; hi = apr_hash_next(hi))
         sv_session_detach(apr_hash_this_val(hi));
+    for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi; hi = apr_hash_next(hi))
+        sv_batch_detach(apr_hash_this_val(hi));
     sv_db_drain(sv, sv->db_query_bound_ms);
     const char *err;
     if (!sv_db_ok(sv) || sv->db_inflight || sv->db_head)

@@ -133,7 +133,7 @@ static void sanitize_json(json_t *v)
     }
 }
 
-static void add_one_line(sv_session_t *s, const char *line, size_t n)
+json_t *sv_log_line(const char *line, size_t n)
 {
     if (n > MAX_LOG_LINE_BYTES) {
         n = MAX_LOG_LINE_BYTES;
@@ -145,16 +145,26 @@ static void add_one_line(sv_session_t *s, const char *line, size_t n)
     json_t *str = clean_string(line, n);
     if (!str) /* not UTF-8: keep what we can say about it */
         str = json_string("(a log line that is not valid UTF-8 was dropped)");
-    json_array_append_new(s->log_batch, str);
-    /* Lines beyond the per-session bound would be trimmed anyway. */
-    size_t max = (size_t)s->sv->cfg->log_lines_max;
-    if (json_array_size(s->log_batch) > 2 * max) {
+    return str;
+}
+
+void sv_log_append(json_t **batch, json_t *line, int max_lines)
+{
+    json_array_append_new(*batch, line);
+    /* Lines beyond the bound would be trimmed anyway. */
+    size_t max = (size_t)max_lines;
+    if (json_array_size(*batch) > 2 * max) {
         json_t *keep = json_array();
-        for (size_t i = json_array_size(s->log_batch) - max; i < json_array_size(s->log_batch); i++)
-            json_array_append(keep, json_array_get(s->log_batch, i));
-        json_decref(s->log_batch);
-        s->log_batch = keep;
+        for (size_t i = json_array_size(*batch) - max; i < json_array_size(*batch); i++)
+            json_array_append(keep, json_array_get(*batch, i));
+        json_decref(*batch);
+        *batch = keep;
     }
+}
+
+static void add_one_line(sv_session_t *s, const char *line, size_t n)
+{
+    sv_log_append(&s->log_batch, sv_log_line(line, n), s->sv->cfg->log_lines_max);
 }
 
 /* The session log is a list of lines: a message carrying newlines (a traceback, a multi-line
@@ -1032,10 +1042,6 @@ void sv_session_on_poll(sv_session_t *s, short revents)
 
 /* ---- starting, adopting ---- */
 
-/* What a REPL may see of the supervisor's environment (besides repl_env): never database or
- * supervisor settings. */
-#define REPL_ENV_PASS "PATH LANG LANGUAGE LC_ALL LC_CTYPE LC_MESSAGES TZ JAVA_HOME HADOOP_CONF_DIR " \
-                      "YARN_CONF_DIR SPARK_CONF_DIR"
 
 /* Writes the pid file the way a restarted supervisor (and an operator) finds the REPL by. */
 static void write_pid_file(sv_session_t *s)
@@ -1108,7 +1114,7 @@ static int start_process(sv_session_t *s, const char **err)
     int fds[] = {secret[0], conf_fd};
     sv_spawn_t sp = {
         .argv = argv,
-        .envp = sv_child_env(apr_pstrcat(p, REPL_ENV_PASS, " ", cfg->repl_env, NULL), set, p),
+        .envp = sv_child_env(apr_pstrcat(p, SV_CHILD_ENV_PASS, " ", cfg->repl_env, NULL), set, p),
         .dir = s->dir,
         .log_path = s->log_path,
         .fds = fds,
@@ -1144,36 +1150,45 @@ static int start_process(sv_session_t *s, const char **err)
     return 0;
 }
 
-/* The OS account the session's REPL runs as (repl_user, or the session's own). 0, or -1 with
- * *err saying why there is none. */
-static int resolve_account(sv_session_t *s, const store_sv_session_t *row, const char **err)
+int sv_account_for(const sv_config_t *cfg, const char *owner, const char *proxy_user,
+                   const char *what, sv_account_t *account, apr_pool_t *p, const char **err)
 {
-    const sv_config_t *cfg = s->sv->cfg;
     if (!cfg->repl_isolation)
         return 0;
     const char *name = cfg->repl_user;
     const char *from = NULL;
     if (cfg->repl_user_from == SV_REPL_USER_OWNER) {
-        name = row->owner;
+        name = owner;
         from = "owner";
     }
     else if (cfg->repl_user_from == SV_REPL_USER_PROXY_USER) {
-        name = row->proxy_user ? row->proxy_user : row->owner;
-        from = row->proxy_user ? "proxy user" : "owner";
+        name = proxy_user ? proxy_user : owner;
+        from = proxy_user ? "proxy user" : "owner";
     }
     if (!name) {
-        *err = "the session has no owner (an anonymous request), so there is no OS account for "
-               "its REPL (repl_user_from)";
+        *err = apr_psprintf(p, "the %s has no owner (an anonymous request), so there is no OS "
+                            "account for it to run as (repl_user_from)", what);
         return -1;
     }
     const char *why;
-    if (sv_identity_repl_account(name, cfg->repl_min_uid, &s->account, s->pool, &why) != 0) {
-        *err = from ? apr_psprintf(s->pool, "the REPL cannot run as the session's %s: %s "
-                                   "(repl_user_from needs an OS account for every user)", from, why)
-                    : apr_psprintf(s->pool, "repl_user: %s", why);
+    if (sv_identity_repl_account(name, cfg->repl_min_uid, account, p, &why) != 0) {
+        *err = from ? apr_psprintf(p, "the %s cannot run as its %s: %s (repl_user_from needs an "
+                                   "OS account for every user)", what, from, why)
+                    : apr_psprintf(p, "repl_user: %s", why);
         return -1;
     }
-    s->have_account = 1;
+    return 1;
+}
+
+/* The OS account the session's REPL runs as (repl_user, or the session's own). 0, or -1 with
+ * *err saying why there is none. */
+static int resolve_account(sv_session_t *s, const store_sv_session_t *row, const char **err)
+{
+    int rc = sv_account_for(s->sv->cfg, row->owner, row->proxy_user, "session's REPL",
+                            &s->account, s->pool, err);
+    if (rc < 0)
+        return -1;
+    s->have_account = rc;
     return 0;
 }
 
