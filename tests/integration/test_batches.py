@@ -411,4 +411,4 @@ def test_a_batch_killed_while_no_supervisor_ran_ends_dead_saying_so(bt, outage):
     notes = [line for line in log[log.index("sleeper: started"):] if line.startswith("livy-supervisor: ")]
     assert any(re.search(r"no supervisor was watching", line) for line in notes), log[-20:]
     row = bt.row(bid)
-    assert row["ended"] and not row["deleted"], row
+    assert row["ended"] and not row["deleted"] and row["exit_status"] is None, row
