@@ -271,6 +271,41 @@ class Livy:
     def run(self, session: int, code: str, timeout: float = 60) -> dict:
         return self.wait_statement(session, self.submit(session, code), timeout=timeout)
 
+    # ---- batches, as the module writes them
+
+    def create_batch(self, **columns) -> int:
+        names = ", ".join(columns)
+        values = ", ".join(self.literal(v) for v in columns.values())
+        return int(self.cluster.value(
+            f"WITH b AS (INSERT INTO batches ({names}) VALUES ({values}) RETURNING id) "
+            "SELECT id, pg_notify('livy_batches', id::text) FROM b"))
+
+    def batch(self, batch: int) -> dict:
+        rows = self.cluster.psql(
+            "SELECT state, pid, exit_status, ended_at IS NOT NULL, deleted, supervisor_id, "
+            f"log_offset FROM batches WHERE id = {batch}")
+        if not rows:
+            return {}
+        state, pid, status, ended, deleted, sup, offset = rows[0]
+        return {"state": state, "pid": int(pid) if pid else None,
+                "exit_status": int(status) if status else None, "ended": ended == "t",
+                "deleted": deleted == "t", "supervisor_id": int(sup) if sup else None,
+                "log_offset": int(offset)}
+
+    def batch_log(self, batch: int) -> list[str]:
+        return [r[0] for r in self.cluster.psql(
+            f"SELECT line FROM batch_log WHERE batch_id = {batch} ORDER BY seq")]
+
+    def wait_batch(self, batch: int, states, timeout: float = 120) -> dict:
+        states = {states} if isinstance(states, str) else set(states)
+        try:
+            wait_for(lambda: self.batch(batch).get("state") in states, timeout,
+                     f"batch {batch} to become {' or '.join(sorted(states))}")
+        except AssertionError as e:
+            tail = "\n".join(self.batch_log(batch)[-30:])
+            raise AssertionError(f"{e}; it is {self.batch(batch)}; its log:\n{tail}") from None
+        return self.batch(batch)
+
 
 def text_of(statement: dict) -> str:
     out = statement["output"]
@@ -772,3 +807,107 @@ def test_a_same_host_id_peer_is_taken_over_only_once_its_heartbeat_is_stale(tmp_
         assert sv.proc.poll() is None
     finally:
         sv.stop()
+
+
+# ------------------------------------------------------------------ batches
+
+
+def test_batches_of_a_silent_supervisor_are_declared_dead(cluster, livy):
+    cluster.psql("INSERT INTO supervisors (host, pid, capacity, heartbeat_at) "
+                 "VALUES ('gone-batch-host', 999993, 1, now() - interval '1 minute')")
+    gone = int(cluster.value("SELECT max(id) FROM supervisors"))
+    bid = livy.create_batch(file="/nonexistent/job.py", state="running", supervisor_id=gone,
+                            pid=999992)
+    b = livy.wait_batch(bid, "dead", timeout=15)
+    assert b["ended"]
+    assert any("stopped heartbeating" in line and "gone-batch-host" in line
+               for line in livy.batch_log(bid)), livy.batch_log(bid)
+    assert cluster.value(f"SELECT stopped_at IS NOT NULL FROM supervisors WHERE id = {gone}") == "t"
+
+
+def test_ended_batches_leave_the_list_then_are_purged(tmp_base, cluster, livy):
+    """list_ended after a batch ended it leaves the list (deleted); retain_ended after, its row
+    and log lines go, and a stopped supervisors row that only a batch named goes after it."""
+    (tmp_base / "bpurge").mkdir()
+    sv = Supervisor(tmp_base / "bpurge", cluster, list_ended="1s", retain_ended="4s",
+                    max_sessions=0).start()
+    try:
+        cluster.psql("INSERT INTO supervisors (host, pid, capacity, heartbeat_at, stopped_at) "
+                     "VALUES ('batch-long-gone', 999991, 1, now() - interval '1 day', "
+                     "now() - interval '1 day')")
+        gone_sv = int(cluster.value("SELECT max(id) FROM supervisors"))
+        old = livy.create_batch(file="/x/old.py", state="success", supervisor_id=gone_sv,
+                                ended_at=str(cluster.value("SELECT now() - interval '1 hour'")))
+        recent = livy.create_batch(file="/x/recent.py", state="dead",
+                                   ended_at=str(cluster.value("SELECT now()")))
+        for bid in (old, recent):
+            cluster.psql("INSERT INTO batch_log (batch_id, seq, line) "
+                         f"SELECT {bid}, g, 'line ' || g FROM generate_series(0, 4) g")
+        listed_before = int(cluster.value("SELECT listed FROM batch_count"))
+        wait_for(lambda: livy.batch(recent).get("deleted"), 10, "the recent batch to leave the list")
+        assert int(cluster.value("SELECT listed FROM batch_count")) <= listed_before - 1
+        wait_for(lambda: not livy.batch(old), 20, "the old batch to be purged")
+        assert cluster.value(f"SELECT count(*) FROM batch_log WHERE batch_id = {old}") == "0"
+        assert livy.batch(recent), "the recent batch went before retain_ended"
+        wait_for(lambda: not livy.batch(recent), 20, "the recent batch to be purged in its turn")
+        wait_for(lambda: cluster.value(f"SELECT count(*) FROM supervisors WHERE id = {gone_sv}") == "0",
+                 20, "the supervisors row only a batch named to be purged")
+        assert re.search(r"purged \d+ session\(s\) .* [1-9]\d* batch\(es\) and their logs",
+                         sv.log_text()), sv.log_text()
+        assert "database:" not in sv.log_text(), sv.log_text()
+    finally:
+        sv.stop()
+
+
+class Database:
+    """One database of the cluster, for a test whose supervisor must be alone with its rows."""
+
+    def __init__(self, cluster: Postgres, name: str):
+        self.cluster, self.name = cluster, name
+        self.conninfo = cluster.create_database(name)
+
+    def psql(self, sql: str) -> list[tuple]:
+        return self.cluster.psql(sql, db=self.name)
+
+    def value(self, sql: str):
+        rows = self.psql(sql)
+        return rows[0][0] if rows else None
+
+
+def test_a_batch_runs_its_output_is_its_log_and_it_counts_against_max_sessions(tmp_base, cluster):
+    """With room for one, a running batch keeps a new session waiting until it ends; the batch's
+    output is its log, its exit status recorded, its files removed."""
+    d = tmp_base / "bcap"
+    d.mkdir()
+    job = d / "job.py"
+    job.write_text("import sys, time\nprint('job starts', sys.argv[1:], flush=True)\n"
+                   "time.sleep(8)\nprint('job ends', flush=True)\n")
+    job.chmod(0o644)
+    db = Database(cluster, "bcap")
+    livy = Livy(db)
+    sv = Supervisor(d, cluster, database=db.conninfo, max_sessions=1).start()
+    try:
+        bid = livy.create_batch(file=str(job), args=["one", "two"], owner="alice")
+        livy.wait_batch(bid, "running", timeout=30)
+        sid = livy.create_session(kind="pyspark")
+        wait_for(lambda: any("job starts ['one', 'two']" in line for line in livy.batch_log(bid)),
+                 60, "the job's first line in the log")
+        run_dir = d / "run"
+        assert (run_dir / f"batch-{bid}.out").exists()
+        assert livy.state(sid) == "not_started", "claimed while the batch held the only room"
+        b = livy.wait_batch(bid, "success", timeout=60)
+        assert b["exit_status"] == 0 and b["pid"] is None and b["log_offset"] > 0
+        log = livy.batch_log(bid)
+        assert log.index("job ends") > log.index("job starts ['one', 'two']"), log
+        assert log[-1] == "livy-supervisor: spark-submit exited with status 0; the batch succeeded"
+        wait_for(lambda: not (run_dir / f"batch-{bid}.out").exists()
+                 and not (run_dir / "sessions" / f"batch-{bid}").exists(), 10,
+                 "the batch's files to be removed")
+        # The room is free again: the session is claimed now.
+        wait_for(lambda: livy.state(sid) != "not_started", 10, "the waiting session's claim")
+        livy.stop(sid, "delete")
+        livy.wait_state(sid, {"dead", "killed"}, timeout=60)
+    finally:
+        sv.stop()
+        for line in db.psql("SELECT repl_pid FROM sessions WHERE repl_pid IS NOT NULL"):
+            kill_session_processes(int(line[0]))
