@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -517,6 +518,12 @@ def basic_auth_conf(htpasswd: Path, policy: str = "", error_documents: bool = Fa
             "</Location>\n")
 
 
+def _allow_core_dumps() -> None:
+    """In httpd's starter (it passes the limit on to its children): cores of any size."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+
+
 class LivyServer:
     """One httpd with mod_livy in its own ServerRoot under base/name."""
 
@@ -575,7 +582,9 @@ class LivyServer:
         user = ""
         if IS_ROOT:
             user = f"User {RUN_USER}\nGroup {RUN_USER}\n"
-        core = f'CoreDumpDirectory "{self.root / "core"}"\n' if self._asan else ""
+        # A child that crashes leaves a core there (start() lifts the core size limit), and the
+        # test's failure carries its backtrace (crash_backtraces()).
+        core = f'CoreDumpDirectory "{self.root / "core"}"\n'
         supervisor = ""
         if self.supervisor == "managed":
             supervisor = (f"LivySupervisor managed\n"
@@ -663,7 +672,8 @@ class LivyServer:
         self.error_log.touch()
         self._log_mark = self._log_size()
         r = subprocess.run([str(HTTPD), "-f", str(self.conf_path), "-d", str(self.root), "-k", "start"],
-                           capture_output=True, text=True, env=self.env(), stdin=subprocess.DEVNULL)
+                           capture_output=True, text=True, env=self.env(), stdin=subprocess.DEVNULL,
+                           preexec_fn=_allow_core_dumps)
         if r.returncode != 0:
             raise HarnessError(f"httpd did not start (exit {r.returncode}):\n{r.stdout}{r.stderr}\n"
                                f"{self.log_tail()}")
@@ -818,6 +828,19 @@ class LivyServer:
         t = time.mktime(time.strptime(f"{m.group(1)} {m.group(3)}", "%a %b %d %H:%M:%S %Y"))
         return t + float(m.group(2) or 0) >= self._stop_sent - 0.01
 
+    def crash_backtraces(self, limit: int = 2) -> str:
+        """gdb's backtraces of the cores crashed children left (the kernel's core_pattern must be
+        a plain file name, as on a default Debian), for a test failure to show where it was."""
+        cores = sorted((self.root / "core").glob("core*"))[:limit]
+        if not cores or not shutil.which("gdb"):
+            return ""
+        out = []
+        for core in cores:
+            r = subprocess.run(["gdb", "-batch", "-nx", "-ex", "thread apply all bt 25", str(HTTPD),
+                                str(core)], capture_output=True, text=True, timeout=120)
+            out.append(f"---- {core}\n{r.stdout[-12000:]}")
+        return "\n".join(out)
+
     def unexpected_error_lines(self) -> list[str]:
         bad = []
         for line in self.error_log_lines():
@@ -866,6 +889,8 @@ class ServerFactory:
             bad = s.unexpected_error_lines()
             if bad:
                 problems.append(f"{s.root.name}: unexpected lines in {s.error_log}:\n  " + "\n  ".join(bad[:30]))
+                if any("exit signal" in line or "AH00052" in line for line in bad):
+                    problems.append(s.crash_backtraces())
         return problems
 
 
