@@ -110,7 +110,56 @@ int livy_api_check_schema(livy_conn_t *conn, apr_pool_t *p, livy_api_response_t 
     return 0;
 }
 
-/* ---- sessions ---- */
+/* ---- sessions and batches ---- */
+
+/* What differs between sessions and batches where the API treats them alike: their lookups,
+ * listing, deletion, log and view, and the columns the access rules read. */
+typedef struct {
+    const char *noun;            /* "session" or "batch", for messages */
+    const char *Noun;            /* the same, capitalised */
+    const char *path;            /* the collection's segment: "sessions" or "batches" */
+    livy_query_e q_by_id, q_by_name, q_page, q_delete, q_log_total, q_log_page;
+    int c_id, c_owner, c_proxy_user, c_state;
+    json_t *(*view)(const livy_api_config_t *cfg, const PGresult *res, int row, int c0,
+                    int show_log);
+} resource_t;
+
+static json_t *session_view(const livy_api_config_t *cfg, const PGresult *res, int row, int c0,
+                            int show_log)
+{
+    return livy_view_session(res, row, c0, show_log, cfg->ui_base);
+}
+
+static json_t *batch_view(const livy_api_config_t *cfg, const PGresult *res, int row, int c0,
+                          int show_log)
+{
+    return livy_view_batch(res, row, c0, show_log);
+}
+
+static const resource_t sessions = {
+    "session", "Session", "sessions", Q_SESSION_BY_ID, Q_SESSION_BY_NAME, Q_SESSIONS_PAGE,
+    Q_SESSION_DELETE, Q_LOG_TOTAL, Q_LOG_PAGE, SC_ID, SC_OWNER, SC_PROXY_USER, SC_STATE,
+    session_view,
+};
+
+static const resource_t batches = {
+    "batch", "Batch", "batches", Q_BATCH_BY_ID, Q_BATCH_BY_NAME, Q_BATCHES_PAGE,
+    Q_BATCH_DELETE, Q_BATCH_LOG_TOTAL, Q_BATCH_LOG_PAGE, BC_ID, BC_OWNER, BC_PROXY_USER,
+    BC_STATE, batch_view,
+};
+
+static const resource_t *resource_of(livy_route_e route)
+{
+    switch (route) {
+    case LIVY_ROUTE_BATCHES:
+    case LIVY_ROUTE_BATCH:
+    case LIVY_ROUTE_BATCH_STATE:
+    case LIVY_ROUTE_BATCH_LOG:
+        return &batches;
+    default:
+        return &sessions;
+    }
+}
 
 static int state_is_ended(const char *state)
 {
@@ -121,34 +170,27 @@ static int state_is_ended(const char *state)
     return 0;
 }
 
-/* Looks the session up by id or name (a per-session request: counts as a heartbeat).
- * Returns the one-row result, or NULL with resp set (404, or a database failure). */
-static PGresult *lookup_session(const livy_route_t *r, livy_conn_t *c, apr_pool_t *p,
-                                livy_api_response_t *resp)
+/* Looks the {id} of r up: by id with rs's query (or q_id, given extra, its second parameter),
+ * or by name. Returns the one-row result, or NULL with resp set (404, or a database failure). */
+static PGresult *lookup_ref(const resource_t *rs, const livy_route_t *r, livy_query_e q_id,
+                            const char *extra, livy_conn_t *c, apr_pool_t *p,
+                            livy_api_response_t *resp)
 {
     PGresult *res;
-    if (r->session_id >= 0 && r->route == LIVY_ROUTE_STATEMENT && r->statement_id >= 0
-        && r->statement_id <= 2147483647) {
-        /* the statement comes along, in the columns after the session's */
-        const char *params[2] = {apr_psprintf(p, "%" APR_INT64_T_FMT, r->session_id),
-                                 apr_psprintf(p, "%" APR_INT64_T_FMT, r->statement_id)};
-        res = livy_store_exec(c, Q_SESSION_STATEMENT, 2, params);
-    } else if (r->session_id >= 0) {
-        const char *params[1] = {apr_psprintf(p, "%" APR_INT64_T_FMT, r->session_id)};
-        res = livy_store_exec(c, Q_SESSION_BY_ID, 1, params);
+    const char *ref = r->session_ref;
+    if (r->session_id >= 0) {
+        const char *params[2] = {apr_psprintf(p, "%" APR_INT64_T_FMT, r->session_id), extra};
+        res = livy_store_exec(c, q_id, extra ? 2 : 1, params);
+    } else if (ref[strspn(ref, "0123456789")] == '\0') { /* an id too large to exist */
+        livy_api_error(resp, p, 404, apr_psprintf(p, "%s '%s' not found.", rs->Noun, ref));
+        return NULL;
+    } else if (!livy_utf8_valid(ref)) { /* no such name can have been stored */
+        livy_api_error(resp, p, 404, apr_psprintf(p, "%s not found (the name is not valid "
+                                                  "UTF-8).", rs->Noun));
+        return NULL;
     } else {
-        const char *ref = r->session_ref;
-        int all_digits = ref[strspn(ref, "0123456789")] == '\0';
-        if (all_digits) { /* an id too large to exist */
-            livy_api_error(resp, p, 404, apr_psprintf(p, "Session '%s' not found.", ref));
-            return NULL;
-        }
-        if (!livy_utf8_valid(ref)) { /* no such name can have been stored */
-            livy_api_error(resp, p, 404, "Session not found (the name is not valid UTF-8).");
-            return NULL;
-        }
         const char *params[1] = {ref};
-        res = livy_store_exec(c, Q_SESSION_BY_NAME, 1, params);
+        res = livy_store_exec(c, rs->q_by_name, 1, params);
     }
     if (!ok_tuples(res)) {
         reply_db_failure(resp, c, res, p);
@@ -157,10 +199,27 @@ static PGresult *lookup_session(const livy_route_t *r, livy_conn_t *c, apr_pool_
     }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        livy_api_error(resp, p, 404, apr_psprintf(p, "Session '%s' not found.", r->session_ref));
+        livy_api_error(resp, p, 404, apr_psprintf(p, "%s '%s' not found.", rs->Noun, ref));
         return NULL;
     }
-    if (!strcmp(PQgetvalue(res, 0, SC_HEARTBEAT_DUE), "t")) {
+    return res;
+}
+
+/* Looks the session up by id or name (a per-session request: counts as a heartbeat).
+ * Returns the one-row result, or NULL with resp set (404, or a database failure). */
+static PGresult *lookup_session(const livy_route_t *r, livy_conn_t *c, apr_pool_t *p,
+                                livy_api_response_t *resp)
+{
+    PGresult *res;
+    if (r->route == LIVY_ROUTE_STATEMENT && r->statement_id >= 0
+        && r->statement_id <= 2147483647) {
+        /* the statement comes along, in the columns after the session's */
+        res = lookup_ref(&sessions, r, Q_SESSION_STATEMENT,
+                         apr_psprintf(p, "%" APR_INT64_T_FMT, r->statement_id), c, p, resp);
+    } else {
+        res = lookup_ref(&sessions, r, Q_SESSION_BY_ID, NULL, c, p, resp);
+    }
+    if (res && !strcmp(PQgetvalue(res, 0, SC_HEARTBEAT_DUE), "t")) {
         const char *params[1] = {PQgetvalue(res, 0, SC_ID)};
         PGresult *hb = livy_store_exec(c, Q_SESSION_HEARTBEAT, 1, params);
         int ok = PQresultStatus(hb) == PGRES_COMMAND_OK;
@@ -196,11 +255,12 @@ static const char *col(const PGresult *res, int row, int c)
     return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
 }
 
-static int can_view_row(const livy_api_config_t *cfg, const livy_api_request_t *req,
-                        const PGresult *res, int row, int c0)
+/* May the requester read the log of the session or batch in row, whose columns start at c0? */
+static int can_view_row(const resource_t *rs, const livy_api_config_t *cfg,
+                        const livy_api_request_t *req, const PGresult *res, int row, int c0)
 {
-    return livy_access_can_view(&cfg->security, req->user, col(res, row, c0 + SC_OWNER),
-                                col(res, row, c0 + SC_PROXY_USER));
+    return livy_access_can_view(&cfg->security, req->user, col(res, row, c0 + rs->c_owner),
+                                col(res, row, c0 + rs->c_proxy_user));
 }
 
 /* Reads the paging parameters `from` and `size` (at least size_min; the log allows negative). Returns the
@@ -219,15 +279,18 @@ static apr_table_t *paging(const livy_api_request_t *req, int64_t from_default,
     return qp;
 }
 
-static void list_sessions(const livy_api_config_t *cfg, const livy_api_request_t *req,
-                          livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
+/* GET /sessions and GET /batches: {"from","total","sessions"} (Livy calls a page of batches
+ * "sessions" too). */
+static void list_page(const resource_t *rs, const livy_api_config_t *cfg,
+                      const livy_api_request_t *req, livy_conn_t *c, apr_pool_t *p,
+                      livy_api_response_t *resp)
 {
     int64_t from, size;
     if (!paging(req, 0, SESSIONS_PAGE_DEFAULT, 0, &from, &size, p, resp))
         return;
     const char *qp[2] = {apr_psprintf(p, "%" APR_INT64_T_FMT, from),
                          apr_psprintf(p, "%" APR_INT64_T_FMT, size)};
-    PGresult *res = livy_store_exec(c, Q_SESSIONS_PAGE, 2, qp);
+    PGresult *res = livy_store_exec(c, rs->q_page, 2, qp);
     if (!ok_tuples(res)) {
         reply_db_failure(resp, c, res, p);
         PQclear(res);
@@ -236,9 +299,8 @@ static void list_sessions(const livy_api_config_t *cfg, const livy_api_request_t
     json_t *list = json_array();
     for (int i = 0; i < PQntuples(res); i++)
         if (!PQgetisnull(res, i, 1))
-            json_array_append_new(list, livy_view_session(res, i, 1,
-                                                          can_view_row(cfg, req, res, i, 1),
-                                                          cfg->ui_base));
+            json_array_append_new(list, rs->view(cfg, res, i, 1,
+                                                 can_view_row(rs, cfg, req, res, i, 1)));
     json_t *o = json_object();
     json_object_set_new(o, "from", json_integer(from));
     json_object_set_new(o, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
@@ -257,11 +319,12 @@ static const char *int_text(apr_pool_t *p, int v)
     return apr_psprintf(p, "%d", v);
 }
 
-/* Admission control for bursts of creates and for one user's share. Returns 1 when resp is
- * set (429, or a database failure). The counts are read just before the insert: two racing
- * creates may both pass, which bounds the overshoot by the number of concurrent requests. */
-static int check_session_limits(const livy_api_config_t *cfg, const livy_api_request_t *req,
-                                livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
+/* Admission control for bursts of creates and for one user's share; live sessions and live
+ * batches count alike. Returns 1 when resp is set (429, or a database failure). The counts are
+ * read just before the insert: two racing creates may both pass, which bounds the overshoot by
+ * the number of concurrent requests. */
+static int check_create_limits(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                               livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
 {
     const livy_security_t *sec = &cfg->security;
     if (!sec->max_sessions_per_user && !sec->max_starting_sessions)
@@ -277,17 +340,84 @@ static int check_session_limits(const livy_api_config_t *cfg, const livy_api_req
     long starting = strtol(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
     if (sec->max_starting_sessions && starting >= sec->max_starting_sessions) {
-        livy_api_error(resp, p, 429, apr_psprintf(p, "Too many sessions are starting (%ld, the "
-                       "limit is %d): try again when some are up.", starting,
+        livy_api_error(resp, p, 429, apr_psprintf(p, "Too many sessions and batches are "
+                       "starting (%ld, the limit is %d): try again when some are up.", starting,
                        sec->max_starting_sessions));
         return 1;
     }
     if (sec->max_sessions_per_user && params[0] && mine >= sec->max_sessions_per_user) {
-        livy_api_error(resp, p, 429, apr_psprintf(p, "User '%s' already has %ld live sessions, "
-                       "the limit: delete one first.", params[0], mine));
+        livy_api_error(resp, p, 429, apr_psprintf(p, "User '%s' already has %ld live sessions "
+                       "and batches, the limit: delete one first.", params[0], mine));
         return 1;
     }
     return 0;
+}
+
+/* What every create checks once its body is valid: the query string (400), whom it runs as
+ * (impersonation: 403) and the limits (429). Returns 1 when resp is set; else *proxy_user is
+ * decided. */
+static int create_allowed(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                          const char *body_proxy_user, livy_conn_t *c, apr_pool_t *p,
+                          livy_api_response_t *resp, const char **proxy_user)
+{
+    const char *err;
+    apr_table_t *qp = livy_params_parse(req->query, p, &err);
+    if (!qp) {
+        livy_api_error(resp, p, 400, err);
+        return 1;
+    }
+    if (livy_access_proxy_user(&cfg->security, req->user, apr_table_get(qp, "doAs"),
+                               body_proxy_user, p, proxy_user, &err) != 0) {
+        livy_api_error(resp, p, 403, err);
+        return 1;
+    }
+    return check_create_limits(cfg, req, c, p, resp);
+}
+
+/* The parameters both inserts share, at the places both give them: $1 the name, $3 the owner,
+ * $4 the proxy user, $5 to $15 the Spark settings. */
+#define CREATE_PARAMS 20
+static void spark_params(const livy_spark_req_t *s, const livy_api_request_t *req,
+                         const char *proxy_user, apr_pool_t *p, const char **params)
+{
+    params[0] = s->name;
+    params[2] = req->user && *req->user ? req->user : NULL;
+    params[3] = proxy_user;
+    params[4] = s->driver_memory;
+    params[5] = int_text(p, s->driver_cores);
+    params[6] = s->executor_memory;
+    params[7] = int_text(p, s->executor_cores);
+    params[8] = int_text(p, s->num_executors);
+    params[9] = s->queue;
+    params[10] = json_text(p, s->conf);
+    params[11] = json_text(p, s->jars);
+    params[12] = json_text(p, s->py_files);
+    params[13] = json_text(p, s->files);
+    params[14] = json_text(p, s->archives);
+}
+
+/* Runs insert q and answers 201 with the new row's view and its Location, or 400 when a live
+ * session or batch already has the name. */
+static void insert_created(const resource_t *rs, const livy_api_config_t *cfg, livy_query_e q,
+                           int nparams, const char *const *params, livy_conn_t *c,
+                           apr_pool_t *p, livy_api_response_t *resp)
+{
+    PGresult *res = livy_store_exec(c, q, nparams, params);
+    if (!ok_tuples(res)) {
+        if (!strcmp(livy_store_sqlstate(res), "23505"))
+            livy_api_error(resp, p, 400, apr_psprintf(p, "Duplicate %s name '%s': a live %s "
+                                                      "already has it.", rs->noun, params[0],
+                                                      rs->noun));
+        else
+            reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    json_t *view = rs->view(cfg, res, 0, 0, 1);
+    resp->location = apr_psprintf(p, "%s/%s/%s", cfg->base_path, rs->path,
+                                  PQgetvalue(res, 0, rs->c_id));
+    PQclear(res);
+    reply_json(resp, p, 201, view);
 }
 
 static void create_session(const livy_api_config_t *cfg, const livy_api_request_t *req,
@@ -295,50 +425,49 @@ static void create_session(const livy_api_config_t *cfg, const livy_api_request_
 {
     livy_session_req_t s;
     const char *err, *proxy_user;
-    apr_table_t *qp = livy_params_parse(req->query, p, &err);
-    if (!qp || livy_validate_session_create(req->body, req->body_len, &cfg->validate, p, &s,
-                                            &err)) {
+    if (livy_validate_session_create(req->body, req->body_len, &cfg->validate, p, &s, &err)) {
         livy_api_error(resp, p, 400, err);
         return;
     }
-    if (livy_access_proxy_user(&cfg->security, req->user, apr_table_get(qp, "doAs"),
-                               s.proxy_user, p, &proxy_user, &err) != 0) {
-        livy_api_error(resp, p, 403, err);
+    if (create_allowed(cfg, req, s.spark.proxy_user, c, p, resp, &proxy_user))
         return;
-    }
-    if (check_session_limits(cfg, req, c, p, resp))
-        return;
-    const char *owner = req->user && *req->user ? req->user : NULL;
-    const char *params[20] = {
-        s.name, s.kind, owner, proxy_user,
-        s.driver_memory, int_text(p, s.driver_cores), s.executor_memory,
-        int_text(p, s.executor_cores), int_text(p, s.num_executors), s.queue,
-        json_text(p, s.conf), json_text(p, s.jars), json_text(p, s.py_files),
-        json_text(p, s.files), json_text(p, s.archives), int_text(p, s.heartbeat_timeout),
-        s.ttl, s.idle_timeout,
-        s.ttl_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.ttl_ms) : NULL,
-        s.idle_timeout_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.idle_timeout_ms) : NULL,
-    };
-    PGresult *res = livy_store_exec(c, Q_SESSION_INSERT, 20, params);
-    if (!ok_tuples(res)) {
-        if (!strcmp(livy_store_sqlstate(res), "23505"))
-            livy_api_error(resp, p, 400, apr_psprintf(p, "Duplicate session name '%s': a live "
-                                                      "session already has it.", s.name));
-        else
-            reply_db_failure(resp, c, res, p);
-        PQclear(res);
-        return;
-    }
-    json_t *view = livy_view_session(res, 0, 0, 1, cfg->ui_base);
-    resp->location = apr_psprintf(p, "%s/sessions/%s", cfg->base_path, PQgetvalue(res, 0, SC_ID));
-    PQclear(res);
-    reply_json(resp, p, 201, view);
+    const char *params[CREATE_PARAMS];
+    spark_params(&s.spark, req, proxy_user, p, params);
+    params[1] = s.kind;
+    params[15] = int_text(p, s.heartbeat_timeout);
+    params[16] = s.ttl;
+    params[17] = s.idle_timeout;
+    params[18] = s.ttl_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.ttl_ms) : NULL;
+    params[19] = s.idle_timeout_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.idle_timeout_ms)
+                                        : NULL;
+    insert_created(&sessions, cfg, Q_SESSION_INSERT, CREATE_PARAMS, params, c, p, resp);
 }
 
-static void session_command(livy_query_e q, PGresult *session, livy_conn_t *c, apr_pool_t *p,
-                            livy_api_response_t *resp, int *changed)
+static void create_batch(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                         livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
 {
-    const char *params[1] = {PQgetvalue(session, 0, SC_ID)};
+    livy_batch_req_t b;
+    const char *err, *proxy_user;
+    if (livy_validate_batch_create(req->body, req->body_len, &cfg->validate, p, &b, &err)) {
+        livy_api_error(resp, p, 400, err);
+        return;
+    }
+    if (create_allowed(cfg, req, b.spark.proxy_user, c, p, resp, &proxy_user))
+        return;
+    const char *params[CREATE_PARAMS];
+    spark_params(&b.spark, req, proxy_user, p, params);
+    params[1] = b.file;
+    params[15] = b.class_name;
+    params[16] = json_text(p, b.args);
+    insert_created(&batches, cfg, Q_BATCH_INSERT, 17, params, c, p, resp);
+}
+
+/* Runs command q (one parameter: the id) and sets *changed to the rows it changed, or -1 with
+ * resp set when it failed. */
+static void row_command(livy_query_e q, const char *id, livy_conn_t *c, apr_pool_t *p,
+                        livy_api_response_t *resp, int *changed)
+{
+    const char *params[1] = {id};
     PGresult *res = livy_store_exec(c, q, 1, params);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
@@ -510,15 +639,16 @@ static void cancel_statement(const livy_api_request_t *req, const livy_route_t *
 
 /* ---- log ---- */
 
-static void get_log(const livy_api_request_t *req, PGresult *session, livy_conn_t *c,
-                    apr_pool_t *p, livy_api_response_t *resp)
+/* GET .../log of a session or batch (id): size defaults to 100, a negative size is every
+ * line, `from` missing is the tail. */
+static void get_log(const resource_t *rs, const livy_api_request_t *req, const char *id,
+                    livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
 {
     int64_t from, size;
     if (!paging(req, -1, LOG_PAGE_DEFAULT, -LIVY_PARAM_MAX, &from, &size, p, resp))
         return;
-    const char *id = PQgetvalue(session, 0, SC_ID);
     const char *tp[1] = {id};
-    PGresult *res = livy_store_exec(c, Q_LOG_TOTAL, 1, tp);
+    PGresult *res = livy_store_exec(c, rs->q_log_total, 1, tp);
     if (!ok_tuples(res)) {
         reply_db_failure(resp, c, res, p);
         PQclear(res);
@@ -532,7 +662,7 @@ static void get_log(const livy_api_request_t *req, PGresult *session, livy_conn_
         from = total > size ? total - size : 0;
     const char *params[3] = {id, apr_psprintf(p, "%" APR_INT64_T_FMT, from),
                              apr_psprintf(p, "%" APR_INT64_T_FMT, size)};
-    res = livy_store_exec(c, Q_LOG_PAGE, 3, params);
+    res = livy_store_exec(c, rs->q_log_page, 3, params);
     if (!ok_tuples(res)) {
         reply_db_failure(resp, c, res, p);
         PQclear(res);
@@ -591,19 +721,23 @@ static void spark_ui(const livy_api_config_t *cfg, const livy_api_request_t *req
 
 /* ---- dispatch ---- */
 
-/* Livy's view and modify rules per route; GET /sessions/{id} and /state are never refused. */
-static int session_access_ok(const livy_api_config_t *cfg, const livy_api_request_t *req,
-                             const livy_route_t *r, livy_method_e m, PGresult *s, int can_view,
-                             apr_pool_t *p, livy_api_response_t *resp)
+/* Livy's view and modify rules per route; GET /sessions/{id}, /batches/{id} and their /state
+ * are never refused. */
+static int access_ok(const resource_t *rs, const livy_api_config_t *cfg,
+                     const livy_api_request_t *req, const livy_route_t *r, livy_method_e m,
+                     PGresult *row, int can_view, apr_pool_t *p, livy_api_response_t *resp)
 {
     int need_modify = 0, need_view = 0;
     switch (r->route) {
     case LIVY_ROUTE_SESSION:
+    case LIVY_ROUTE_BATCH:
         need_modify = m == LIVY_M_DELETE;
         break;
     case LIVY_ROUTE_SESSION_STATE:
+    case LIVY_ROUTE_BATCH_STATE:
         break;
     case LIVY_ROUTE_SESSION_LOG:
+    case LIVY_ROUTE_BATCH_LOG:
     case LIVY_ROUTE_STATEMENT:
         need_view = 1;
         break;
@@ -620,63 +754,36 @@ static int session_access_ok(const livy_api_config_t *cfg, const livy_api_reques
     }
     const char *user = req->user && *req->user ? req->user : NULL;
     if (need_view && !can_view) {
-        livy_api_error(resp, p, 403, apr_psprintf(p, "User '%s' may not view session %s.",
-                       user ? user : "(anonymous)", PQgetvalue(s, 0, SC_ID)));
+        livy_api_error(resp, p, 403, apr_psprintf(p, "User '%s' may not view %s %s.",
+                       user ? user : "(anonymous)", rs->noun, PQgetvalue(row, 0, rs->c_id)));
         return 0;
     }
-    if (need_modify && !livy_access_can_modify(&cfg->security, user, col(s, 0, SC_OWNER),
-                                               col(s, 0, SC_PROXY_USER))) {
-        livy_api_error(resp, p, 403, apr_psprintf(p, "User '%s' may not modify session %s.",
-                       user ? user : "(anonymous)", PQgetvalue(s, 0, SC_ID)));
+    if (need_modify && !livy_access_can_modify(&cfg->security, user, col(row, 0, rs->c_owner),
+                                               col(row, 0, rs->c_proxy_user))) {
+        livy_api_error(resp, p, 403, apr_psprintf(p, "User '%s' may not modify %s %s.",
+                       user ? user : "(anonymous)", rs->noun, PQgetvalue(row, 0, rs->c_id)));
         return 0;
     }
     return 1;
 }
 
-static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *req,
-                        const livy_route_t *r, livy_conn_t *c, apr_pool_t *p,
-                        livy_api_response_t *resp)
+/* The routes only sessions have, on session s. */
+static void session_only(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                         const livy_route_t *r, PGresult *s, int can_view, livy_conn_t *c,
+                         apr_pool_t *p, livy_api_response_t *resp)
 {
     livy_method_e m = livy_method_from_name(req->method);
     const char *err;
-    PGresult *s = lookup_session(r, c, p, resp);
-    if (!s)
-        return;
     const char *id = PQgetvalue(s, 0, SC_ID);
     const char *state = PQgetvalue(s, 0, SC_STATE);
     int changed = 0;
-    int can_view = can_view_row(cfg, req, s, 0, 0);
-    if (!session_access_ok(cfg, req, r, m, s, can_view, p, resp)) {
-        PQclear(s);
-        return;
-    }
-
     switch (r->route) {
-    case LIVY_ROUTE_SESSION:
-        if (m == LIVY_M_DELETE) {
-            session_command(Q_SESSION_DELETE, s, c, p, resp, &changed);
-            if (changed >= 0)
-                livy_api_error(resp, p, 200, "deleted");
-        } else {
-            reply_json(resp, p, 200, livy_view_session(s, 0, 0, can_view, cfg->ui_base));
-        }
-        break;
-    case LIVY_ROUTE_SESSION_STATE: {
-        json_t *o = json_object();
-        json_object_set_new(o, "id", json_integer(strtoll(id, NULL, 10)));
-        json_object_set_new(o, "state", json_string(state));
-        reply_json(resp, p, 200, o);
-        break;
-    }
-    case LIVY_ROUTE_SESSION_LOG:
-        get_log(req, s, c, p, resp);
-        break;
     case LIVY_ROUTE_SESSION_STOP:
         if (livy_validate_empty_object(req->body, req->body_len, p, &err) != 0) {
             livy_api_error(resp, p, 400, err);
             break;
         }
-        session_command(Q_SESSION_STOP, s, c, p, resp, &changed);
+        row_command(Q_SESSION_STOP, id, c, p, resp, &changed);
         if (changed >= 0) {
             resp->status = 204;
             resp->body = NULL;
@@ -690,7 +797,7 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
             livy_api_error(resp, p, 400, apr_psprintf(p, "Session %s is %s: it cannot be "
                                                       "connected to.", id, state));
         } else {
-            session_command(Q_SESSION_ACTIVITY, s, c, p, resp, &changed);
+            row_command(Q_SESSION_ACTIVITY, id, c, p, resp, &changed);
             if (changed >= 0)
                 reply_json(resp, p, 200, livy_view_session(s, 0, 0, can_view, cfg->ui_base));
         }
@@ -702,7 +809,7 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
         } else if (state_is_ended(state)) {
             livy_api_error(resp, p, 400, apr_psprintf(p, "Session %s is %s.", id, state));
         } else {
-            session_command(Q_SESSION_ACTIVITY, s, c, p, resp, &changed);
+            row_command(Q_SESSION_ACTIVITY, id, c, p, resp, &changed);
             if (changed >= 0) {
                 json_t *o = json_object();
                 json_object_set_new(o, "candidates", json_array());
@@ -729,7 +836,55 @@ static void per_session(const livy_api_config_t *cfg, const livy_api_request_t *
     default:
         livy_api_error(resp, p, 404, "No such resource.");
     }
-    PQclear(s);
+}
+
+/* A route below /sessions/{id} or /batches/{id}: the lookup, the access rules, then the
+ * route's answer. */
+static void per_resource(const livy_api_config_t *cfg, const livy_api_request_t *req,
+                         const livy_route_t *r, livy_conn_t *c, apr_pool_t *p,
+                         livy_api_response_t *resp)
+{
+    const resource_t *rs = resource_of(r->route);
+    livy_method_e m = livy_method_from_name(req->method);
+    PGresult *row = rs == &sessions ? lookup_session(r, c, p, resp)
+                                    : lookup_ref(rs, r, rs->q_by_id, NULL, c, p, resp);
+    if (!row)
+        return;
+    const char *id = PQgetvalue(row, 0, rs->c_id);
+    int changed = 0;
+    int can_view = can_view_row(rs, cfg, req, row, 0, 0);
+    if (!access_ok(rs, cfg, req, r, m, row, can_view, p, resp)) {
+        PQclear(row);
+        return;
+    }
+
+    switch (r->route) {
+    case LIVY_ROUTE_SESSION:
+    case LIVY_ROUTE_BATCH:
+        if (m == LIVY_M_DELETE) {
+            row_command(rs->q_delete, id, c, p, resp, &changed);
+            if (changed >= 0)
+                livy_api_error(resp, p, 200, "deleted");
+        } else {
+            reply_json(resp, p, 200, rs->view(cfg, row, 0, 0, can_view));
+        }
+        break;
+    case LIVY_ROUTE_SESSION_STATE:
+    case LIVY_ROUTE_BATCH_STATE: {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer(strtoll(id, NULL, 10)));
+        json_object_set_new(o, "state", json_string(PQgetvalue(row, 0, rs->c_state)));
+        reply_json(resp, p, 200, o);
+        break;
+    }
+    case LIVY_ROUTE_SESSION_LOG:
+    case LIVY_ROUTE_BATCH_LOG:
+        get_log(rs, req, id, c, p, resp);
+        break;
+    default:
+        session_only(cfg, req, r, row, can_view, c, p, resp);
+    }
+    PQclear(row);
 }
 
 void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req,
@@ -745,9 +900,15 @@ void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req
         if (m == LIVY_M_POST)
             create_session(cfg, req, conn, p, resp);
         else
-            list_sessions(cfg, req, conn, p, resp);
+            list_page(&sessions, cfg, req, conn, p, resp);
+        return;
+    case LIVY_ROUTE_BATCHES:
+        if (m == LIVY_M_POST)
+            create_batch(cfg, req, conn, p, resp);
+        else
+            list_page(&batches, cfg, req, conn, p, resp);
         return;
     default:
-        per_session(cfg, req, r, conn, p, resp);
+        per_resource(cfg, req, r, conn, p, resp);
     }
 }

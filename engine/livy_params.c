@@ -13,9 +13,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* Decodes %XX and '+' in s[0..len) into a new string; NULL when an escape is malformed or
- * decodes to NUL. */
-static char *decode(const char *s, size_t len, apr_pool_t *p)
+char *livy_percent_decode(const char *s, size_t len, int plus_is_space, apr_pool_t *p)
 {
     char *out = apr_palloc(p, len + 1), *o = out;
     for (size_t i = 0; i < len; i++) {
@@ -28,7 +26,7 @@ static char *decode(const char *s, size_t len, apr_pool_t *p)
                 return NULL;
             *o++ = c;
             i += 2;
-        } else if (s[i] == '+') {
+        } else if (s[i] == '+' && plus_is_space) {
             *o++ = ' ';
         } else {
             *o++ = s[i];
@@ -48,8 +46,9 @@ apr_table_t *livy_params_parse(const char *query, apr_pool_t *p, const char **er
         if (len > 0) {
             const char *eq = memchr(c, '=', len);
             size_t klen = eq ? (size_t)(eq - c) : len;
-            char *key = decode(c, klen, p);
-            char *val = eq ? decode(eq + 1, len - klen - 1, p) : apr_pstrdup(p, "");
+            char *key = livy_percent_decode(c, klen, 1, p);
+            char *val = eq ? livy_percent_decode(eq + 1, len - klen - 1, 1, p)
+                           : apr_pstrdup(p, "");
             if (!key || !val) {
                 *errmsg = "The query string has a malformed %-escape.";
                 return NULL;

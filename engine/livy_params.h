@@ -10,6 +10,10 @@
  * Returns NULL with *errmsg set when an escape is malformed. */
 apr_table_t *livy_params_parse(const char *query, apr_pool_t *p, const char **errmsg);
 
+/* Decodes the %XX escapes of s[0..len) (and '+' into a space when plus_is_space: query strings)
+ * into a new string in p; NULL when an escape is malformed or decodes to NUL. */
+char *livy_percent_decode(const char *s, size_t len, int plus_is_space, apr_pool_t *p);
+
 /* Reads integer parameter `name`: absent → *value = def, returns 0. Present: must be a decimal
  * integer in [min, LIVY_PARAM_MAX]; otherwise returns -1 with *errmsg naming the parameter. */
 #define LIVY_PARAM_MAX 2147483647L

@@ -112,29 +112,37 @@ void livy_route_parse(const char *path, apr_pool_t *p, livy_route_t *out)
         out->allowed = LIVY_M_GET;
         return;
     }
-    if (strcmp(seg[0], "sessions") != 0)
+    /* sessions and batches share the collection, the item, its state and its log */
+    int batches = !strcmp(seg[0], "batches");
+    if (!batches && strcmp(seg[0], "sessions") != 0)
         return;
     if (n == 1) {
-        out->route = LIVY_ROUTE_SESSIONS;
+        out->route = batches ? LIVY_ROUTE_BATCHES : LIVY_ROUTE_SESSIONS;
         out->allowed = LIVY_M_GET | LIVY_M_POST;
         return;
     }
     out->session_ref = seg[1];
     out->session_id = livy_parse_id(seg[1]);
     if (n == 2) {
-        out->route = LIVY_ROUTE_SESSION;
+        out->route = batches ? LIVY_ROUTE_BATCH : LIVY_ROUTE_SESSION;
         out->allowed = LIVY_M_GET | LIVY_M_DELETE;
         return;
     }
     const char *sub = seg[2];
+    if (n == 3 && !strcmp(sub, "state")) {
+        out->route = batches ? LIVY_ROUTE_BATCH_STATE : LIVY_ROUTE_SESSION_STATE;
+        out->allowed = LIVY_M_GET;
+        return;
+    }
+    if (n == 3 && (!strcmp(sub, "log") || !strcmp(sub, "logs"))) {
+        out->route = batches ? LIVY_ROUTE_BATCH_LOG : LIVY_ROUTE_SESSION_LOG;
+        out->allowed = LIVY_M_GET;
+        return;
+    }
+    if (batches)
+        return;
     if (n == 3) {
-        if (!strcmp(sub, "state")) {
-            out->route = LIVY_ROUTE_SESSION_STATE;
-            out->allowed = LIVY_M_GET;
-        } else if (!strcmp(sub, "log") || !strcmp(sub, "logs")) {
-            out->route = LIVY_ROUTE_SESSION_LOG;
-            out->allowed = LIVY_M_GET;
-        } else if (!strcmp(sub, "connect")) {
+        if (!strcmp(sub, "connect")) {
             out->route = LIVY_ROUTE_SESSION_CONNECT;
             out->allowed = LIVY_M_POST;
         } else if (!strcmp(sub, "stop")) {

@@ -19,7 +19,11 @@ typedef enum {
     LIVY_ROUTE_STATEMENTS,        /* /sessions/{id}/statements */
     LIVY_ROUTE_STATEMENT,         /* /sessions/{id}/statements/{sid} */
     LIVY_ROUTE_STATEMENT_CANCEL,  /* /sessions/{id}/statements/{sid}/cancel */
-    LIVY_ROUTE_SESSION_UI         /* /sessions/{id}/ui and everything below it: the Spark UI */
+    LIVY_ROUTE_SESSION_UI,        /* /sessions/{id}/ui and everything below it: the Spark UI */
+    LIVY_ROUTE_BATCHES,           /* /batches */
+    LIVY_ROUTE_BATCH,             /* /batches/{id} */
+    LIVY_ROUTE_BATCH_STATE,       /* /batches/{id}/state */
+    LIVY_ROUTE_BATCH_LOG          /* /batches/{id}/log and /logs */
 } livy_route_e;
 
 typedef enum {
@@ -31,7 +35,8 @@ typedef enum {
 
 typedef struct {
     livy_route_e route;
-    const char *session_ref;  /* the {id} segment as given: digits or a name */
+    /* the {id} segment of /sessions/{id} or /batches/{id} as given: digits or a name */
+    const char *session_ref;
     int64_t session_id;       /* >= 0 when session_ref is all digits and fits, else -1 */
     const char *statement_ref;/* the {sid} segment as given */
     int64_t statement_id;     /* >= 0 when statement_ref is all digits and fits, else -1 */
@@ -39,7 +44,7 @@ typedef struct {
     unsigned allowed;         /* LIVY_M_* methods the route answers */
 } livy_route_t;
 
-/* Parses a decoded path such as "/sessions/3/statements/0". Never fails: unknown paths give
+/* Parses a decoded path such as "/sessions/3/statements/0" or "/batches/2/log". Never fails: unknown paths give
  * route LIVY_ROUTE_NONE. Segments are copied into p. */
 void livy_route_parse(const char *path, apr_pool_t *p, livy_route_t *out);
 

@@ -23,6 +23,14 @@
     ", s.heartbeat_timeout_s > 0 AND s.ended_at IS NULL" \
     " AND s.last_heartbeat_at < now() - interval '1 second'"
 
+/* The batch columns every batch query returns (see BC_* in livy_store.h). `b` is the row. */
+#define BATCH_COLS \
+    "b.id, b.name, b.owner, b.proxy_user, b.state, b.app_id, b.driver_log_url, "
+#define BATCH_LOG10 \
+    "(SELECT coalesce(json_agg(t.line ORDER BY t.seq), '[]') FROM " \
+    "(SELECT l.line, l.seq FROM batch_log l WHERE l.batch_id = b.id " \
+    " ORDER BY l.seq DESC LIMIT 10) t)"
+
 #define STATEMENT_COLS "id, code, state, output, progress, started, completed"
 #define EPOCH_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 #define ENDED_STATES "('shutting_down','error','dead','killed','success')"
@@ -130,15 +138,62 @@ static const char *const query_sql[Q__COUNT] = {
         " SELECT (SELECT count(*) FROM n), (SELECT count(*) FROM a),"
         " EXISTS (SELECT 1 FROM statements WHERE session_id = $1 AND id = $2)",
 
+    /* One user's share of the servers and the starts under way: live sessions and live batches
+     * count alike. */
     [Q_SESSION_COUNTS] =
-        "SELECT count(*) FILTER (WHERE owner = $1),"
-        " count(*) FILTER (WHERE state IN ('not_started','starting'))"
-        " FROM sessions WHERE ended_at IS NULL AND NOT deleted",
+        "SELECT count(*) FILTER (WHERE owner = $1), count(*) FILTER (WHERE starting) FROM ("
+        " SELECT owner, state IN ('not_started','starting') AS starting FROM sessions"
+        "  WHERE ended_at IS NULL AND NOT deleted"
+        " UNION ALL"
+        " SELECT owner, state = 'starting' FROM batches WHERE ended_at IS NULL AND NOT deleted"
+        ") live",
 
     [Q_LOG_TOTAL] = "SELECT count(*) FROM session_log WHERE session_id = $1",
 
     [Q_LOG_PAGE] =
         "SELECT line FROM session_log WHERE session_id = $1 ORDER BY seq OFFSET $2 LIMIT $3",
+
+    [Q_BATCH_BY_ID] =
+        "SELECT " BATCH_COLS BATCH_LOG10 " FROM batches b WHERE b.id = $1 AND NOT b.deleted",
+
+    [Q_BATCH_BY_NAME] =
+        "SELECT " BATCH_COLS BATCH_LOG10 " FROM batches b WHERE b.name = $1 AND NOT b.deleted"
+        " ORDER BY b.ended_at IS NULL DESC, b.id DESC LIMIT 1",
+
+    [Q_BATCHES_PAGE] =
+        "SELECT c.listed, p.* FROM batch_count c LEFT JOIN LATERAL ("
+        " SELECT " BATCH_COLS BATCH_LOG10
+        " FROM batches b WHERE NOT b.deleted ORDER BY b.id OFFSET $1 LIMIT $2) p ON true",
+
+    /* starting and unclaimed (supervisor_id NULL): the supervisors' queue. $1 and $3 to $15
+     * are in the order of Q_SESSION_INSERT's (the Spark settings both share). */
+    [Q_BATCH_INSERT] =
+        "WITH b AS (INSERT INTO batches (name, file, owner, proxy_user, driver_memory,"
+        " driver_cores, executor_memory, executor_cores, num_executors, queue, conf, jars,"
+        " py_files, files, archives, class_name, args, state) VALUES ($1, $2, $3, $4, $5,"
+        " $6::int, $7, $8::int, $9::int, $10, $11::json, $12::json, $13::json, $14::json,"
+        " $15::json, $16, $17::json, 'starting') RETURNING *),"
+        " n AS (SELECT pg_notify('livy_batches', id::text) FROM b)"
+        " SELECT " BATCH_COLS "'[]'::json FROM b, n",
+
+    /* Gone from the API at once; an unclaimed batch is killed here, a claimed one by its
+     * supervisor, which sees stop_requested and records the end. */
+    [Q_BATCH_DELETE] =
+        "WITH u AS (UPDATE batches SET deleted = true, stop_requested = true,"
+        " state = CASE WHEN supervisor_id IS NULL AND ended_at IS NULL THEN 'killed'"
+        "  ELSE state END,"
+        " ended_at = CASE WHEN supervisor_id IS NULL AND ended_at IS NULL THEN now()"
+        "  ELSE ended_at END,"
+        " state_changed_at = CASE WHEN supervisor_id IS NULL AND ended_at IS NULL THEN now()"
+        "  ELSE state_changed_at END"
+        " WHERE id = $1 AND NOT deleted RETURNING id),"
+        " n AS (SELECT pg_notify('livy_batches', id::text) FROM u)"
+        " SELECT count(*) FROM n",
+
+    [Q_BATCH_LOG_TOTAL] = "SELECT count(*) FROM batch_log WHERE batch_id = $1",
+
+    [Q_BATCH_LOG_PAGE] =
+        "SELECT line FROM batch_log WHERE batch_id = $1 ORDER BY seq OFFSET $2 LIMIT $3",
 };
 
 PGresult *livy_store_exec(livy_conn_t *c, livy_query_e q, int nparams, const char *const *params)

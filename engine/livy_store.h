@@ -25,6 +25,13 @@ typedef enum {
     Q_SESSION_COUNTS,
     Q_LOG_TOTAL,
     Q_LOG_PAGE,
+    Q_BATCH_BY_ID,
+    Q_BATCH_BY_NAME,
+    Q_BATCHES_PAGE,
+    Q_BATCH_INSERT,
+    Q_BATCH_DELETE,
+    Q_BATCH_LOG_TOTAL,
+    Q_BATCH_LOG_PAGE,
     Q__COUNT
 } livy_query_e;
 
@@ -42,6 +49,12 @@ enum {
     SC_DRIVER_CORES, SC_EXECUTOR_MEMORY, SC_EXECUTOR_CORES, SC_CONF, SC_ARCHIVES, SC_FILES,
     SC_HEARTBEAT, SC_JARS, SC_NUM_EXECUTORS, SC_PY_FILES, SC_QUEUE, SC_LOG, SC_ENDED,
     SC_NEXT_STATEMENT, SC_HEARTBEAT_DUE, SC__COUNT
+};
+
+/* Columns of the batch queries, in this order (views read them by index). */
+enum {
+    BC_ID = 0, BC_NAME, BC_OWNER, BC_PROXY_USER, BC_STATE, BC_APP_ID, BC_DRIVER_LOG_URL, BC_LOG,
+    BC__COUNT
 };
 
 /* Columns of the statement queries. */

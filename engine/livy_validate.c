@@ -2,6 +2,7 @@
 #include "livy_validate.h"
 #include "livy_json.h"
 #include "livy_params.h"
+#include "livy_paths.h"
 
 #include <apr_strings.h>
 #include <stdio.h>
@@ -154,8 +155,8 @@ static const char *shortest_double(apr_pool_t *p, double d)
 }
 
 /* conf: an object whose values are strings, numbers or booleans, coerced to strings. */
-static int want_conf(json_t *v, const livy_validate_opts_t *opts, json_t **out, apr_pool_t *p,
-                     const char **errmsg)
+static int want_conf(json_t *v, const livy_validate_opts_t *opts, const char *noun, json_t **out,
+                     apr_pool_t *p, const char **errmsg)
 {
     json_t *conf = livy_json_own(p, json_object());
     *out = conf;
@@ -171,7 +172,7 @@ static int want_conf(json_t *v, const livy_validate_opts_t *opts, json_t **out, 
     json_object_foreach(v, key, val) {
         if (is_blocked(opts, key)) {
             *errmsg = apr_psprintf(p, "Configuration '%s' is set by the server and cannot be "
-                                   "changed by a session.", key);
+                                   "changed by a %s.", key, noun);
             return -1;
         }
         if (!*key) {
@@ -216,7 +217,9 @@ static int want_duration(json_t *v, const char *field, const char **text, int64_
     return 0;
 }
 
-static int name_is_valid(const char *name, apr_pool_t *p, const char **errmsg)
+/* A name's rules: set (not empty), not all digits (it would read as an id in a URL), bounded,
+ * and without '/'. noun: "session" or "batch". */
+static int name_is_valid(const char *name, const char *noun, apr_pool_t *p, const char **errmsg)
 {
     if (!*name) {
         *errmsg = "Field 'name' must not be empty.";
@@ -226,8 +229,9 @@ static int name_is_valid(const char *name, apr_pool_t *p, const char **errmsg)
     while (*c >= '0' && *c <= '9')
         c++;
     if (!*c) {
-        *errmsg = apr_psprintf(p, "Session name '%s' is all digits, which would read as a "
-                               "session id: choose a name with a letter in it.", name);
+        *errmsg = apr_psprintf(p, "%c%s name '%s' is all digits, which would read as a %s id: "
+                               "choose a name with a letter in it.", noun[0] - 'a' + 'A',
+                               noun + 1, name, noun);
         return 0;
     }
     if (strlen(name) > LIVY_NAME_MAX) {
@@ -242,78 +246,234 @@ static int name_is_valid(const char *name, apr_pool_t *p, const char **errmsg)
     return 1;
 }
 
-int livy_validate_session_create(const char *body, size_t len, const livy_validate_opts_t *opts,
-                                 apr_pool_t *p, livy_session_req_t *out, const char **errmsg)
+static void spark_defaults(livy_spark_req_t *out, apr_pool_t *p)
 {
     memset(out, 0, sizeof *out);
-    out->kind = "shared";
-    out->ttl_ms = out->idle_timeout_ms = -1;
     out->conf = livy_json_own(p, json_object());
     out->jars = livy_json_own(p, json_array());
     out->py_files = livy_json_own(p, json_array());
     out->files = livy_json_own(p, json_array());
     out->archives = livy_json_own(p, json_array());
+}
 
+/* One of the Spark settings sessions and batches share. Returns 0 when key is one and its value
+ * is good, -1 (with *errmsg) when it is not, 1 when key is not one of them. */
+static int want_spark_field(const char *key, json_t *v, const livy_validate_opts_t *opts,
+                            const char *noun, livy_spark_req_t *out, apr_pool_t *p,
+                            const char **errmsg)
+{
+    if (!strcmp(key, "proxyUser"))
+        return want_string(v, key, &out->proxy_user, p, errmsg);
+    if (!strcmp(key, "name")) {
+        if (want_string(v, key, &out->name, p, errmsg) != 0)
+            return -1;
+        return out->name && !name_is_valid(out->name, noun, p, errmsg) ? -1 : 0;
+    }
+    if (!strcmp(key, "driverMemory"))
+        return want_string(v, key, &out->driver_memory, p, errmsg);
+    if (!strcmp(key, "executorMemory"))
+        return want_string(v, key, &out->executor_memory, p, errmsg);
+    if (!strcmp(key, "queue"))
+        return want_string(v, key, &out->queue, p, errmsg);
+    if (!strcmp(key, "driverCores"))
+        return want_int(v, key, &out->driver_cores, p, errmsg);
+    if (!strcmp(key, "executorCores"))
+        return want_int(v, key, &out->executor_cores, p, errmsg);
+    if (!strcmp(key, "numExecutors"))
+        return want_int(v, key, &out->num_executors, p, errmsg);
+    if (!strcmp(key, "jars"))
+        return want_string_list(v, key, &out->jars, p, errmsg);
+    if (!strcmp(key, "pyFiles"))
+        return want_string_list(v, key, &out->py_files, p, errmsg);
+    if (!strcmp(key, "files"))
+        return want_string_list(v, key, &out->files, p, errmsg);
+    if (!strcmp(key, "archives"))
+        return want_string_list(v, key, &out->archives, p, errmsg);
+    if (!strcmp(key, "conf"))
+        return want_conf(v, opts, noun, &out->conf, p, errmsg);
+    return 1;
+}
+
+/* A create request's fields besides the shared Spark settings, with want_spark_field's
+ * returns. */
+typedef int (*own_field_fn)(const char *key, json_t *v, void *out, apr_pool_t *p,
+                            const char **errmsg);
+
+/* Parses a create request (POST /sessions or /batches) into spark and, through own, the
+ * request's own fields; any other field is unknown, as in Livy. */
+static int validate_create(const char *body, size_t len, const livy_validate_opts_t *opts,
+                           const char *noun, livy_spark_req_t *spark, own_field_fn own,
+                           void *out, apr_pool_t *p, const char **errmsg)
+{
+    spark_defaults(spark, p);
     json_t *root = parse_object(body, len, 0, p, errmsg);
     if (!root)
         return -1;
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
-        int rc;
-        if (!strcmp(key, "kind")) {
-            const char *kind;
-            rc = want_string(v, key, &kind, p, errmsg);
-            if (rc == 0 && kind) {
-                out->kind = livy_kind_canonical(kind, 1);
-                if (!out->kind) {
-                    *errmsg = apr_psprintf(p, "Unknown session kind '%s': use spark, pyspark, "
-                                           "sparkr, sql or shared.", kind);
-                    rc = -1;
-                }
-            }
-        } else if (!strcmp(key, "proxyUser")) {
-            rc = want_string(v, key, &out->proxy_user, p, errmsg);
-        } else if (!strcmp(key, "name")) {
-            rc = want_string(v, key, &out->name, p, errmsg);
-            if (rc == 0 && out->name && !name_is_valid(out->name, p, errmsg))
-                rc = -1;
-        } else if (!strcmp(key, "driverMemory")) {
-            rc = want_string(v, key, &out->driver_memory, p, errmsg);
-        } else if (!strcmp(key, "executorMemory")) {
-            rc = want_string(v, key, &out->executor_memory, p, errmsg);
-        } else if (!strcmp(key, "queue")) {
-            rc = want_string(v, key, &out->queue, p, errmsg);
-        } else if (!strcmp(key, "driverCores")) {
-            rc = want_int(v, key, &out->driver_cores, p, errmsg);
-        } else if (!strcmp(key, "executorCores")) {
-            rc = want_int(v, key, &out->executor_cores, p, errmsg);
-        } else if (!strcmp(key, "numExecutors")) {
-            rc = want_int(v, key, &out->num_executors, p, errmsg);
-        } else if (!strcmp(key, "heartbeatTimeoutInSecond")) {
-            rc = want_int(v, key, &out->heartbeat_timeout, p, errmsg);
-        } else if (!strcmp(key, "jars")) {
-            rc = want_string_list(v, key, &out->jars, p, errmsg);
-        } else if (!strcmp(key, "pyFiles")) {
-            rc = want_string_list(v, key, &out->py_files, p, errmsg);
-        } else if (!strcmp(key, "files")) {
-            rc = want_string_list(v, key, &out->files, p, errmsg);
-        } else if (!strcmp(key, "archives")) {
-            rc = want_string_list(v, key, &out->archives, p, errmsg);
-        } else if (!strcmp(key, "conf")) {
-            rc = want_conf(v, opts, &out->conf, p, errmsg);
-        } else if (!strcmp(key, "ttl")) {
-            rc = want_duration(v, key, &out->ttl, &out->ttl_ms, p, errmsg);
-        } else if (!strcmp(key, "idleTimeout")) {
-            rc = want_duration(v, key, &out->idle_timeout, &out->idle_timeout_ms, p, errmsg);
-        } else {
-            *errmsg = apr_psprintf(p, "Unknown field '%s' in the session request.", key);
+        int rc = want_spark_field(key, v, opts, noun, spark, p, errmsg);
+        if (rc == 1)
+            rc = own(key, v, out, p, errmsg);
+        if (rc == 1) {
+            *errmsg = apr_psprintf(p, "Unknown field '%s' in the %s request.", key, noun);
             rc = -1;
         }
         if (rc != 0)
             return -1;
     }
     return 0;
+}
+
+static int session_field(const char *key, json_t *v, void *outv, apr_pool_t *p,
+                         const char **errmsg)
+{
+    livy_session_req_t *out = outv;
+    if (!strcmp(key, "kind")) {
+        const char *kind;
+        if (want_string(v, key, &kind, p, errmsg) != 0)
+            return -1;
+        if (kind && !(out->kind = livy_kind_canonical(kind, 1))) {
+            *errmsg = apr_psprintf(p, "Unknown session kind '%s': use spark, pyspark, sparkr, "
+                                   "sql or shared.", kind);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "heartbeatTimeoutInSecond"))
+        return want_int(v, key, &out->heartbeat_timeout, p, errmsg);
+    if (!strcmp(key, "ttl"))
+        return want_duration(v, key, &out->ttl, &out->ttl_ms, p, errmsg);
+    if (!strcmp(key, "idleTimeout"))
+        return want_duration(v, key, &out->idle_timeout, &out->idle_timeout_ms, p, errmsg);
+    return 1;
+}
+
+int livy_validate_session_create(const char *body, size_t len, const livy_validate_opts_t *opts,
+                                 apr_pool_t *p, livy_session_req_t *out, const char **errmsg)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = "shared";
+    out->ttl_ms = out->idle_timeout_ms = -1;
+    return validate_create(body, len, opts, "session", &out->spark, session_field, out, p,
+                           errmsg);
+}
+
+/* A string that must not be empty when given (spark-submit cannot use an empty one). */
+static int want_nonempty_string(json_t *v, const char *field, const char **out, apr_pool_t *p,
+                                const char **errmsg)
+{
+    if (want_string(v, field, out, p, errmsg) != 0)
+        return -1;
+    if (*out && !**out) {
+        *errmsg = apr_psprintf(p, "Field '%s' must not be empty.", field);
+        return -1;
+    }
+    return 0;
+}
+
+static int batch_field(const char *key, json_t *v, void *outv, apr_pool_t *p,
+                       const char **errmsg)
+{
+    livy_batch_req_t *out = outv;
+    if (!strcmp(key, "file"))
+        return want_nonempty_string(v, key, &out->file, p, errmsg);
+    if (!strcmp(key, "className"))
+        return want_nonempty_string(v, key, &out->class_name, p, errmsg);
+    if (!strcmp(key, "args"))
+        return want_string_list(v, key, &out->args, p, errmsg);
+    return 1;
+}
+
+/* Spark settings that carry the same comma-separated lists as a batch's fields: a conf entry
+ * must not bring in what the field would refuse. */
+static const char *const path_list_conf[] = {
+    "spark.jars", "spark.submit.pyFiles", "spark.files", "spark.archives",
+    "spark.yarn.dist.jars", "spark.yarn.dist.pyFiles", "spark.yarn.dist.files",
+    "spark.yarn.dist.archives",
+};
+
+/* Checks each entry of text, a comma-separated list as spark-submit reads its --jars, --files
+ * and the like (split on ',', each entry trimmed of blanks and control characters at its ends,
+ * empty ones skipped). Returns the number of entries checked, or -1 with *errmsg naming what
+ * (e.g. "Field 'jars'") and the entry refused. */
+static int entries_ok(const char *what, const char *text, const livy_validate_opts_t *opts,
+                      apr_pool_t *p, const char **errmsg)
+{
+    int n = 0;
+    const char *c = text;
+    while (*c) {
+        size_t len = strcspn(c, ",");
+        const char *start = c, *end = c + len;
+        while (start < end && (unsigned char)*start <= ' ')
+            start++;
+        while (end > start && (unsigned char)end[-1] <= ' ')
+            end--;
+        if (end > start) {
+            const char *entry = apr_pstrmemdup(p, start, (apr_size_t)(end - start)), *why;
+            const apr_array_header_t *allowed = opts ? opts->batch_allowed_paths : NULL;
+            if (livy_paths_entry_check(entry, allowed, p, &why) != 0) {
+                *errmsg = apr_psprintf(p, "%s entry '%s' is refused: %s", what, entry, why);
+                return -1;
+            }
+            n++;
+        }
+        c += len;
+        if (*c == ',')
+            c++;
+    }
+    return n;
+}
+
+/* Every file a batch names: where it may come from (livy_paths). */
+static int batch_paths_ok(const livy_batch_req_t *b, const livy_validate_opts_t *opts,
+                          apr_pool_t *p, const char **errmsg)
+{
+    const char *why;
+    if (livy_paths_entry_check(b->file, opts ? opts->batch_allowed_paths : NULL, p, &why) != 0) {
+        *errmsg = apr_psprintf(p, "Field 'file' entry '%s' is refused: %s", b->file, why);
+        return 0;
+    }
+    const struct { const char *field; json_t *list; } lists[] = {
+        {"jars", b->spark.jars}, {"pyFiles", b->spark.py_files}, {"files", b->spark.files},
+        {"archives", b->spark.archives},
+    };
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        const char *what = apr_psprintf(p, "Field '%s'", lists[i].field);
+        size_t j;
+        json_t *item;
+        json_array_foreach(lists[i].list, j, item) {
+            int n = entries_ok(what, json_string_value(item), opts, p, errmsg);
+            if (n < 0)
+                return 0;
+            if (n == 0) {
+                *errmsg = apr_psprintf(p, "Field '%s' item %" APR_SIZE_T_FMT " is empty.",
+                                       lists[i].field, j);
+                return 0;
+            }
+        }
+    }
+    for (size_t i = 0; i < sizeof path_list_conf / sizeof path_list_conf[0]; i++) {
+        json_t *v = json_object_get(b->spark.conf, path_list_conf[i]);
+        const char *what = apr_psprintf(p, "Configuration '%s'", path_list_conf[i]);
+        if (v && entries_ok(what, json_string_value(v), opts, p, errmsg) < 0)
+            return 0;
+    }
+    return 1;
+}
+
+int livy_validate_batch_create(const char *body, size_t len, const livy_validate_opts_t *opts,
+                               apr_pool_t *p, livy_batch_req_t *out, const char **errmsg)
+{
+    memset(out, 0, sizeof *out);
+    out->args = livy_json_own(p, json_array());
+    if (validate_create(body, len, opts, "batch", &out->spark, batch_field, out, p, errmsg))
+        return -1;
+    if (!out->file) {
+        *errmsg = "Field 'file' is required: the application to run (a jar or a Python file).";
+        return -1;
+    }
+    return batch_paths_ok(out, opts, p, errmsg) ? 0 : -1;
 }
 
 /* `code`: a string, at most max_bytes long when max_bytes > 0. */

@@ -47,15 +47,24 @@ static json_t *spark_ui_url(const PGresult *res, int row, int c, const char *ui_
     return j;
 }
 
+static json_t *app_info(json_t *driver_log_url, json_t *spark_ui_url)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "driverLogUrl", driver_log_url);
+    json_object_set_new(o, "sparkUiUrl", spark_ui_url);
+    json_object_set_new(o, "executorLogUrls", json_null());
+    return o;
+}
+
+static json_t *log_tail(const PGresult *res, int row, int col, int show_log)
+{
+    return show_log ? stored(res, row, col, json_array()) : json_array();
+}
+
 json_t *livy_view_session(const PGresult *res, int row, int c, int show_log,
                           const char *ui_base)
 {
     json_t *o = json_object();
-    json_t *app_info = json_object();
-    json_object_set_new(app_info, "driverLogUrl", str(res, row, c + SC_DRIVER_LOG_URL));
-    json_object_set_new(app_info, "sparkUiUrl", spark_ui_url(res, row, c, ui_base));
-    json_object_set_new(app_info, "executorLogUrls", json_null());
-
     json_object_set_new(o, "id", integer(res, row, c + SC_ID));
     json_object_set_new(o, "name", str(res, row, c + SC_NAME));
     json_object_set_new(o, "appId", str(res, row, c + SC_APP_ID));
@@ -63,9 +72,9 @@ json_t *livy_view_session(const PGresult *res, int row, int c, int show_log,
     json_object_set_new(o, "proxyUser", str(res, row, c + SC_PROXY_USER));
     json_object_set_new(o, "state", str(res, row, c + SC_STATE));
     json_object_set_new(o, "kind", str(res, row, c + SC_KIND));
-    json_object_set_new(o, "appInfo", app_info);
-    json_object_set_new(o, "log", show_log ? stored(res, row, c + SC_LOG, json_array())
-                                           : json_array());
+    json_object_set_new(o, "appInfo", app_info(str(res, row, c + SC_DRIVER_LOG_URL),
+                                               spark_ui_url(res, row, c, ui_base)));
+    json_object_set_new(o, "log", log_tail(res, row, c + SC_LOG, show_log));
     json_object_set_new(o, "ttl", str(res, row, c + SC_TTL));
     json_object_set_new(o, "idleTimeout", str(res, row, c + SC_IDLE_TIMEOUT));
     json_object_set_new(o, "driverMemory", str(res, row, c + SC_DRIVER_MEMORY));
@@ -80,6 +89,21 @@ json_t *livy_view_session(const PGresult *res, int row, int c, int show_log,
     json_object_set_new(o, "numExecutors", integer(res, row, c + SC_NUM_EXECUTORS));
     json_object_set_new(o, "pyFiles", stored(res, row, c + SC_PY_FILES, json_array()));
     json_object_set_new(o, "queue", str(res, row, c + SC_QUEUE));
+    return o;
+}
+
+json_t *livy_view_batch(const PGresult *res, int row, int c, int show_log)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", integer(res, row, c + BC_ID));
+    json_object_set_new(o, "name", str(res, row, c + BC_NAME));
+    json_object_set_new(o, "owner", str(res, row, c + BC_OWNER));
+    json_object_set_new(o, "proxyUser", str(res, row, c + BC_PROXY_USER));
+    json_object_set_new(o, "state", str(res, row, c + BC_STATE));
+    json_object_set_new(o, "appId", str(res, row, c + BC_APP_ID));
+    json_object_set_new(o, "appInfo",
+                        app_info(str(res, row, c + BC_DRIVER_LOG_URL), json_null()));
+    json_object_set_new(o, "log", log_tail(res, row, c + BC_LOG, show_log));
     return o;
 }
 

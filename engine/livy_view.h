@@ -1,4 +1,5 @@
-/* livy_view: the exact Livy JSON shapes (key order included) built from store rows. */
+/* livy_view: the exact Livy JSON shapes (key order included) built from store rows: sessions,
+ * batches and statements. */
 #ifndef LIVY_VIEW_H
 #define LIVY_VIEW_H
 
@@ -13,6 +14,11 @@
  * New reference. */
 json_t *livy_view_session(const PGresult *res, int row, int col0, int show_log,
                           const char *ui_base);
+
+/* The batch object of row `row`, whose batch columns start at column `col0`: id, name, owner,
+ * proxyUser, state, appId, appInfo (sparkUiUrl and executorLogUrls null), log (the last 10
+ * lines; [] with show_log = 0). New reference. */
+json_t *livy_view_batch(const PGresult *res, int row, int col0, int show_log);
 
 /* The statement object of row `row`. New reference. */
 json_t *livy_view_statement(const PGresult *res, int row);

@@ -20,19 +20,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(livy_kind_canonical(req.kind, 1) != NULL);
         const char *key;
         json_t *v;
-        json_object_foreach(req.conf, key, v) {
+        json_object_foreach(req.spark.conf, key, v) {
             assert(json_is_string(v));
             assert(strcmp(key, "spark.master") != 0);
         }
-        json_t *lists[] = {req.jars, req.py_files, req.files, req.archives};
+        json_t *lists[] = {req.spark.jars, req.spark.py_files, req.spark.files,
+                           req.spark.archives};
         for (int i = 0; i < 4; i++) {
             size_t j;
             json_array_foreach(lists[i], j, v) assert(json_is_string(v));
         }
-        if (req.name)
-            assert(*req.name && strspn(req.name, "0123456789") < strlen(req.name));
+        const char *name = req.spark.name;
+        if (name)
+            assert(*name && strspn(name, "0123456789") < strlen(name));
         /* what gets stored must serialise */
-        assert(livy_json_dump(p, req.conf, NULL) != NULL);
+        assert(livy_json_dump(p, req.spark.conf, NULL) != NULL);
     } else {
         assert(err != NULL && *err);
         assert(livy_json_msg(p, err, NULL) != NULL);

@@ -278,6 +278,7 @@ static int livy_handler(request_rec *r)
         cfg.validate.blocked_conf = &blocked;
     }
     cfg.validate.max_code_bytes = dconf->max_statement > 0 ? (apr_size_t)dconf->max_statement : 0;
+    cfg.validate.batch_allowed_paths = dconf->batch_allowed_paths;
 
     livy_api_serve(r, &cfg, &req, &route, &resp);
     if (resp.proxy_url) /* only without mod_proxy, which livy_ui_fixup hands the UI to */

@@ -49,6 +49,9 @@ typedef struct {
     apr_array_header_t *modify_users; /* LivyModifyUsers */
     int max_sessions_per_user;        /* LivyMaxSessionsPerUser; -1 = unset */
     int max_starting_sessions;        /* LivyMaxStartingSessions; -1 = unset */
+    /* LivyBatchAllowedPaths: canonical directories (const char *) a batch's local files may
+     * lie in; NULL = unset, and then no local file is allowed */
+    apr_array_header_t *batch_allowed_paths;
 } livy_dir_conf_t;
 
 #define LIVY_DEFAULT_MAX_BODY (1024 * 1024)

@@ -1,6 +1,8 @@
 /* mod_livy_config: the Livy* directives, and how server and directory configs merge. */
 #include "mod_livy.h"
 
+#include "livy_paths.h"
+
 #include "ap_mpm.h"
 #include "http_core.h"
 #include "http_log.h"
@@ -98,6 +100,7 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_LIST(allowed_users);
     MERGE_LIST(view_users);
     MERGE_LIST(modify_users);
+    MERGE_LIST(batch_allowed_paths);
 #undef MERGE_FLAG
 #undef MERGE_LIST
     return c;
@@ -276,6 +279,19 @@ static const char *add_dir_user(cmd_parms *cmd, void *dcv, const char *user)
     return NULL;
 }
 
+/* Each occurrence of LivyBatchAllowedPaths adds its directories to the list of its context. */
+static const char *add_batch_allowed_path(cmd_parms *cmd, void *dcv, const char *dir)
+{
+    livy_dir_conf_t *dc = dcv;
+    const char *canonical, *err;
+    if (livy_paths_dir_check(dir, cmd->pool, &canonical, &err) != 0)
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    if (!dc->batch_allowed_paths)
+        dc->batch_allowed_paths = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    APR_ARRAY_PUSH(dc->batch_allowed_paths, const char *) = canonical;
+    return NULL;
+}
+
 static const char *set_dir_count(cmd_parms *cmd, void *dcv, const char *arg)
 {
     livy_dir_conf_t *dc = dcv;
@@ -299,17 +315,24 @@ const command_rec livy_directives[] = {
     AP_INIT_FLAG("LivyAccessControl", set_dir_flag, DIR_OFFSET(access_control),
                  LIVY_DIR_CONTEXTS, "On: enforce the allowed, view and modify user lists"),
     AP_INIT_ITERATE("LivySuperusers", add_dir_user, DIR_OFFSET(superusers), LIVY_DIR_CONTEXTS,
-                    "users who may impersonate anyone and view and modify every session"),
+                    "users who may impersonate anyone and view and modify every session and "
+                    "batch"),
     AP_INIT_ITERATE("LivyAllowedUsers", add_dir_user, DIR_OFFSET(allowed_users),
                     LIVY_DIR_CONTEXTS, "users admitted to the server ('*' for all)"),
     AP_INIT_ITERATE("LivyViewUsers", add_dir_user, DIR_OFFSET(view_users), LIVY_DIR_CONTEXTS,
-                    "users who may view every session's log and statements ('*' for all)"),
+                    "users who may view every session's log and statements and every batch's "
+                    "log ('*' for all)"),
     AP_INIT_ITERATE("LivyModifyUsers", add_dir_user, DIR_OFFSET(modify_users),
-                    LIVY_DIR_CONTEXTS, "users who may act on every session ('*' for all)"),
+                    LIVY_DIR_CONTEXTS, "users who may act on every session and batch ('*' for "
+                    "all)"),
     AP_INIT_TAKE1("LivyMaxSessionsPerUser", set_dir_count, DIR_OFFSET(max_sessions_per_user),
-                  LIVY_DIR_CONTEXTS, "live sessions one user may own (0: no limit)"),
+                  LIVY_DIR_CONTEXTS, "live sessions and batches one user may own (0: no limit)"),
     AP_INIT_TAKE1("LivyMaxStartingSessions", set_dir_count, DIR_OFFSET(max_starting_sessions),
-                  LIVY_DIR_CONTEXTS, "sessions that may be starting at once (0: no limit)"),
+                  LIVY_DIR_CONTEXTS, "sessions and batches that may be starting at once (0: no "
+                  "limit)"),
+    AP_INIT_ITERATE("LivyBatchAllowedPaths", add_batch_allowed_path, NULL, LIVY_DIR_CONTEXTS,
+                    "absolute directories a batch's local files (file, jars, pyFiles, files, "
+                    "archives) must lie in; without any, batches may name remote URIs only"),
     AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
                   "libpq connection string of the session database"),
     AP_INIT_TAKE1("LivyDatabasePoolMax", set_pool_max, NULL, RSRC_CONF,
@@ -334,7 +357,7 @@ const command_rec livy_directives[] = {
     AP_INIT_TAKE1("LivySupervisorConfig", set_supervisor_config, NULL, RSRC_CONF,
                   "configuration file given to the managed livy-supervisor"),
     AP_INIT_ITERATE("LivyBlockedConf", add_blocked_conf, NULL, RSRC_CONF,
-                    "Spark conf keys sessions may not set (default spark.master "
+                    "Spark conf keys sessions and batches may not set (default spark.master "
                     "spark.submit.deployMode; 'none' for none)"),
     AP_INIT_TAKE1("LivyMaxBodySize", set_max_body, NULL, RSRC_CONF | ACCESS_CONF,
                   "largest request body accepted, in bytes (default 1m)"),

@@ -49,7 +49,9 @@ static const struct {
     {"GET", "/nope"},
     {"GET", "/"},
     {"GET", ""},
-    {"POST", "/batches"},
+    {"POST", "/batches/1/stop"},
+    {"GET", "/batches/1/statements"},
+    {"GET", "/batches/1/ui/"},
     {"GET", "/sessions/1/nope"},
     {"DELETE", "/sessions/1/statements/2/cancel/now"},
     {"PUT", "/version/2"},          /* an unknown path is a 404 whatever the method */
@@ -91,6 +93,13 @@ static const struct {
     {"POST", "/sessions/1/statements/0", "GET, HEAD"},
     {"DELETE", "/sessions/1/statements/0", "GET, HEAD"},
     {"GET", "/sessions/1/statements/0/cancel", "POST"},
+    {"PUT", "/batches", "GET, HEAD, POST"},
+    {"DELETE", "/batches", "GET, HEAD, POST"},
+    {"POST", "/batches/1", "GET, HEAD, DELETE"},
+    {"PATCH", "/batches/etl", "GET, HEAD, DELETE"},
+    {"DELETE", "/batches/1/state", "GET, HEAD"},
+    {"POST", "/batches/1/log", "GET, HEAD"},
+    {"DELETE", "/batches/1/logs", "GET, HEAD"},
     {"get", "/version", "GET, HEAD"}, /* methods are case-sensitive */
 };
 
@@ -128,6 +137,13 @@ static const struct {
     {"POST", "/sessions/1/statements", LIVY_ROUTE_STATEMENTS},
     {"GET", "/sessions/1/statements/0", LIVY_ROUTE_STATEMENT},
     {"POST", "/sessions/1/statements/0/cancel", LIVY_ROUTE_STATEMENT_CANCEL},
+    {"GET", "/batches", LIVY_ROUTE_BATCHES},
+    {"HEAD", "/batches", LIVY_ROUTE_BATCHES},
+    {"POST", "/batches", LIVY_ROUTE_BATCHES},
+    {"GET", "/batches/1", LIVY_ROUTE_BATCH},
+    {"DELETE", "/batches/etl", LIVY_ROUTE_BATCH},
+    {"GET", "/batches/1/state", LIVY_ROUTE_BATCH_STATE},
+    {"GET", "/batches/1/log", LIVY_ROUTE_BATCH_LOG},
 };
 
 START_TEST(route_allowed_request_is_left_to_handle)
@@ -221,6 +237,23 @@ static const struct {
     {"GET", "/sessions", "from=%FF", NULL, 400, "UTF-8"},
     {"POST", "/sessions", "doAs=%C3", "{}", 400, "UTF-8"},
     {"POST", "/sessions", "doAs=%zz", "{}", 400, "escape"},
+    /* POST /batches: the same, and where the files come from (no LivyBatchAllowedPaths here) */
+    {"POST", "/batches", NULL, NULL, 400, "empty"},
+    {"POST", "/batches", NULL, "{}", 400, "'file'"},
+    {"POST", "/batches", NULL, "[]", 400, "object"},
+    {"POST", "/batches", NULL, "{\"file\":\"hdfs:///a.jar\",\"kind\":\"spark\"}", 400, "'kind'"},
+    {"POST", "/batches", NULL, "{\"file\":\"hdfs:///a.jar\",\"args\":[1]}", 400, "'args'"},
+    {"POST", "/batches", NULL, "{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.master\":\"x\"}}",
+     400, "'spark.master'"},
+    {"POST", "/batches", NULL, "{\"file\":\"/opt/jobs/etl.py\"}", 400, "LivyBatchAllowedPaths"},
+    {"POST", "/batches", NULL, "{\"file\":\"ftp://h/etl.py\"}", 400, "'ftp'"},
+    {"POST", "/batches", NULL, "{\"file\":\"hdfs:///a.jar\",\"name\":\"7\"}", 400, "Batch name"},
+    {"POST", "/batches", "doAs=%C3", "{\"file\":\"hdfs:///a.jar\"}", 400, "UTF-8"},
+    {"GET", "/batches", "from=-1", NULL, 400, "'from'"},
+    {"GET", "/batches", "size=x", NULL, 400, "'size'"},
+    {"GET", "/batches/99999999999999999999", NULL, NULL, 404, "Batch '99999999999999999999'"},
+    {"DELETE", "/batches/99999999999999999999", NULL, NULL, 404, "not found"},
+    {"GET", "/batches/caf\xe9/log", NULL, NULL, 404, "UTF-8"},
 };
 
 START_TEST(handle_answers_without_database)
@@ -251,6 +284,12 @@ static const struct {
     {"GET", "/sessions/1", NULL, NULL},
     {"GET", "/sessions/etl/state", NULL, NULL},
     {"POST", "/sessions/1/statements", NULL, "{\"code\":\"1\"}"},
+    {"GET", "/batches", NULL, NULL},
+    {"POST", "/batches", NULL, "{\"file\":\"hdfs:///apps/etl.jar\",\"args\":[\"x\"]}"},
+    {"GET", "/batches/1", NULL, NULL},
+    {"GET", "/batches/etl/state", NULL, NULL},
+    {"GET", "/batches/1/log", NULL, NULL},
+    {"DELETE", "/batches/1", NULL, NULL},
 };
 
 START_TEST(handle_without_database_is_503)
@@ -299,6 +338,11 @@ static const struct {
     {"GET", "/sessions", 0, 0},
     {"HEAD", "/sessions/1", 0, 0},
     {"GET", "/sessions/1/log", 0, 0},
+    {"POST", "/batches", 0, 400},
+    {"POST", "/batches", 1, 0},
+    {"DELETE", "/batches/1", 0, 400},
+    {"DELETE", "/batches/1", 1, 0},
+    {"GET", "/batches/1/log", 0, 0},
     {"PUT", "/sessions", 0, 405}, /* the method is refused before the header is looked for */
     {"POST", "/nope", 0, 404},
 };
@@ -428,21 +472,28 @@ static const struct {
     {NULL, "doAs=bob", "{}", 503, NULL},     /* anonymous: allowed, as in Livy */
 };
 
+/* Case _i of the table on POST /sessions, then on POST /batches (a file added to the body). */
 START_TEST(impersonation_checked_before_store)
 {
+    int i = _i % N_ELEMS(impersonation), batch = _i >= N_ELEMS(impersonation);
     livy_api_config_t *cfg = config();
     cfg->security.impersonation = 1;
     cfg->security.superusers = users("root", NULL);
     livy_conn_t conn = {0};
-    livy_api_request_t req = request("POST", "/sessions", impersonation[_i].query,
-                                     impersonation[_i].body);
-    req.user = impersonation[_i].user;
+    const char *body = impersonation[i].body;
+    if (batch)
+        body = !strcmp(body, "{}") ? "{\"file\":\"hdfs:///a.jar\"}"
+                                   : apr_pstrcat(test_pool, "{\"file\":\"hdfs:///a.jar\",",
+                                                 body + 1, NULL);
+    livy_api_request_t req = request("POST", batch ? "/batches" : "/sessions",
+                                     impersonation[i].query, body);
+    req.user = impersonation[i].user;
     livy_api_response_t resp = serve_req(cfg, &conn, &req);
-    ck_assert_int_eq(resp.status, impersonation[_i].status);
-    if (impersonation[_i].status == 403) {
+    ck_assert_int_eq(resp.status, impersonation[i].status);
+    if (impersonation[i].status == 403) {
         ck_assert_msg(conn.prepared == 0, "a query was prepared");
         ck_assert_mentions(test_error_body_msg(resp.body, resp.body_len),
-                           impersonation[_i].mention);
+                           impersonation[i].mention);
     }
 }
 END_TEST
@@ -481,7 +532,7 @@ Suite *api_suite(void)
     tcase_add_loop_test(tc, access_control_admits_listed_users, 0, N_ELEMS(admission));
     tcase_add_test(tc, access_control_star_admits_every_authenticated_user);
     tcase_add_test(tc, access_control_off_admits_everyone);
-    tcase_add_loop_test(tc, impersonation_checked_before_store, 0, N_ELEMS(impersonation));
+    tcase_add_loop_test(tc, impersonation_checked_before_store, 0, 2 * N_ELEMS(impersonation));
     tcase_add_test(tc, impersonation_off_ignores_proxy_user);
     suite_add_tcase(s, tc);
     return s;

@@ -37,6 +37,7 @@ const char *test_error_body_msg(const char *body, size_t len);
 
 Suite *route_suite(void);
 Suite *params_suite(void);
+Suite *paths_suite(void);
 Suite *validate_suite(void);
 Suite *json_suite(void);
 Suite *view_suite(void);

@@ -64,6 +64,7 @@ int main(void)
 
     SRunner *sr = srunner_create(route_suite());
     srunner_add_suite(sr, params_suite());
+    srunner_add_suite(sr, paths_suite());
     srunner_add_suite(sr, validate_suite());
     srunner_add_suite(sr, json_suite());
     srunner_add_suite(sr, view_suite());

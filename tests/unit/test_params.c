@@ -135,6 +135,19 @@ static const struct {
     {"ok then \xff", 0},
 };
 
+/* The same decoding for paths: '+' is a plus there, not a space. */
+START_TEST(percent_decode_with_and_without_plus)
+{
+    ck_assert_str_eq(livy_percent_decode("a+b%2Fc", 7, 1, test_pool), "a b/c");
+    ck_assert_str_eq(livy_percent_decode("a+b%2Fc", 7, 0, test_pool), "a+b/c");
+    ck_assert_str_eq(livy_percent_decode("%2e%2E", 6, 0, test_pool), "..");
+    ck_assert_str_eq(livy_percent_decode("abcdef", 3, 0, test_pool), "abc"); /* len bytes only */
+    ck_assert_ptr_null(livy_percent_decode("x%2", 3, 0, test_pool));
+    ck_assert_ptr_null(livy_percent_decode("x%g1", 4, 0, test_pool));
+    ck_assert_ptr_null(livy_percent_decode("%00", 3, 0, test_pool));
+}
+END_TEST
+
 START_TEST(utf8_valid_table)
 {
     ck_assert_msg(livy_utf8_valid(utf8[_i].text) == utf8[_i].valid, "#%d: expected %d", _i,
@@ -370,6 +383,7 @@ Suite *params_suite(void)
     tcase_add_test(tc, parse_skips_empty_pairs);
     tcase_add_loop_test(tc, parse_rejects_malformed_escape, 0, N_ELEMS(malformed));
     tcase_add_loop_test(tc, parse_rejects_values_that_are_not_utf8, 0, N_ELEMS(not_utf8));
+    tcase_add_test(tc, percent_decode_with_and_without_plus);
     tcase_add_loop_test(tc, utf8_valid_table, 0, N_ELEMS(utf8));
     suite_add_tcase(s, tc);
 

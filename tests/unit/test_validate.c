@@ -68,24 +68,24 @@ END_TEST
 static void assert_session_defaults(const livy_session_req_t *s)
 {
     ck_assert_str_eq(s->kind, "shared");
-    ck_assert_ptr_null(s->proxy_user);
-    ck_assert_ptr_null(s->name);
-    ck_assert_ptr_null(s->driver_memory);
-    ck_assert_ptr_null(s->executor_memory);
-    ck_assert_ptr_null(s->queue);
+    ck_assert_ptr_null(s->spark.proxy_user);
+    ck_assert_ptr_null(s->spark.name);
+    ck_assert_ptr_null(s->spark.driver_memory);
+    ck_assert_ptr_null(s->spark.executor_memory);
+    ck_assert_ptr_null(s->spark.queue);
     ck_assert_ptr_null(s->ttl);
     ck_assert_ptr_null(s->idle_timeout);
     ck_assert_int_eq(s->ttl_ms, -1);
     ck_assert_int_eq(s->idle_timeout_ms, -1);
-    ck_assert_int_eq(s->driver_cores, 0);
-    ck_assert_int_eq(s->executor_cores, 0);
-    ck_assert_int_eq(s->num_executors, 0);
+    ck_assert_int_eq(s->spark.driver_cores, 0);
+    ck_assert_int_eq(s->spark.executor_cores, 0);
+    ck_assert_int_eq(s->spark.num_executors, 0);
     ck_assert_int_eq(s->heartbeat_timeout, 0);
-    ck_assert_json(s->conf, "{}");
-    ck_assert_json(s->jars, "[]");
-    ck_assert_json(s->py_files, "[]");
-    ck_assert_json(s->files, "[]");
-    ck_assert_json(s->archives, "[]");
+    ck_assert_json(s->spark.conf, "{}");
+    ck_assert_json(s->spark.jars, "[]");
+    ck_assert_json(s->spark.py_files, "[]");
+    ck_assert_json(s->spark.files, "[]");
+    ck_assert_json(s->spark.archives, "[]");
 }
 
 static const char *const default_bodies[] = {
@@ -121,20 +121,20 @@ START_TEST(session_every_field)
         "\"heartbeatTimeoutInSecond\":60,\"ttl\":\"2h\",\"idleTimeout\":\"30m\"}";
     ck_assert_msg(session_create(body, &s, &err) == 0, "%s", err);
     ck_assert_str_eq(s.kind, "pyspark");
-    ck_assert_str_eq(s.proxy_user, "alice");
-    ck_assert_str_eq(s.name, "etl-nightly");
-    ck_assert_str_eq(s.driver_memory, "2g");
-    ck_assert_str_eq(s.executor_memory, "4g");
-    ck_assert_str_eq(s.queue, "batch");
-    ck_assert_int_eq(s.driver_cores, 2);
-    ck_assert_int_eq(s.executor_cores, 3);
-    ck_assert_int_eq(s.num_executors, 5);
+    ck_assert_str_eq(s.spark.proxy_user, "alice");
+    ck_assert_str_eq(s.spark.name, "etl-nightly");
+    ck_assert_str_eq(s.spark.driver_memory, "2g");
+    ck_assert_str_eq(s.spark.executor_memory, "4g");
+    ck_assert_str_eq(s.spark.queue, "batch");
+    ck_assert_int_eq(s.spark.driver_cores, 2);
+    ck_assert_int_eq(s.spark.executor_cores, 3);
+    ck_assert_int_eq(s.spark.num_executors, 5);
     ck_assert_int_eq(s.heartbeat_timeout, 60);
-    ck_assert_json(s.jars, "[\"a.jar\",\"b.jar\"]");
-    ck_assert_json(s.py_files, "[\"x.py\"]");
-    ck_assert_json(s.files, "[\"f.txt\"]");
-    ck_assert_json(s.archives, "[\"env.tar.gz#env\"]");
-    ck_assert_json(s.conf, "{\"spark.sql.shuffle.partitions\":\"8\"}");
+    ck_assert_json(s.spark.jars, "[\"a.jar\",\"b.jar\"]");
+    ck_assert_json(s.spark.py_files, "[\"x.py\"]");
+    ck_assert_json(s.spark.files, "[\"f.txt\"]");
+    ck_assert_json(s.spark.archives, "[\"env.tar.gz#env\"]");
+    ck_assert_json(s.spark.conf, "{\"spark.sql.shuffle.partitions\":\"8\"}");
     ck_assert_str_eq(s.ttl, "2h");
     ck_assert_int_eq(s.ttl_ms, 7200000);
     ck_assert_str_eq(s.idle_timeout, "30m");
@@ -178,9 +178,9 @@ START_TEST(session_int_field_bounds)
     ck_assert_int_eq(session_create(apr_psprintf(test_pool, "{\"%s\":0}", f), &s, &err), 0);
     ck_assert_int_eq(session_create(apr_psprintf(test_pool, "{\"%s\":1000000}", f), &s, &err),
                      0);
-    int v = !strcmp(f, "driverCores") ? s.driver_cores
-          : !strcmp(f, "executorCores") ? s.executor_cores
-          : !strcmp(f, "numExecutors") ? s.num_executors : s.heartbeat_timeout;
+    int v = !strcmp(f, "driverCores") ? s.spark.driver_cores
+          : !strcmp(f, "executorCores") ? s.spark.executor_cores
+          : !strcmp(f, "numExecutors") ? s.spark.num_executors : s.heartbeat_timeout;
     ck_assert_int_eq(v, 1000000);
     ck_assert_int_eq(session_create(apr_psprintf(test_pool, "{\"%s\":1000001}", f), &s, &err),
                      -1);
@@ -298,7 +298,7 @@ START_TEST(session_conf_coerces_numbers_and_booleans)
     const char *body = "{\"conf\":{\"s\":\"x\",\"i\":1,\"neg\":-3,\"big\":9223372036854775807,"
                        "\"t\":true,\"f\":false,\"r\":2.5,\"z\":0,\"e\":\"\"}}";
     ck_assert_msg(session_create(body, &s, &err) == 0, "%s", err);
-    ck_assert_json(s.conf, "{\"s\":\"x\",\"i\":\"1\",\"neg\":\"-3\","
+    ck_assert_json(s.spark.conf, "{\"s\":\"x\",\"i\":\"1\",\"neg\":\"-3\","
                            "\"big\":\"9223372036854775807\",\"t\":\"true\",\"f\":\"false\","
                            "\"r\":\"2.5\",\"z\":\"0\",\"e\":\"\"}");
 }
@@ -323,7 +323,7 @@ START_TEST(session_conf_real_coerced_as_written)
     const char *err;
     const char *body = apr_psprintf(test_pool, "{\"conf\":{\"spark.x\":%s}}", conf_reals[_i].json);
     ck_assert_msg(session_create(body, &s, &err) == 0, "%s", err);
-    const char *got = json_string_value(json_object_get(s.conf, "spark.x"));
+    const char *got = json_string_value(json_object_get(s.spark.conf, "spark.x"));
     ck_assert_ptr_nonnull(got);
     if (conf_reals[_i].text) {
         ck_assert_msg(!strcmp(got, conf_reals[_i].text), "%s became \"%s\", expected \"%s\"",
@@ -346,7 +346,7 @@ START_TEST(session_conf_values_are_all_strings)
                                     &err), 0);
     const char *key;
     json_t *v;
-    json_object_foreach(s.conf, key, v)
+    json_object_foreach(s.spark.conf, key, v)
         ck_assert_msg(json_is_string(v), "conf '%s' is not a string", key);
 }
 END_TEST
@@ -359,7 +359,7 @@ START_TEST(session_conf_blocked_keys_need_options)
     /* without options nothing is blocked */
     ck_assert_int_eq(livy_validate_session_create(body, strlen(body), NULL, test_pool, &s, &err),
                      0);
-    ck_assert_str_eq(json_string_value(json_object_get(s.conf, "spark.master")), "yarn");
+    ck_assert_str_eq(json_string_value(json_object_get(s.spark.conf, "spark.master")), "yarn");
     livy_validate_opts_t none = {0};
     ck_assert_int_eq(livy_validate_session_create(body, strlen(body), &none, test_pool, &s, &err),
                      0);
@@ -396,7 +396,7 @@ START_TEST(session_name_accepted)
     ck_assert_ptr_nonnull(body);
     const char *text = dump(body);
     ck_assert_msg(session_create(text, &s, &err) == 0, "%s: %s", text, err);
-    ck_assert_str_eq(s.name, good_names[_i]);
+    ck_assert_str_eq(s.spark.name, good_names[_i]);
 }
 END_TEST
 
@@ -414,7 +414,7 @@ START_TEST(session_name_length_limit)
     name[1024] = '\0';
     ck_assert_int_eq(session_create(apr_psprintf(test_pool, "{\"name\":\"%s\"}", name), &s, &err),
                      0);
-    ck_assert_uint_eq(strlen(s.name), 1024);
+    ck_assert_uint_eq(strlen(s.spark.name), 1024);
 }
 END_TEST
 
@@ -533,7 +533,7 @@ START_TEST(session_body_length_is_respected)
     const char *buf = "{\"name\":\"x1\"}{garbage";
     ck_assert_int_eq(livy_validate_session_create(buf, 13, default_opts(), test_pool, &s, &err),
                      0);
-    ck_assert_str_eq(s.name, "x1");
+    ck_assert_str_eq(s.spark.name, "x1");
     /* a NUL byte inside the body is not the end of it */
     const char nul[] = "{}\0{}";
     ck_assert_int_eq(livy_validate_session_create(nul, sizeof nul - 1, default_opts(), test_pool,
@@ -572,6 +572,243 @@ START_TEST(session_deep_nesting_does_not_crash)
     memset(o, '}', 100000);
     o[100000] = '\0';
     ck_assert_int_eq(session_create(objs, &s, &err), -1);
+}
+END_TEST
+
+/* ---- POST /batches ---- */
+
+/* The module's options for batches: the default blocked keys, local files under /opt/jobs. */
+static const livy_validate_opts_t *batch_opts(void)
+{
+    livy_validate_opts_t *o = apr_pmemdup(test_pool, default_opts(), sizeof *o);
+    apr_array_header_t *dirs = apr_array_make(test_pool, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(dirs, const char *) = "/opt/jobs";
+    o->batch_allowed_paths = dirs;
+    return o;
+}
+
+static int batch_create_with(const char *body, const livy_validate_opts_t *opts,
+                             livy_batch_req_t *out, const char **err)
+{
+    *err = NULL;
+    return livy_validate_batch_create(body, body ? strlen(body) : 0, opts, test_pool, out, err);
+}
+
+static int batch_create(const char *body, livy_batch_req_t *out, const char **err)
+{
+    return batch_create_with(body, batch_opts(), out, err);
+}
+
+static const char *const batch_default_bodies[] = {
+    "{\"file\":\"hdfs:///apps/etl.jar\"}",
+    "{\"file\":\"hdfs:///apps/etl.jar\",\"className\":null,\"args\":null,\"proxyUser\":null,"
+    "\"name\":null,\"driverMemory\":null,\"executorMemory\":null,\"queue\":null,"
+    "\"driverCores\":null,\"executorCores\":null,\"numExecutors\":null,\"jars\":null,"
+    "\"pyFiles\":null,\"files\":null,\"archives\":null,\"conf\":null}",
+};
+
+START_TEST(batch_defaults)
+{
+    livy_batch_req_t b;
+    const char *err;
+    ck_assert_msg(batch_create(batch_default_bodies[_i], &b, &err) == 0, "%s", err);
+    ck_assert_str_eq(b.file, "hdfs:///apps/etl.jar");
+    ck_assert_ptr_null(b.class_name);
+    ck_assert_json(b.args, "[]");
+    ck_assert_ptr_null(b.spark.proxy_user);
+    ck_assert_ptr_null(b.spark.name);
+    ck_assert_ptr_null(b.spark.driver_memory);
+    ck_assert_ptr_null(b.spark.executor_memory);
+    ck_assert_ptr_null(b.spark.queue);
+    ck_assert_int_eq(b.spark.driver_cores, 0);
+    ck_assert_int_eq(b.spark.executor_cores, 0);
+    ck_assert_int_eq(b.spark.num_executors, 0);
+    ck_assert_json(b.spark.conf, "{}");
+    ck_assert_json(b.spark.jars, "[]");
+    ck_assert_json(b.spark.py_files, "[]");
+    ck_assert_json(b.spark.files, "[]");
+    ck_assert_json(b.spark.archives, "[]");
+}
+END_TEST
+
+START_TEST(batch_every_field)
+{
+    livy_batch_req_t b;
+    const char *err;
+    const char *body =
+        "{\"file\":\"/opt/jobs/etl.jar\",\"className\":\"org.example.Etl\","
+        "\"args\":[\"--day\",\"2026-01-01\",\"\"],\"proxyUser\":\"alice\",\"name\":\"etl-nightly\","
+        "\"driverMemory\":\"2g\",\"driverCores\":2,\"executorMemory\":\"4g\","
+        "\"executorCores\":3,\"numExecutors\":5,\"queue\":\"batch\","
+        "\"jars\":[\"file:///opt/jobs/lib/a.jar\",\"hdfs:///lib/b.jar\"],"
+        "\"pyFiles\":[\"local:/opt/jobs/x.py\"],\"files\":[\"s3a://bucket/f.txt\"],"
+        "\"archives\":[\"/opt/jobs/env.tar.gz#env\"],"
+        "\"conf\":{\"spark.sql.shuffle.partitions\":8,\"spark.jars\":\"/opt/jobs/c.jar, "
+        "gs://b/d.jar\"}}";
+    ck_assert_msg(batch_create(body, &b, &err) == 0, "%s", err);
+    ck_assert_str_eq(b.file, "/opt/jobs/etl.jar");
+    ck_assert_str_eq(b.class_name, "org.example.Etl");
+    ck_assert_json(b.args, "[\"--day\",\"2026-01-01\",\"\"]");
+    ck_assert_str_eq(b.spark.proxy_user, "alice");
+    ck_assert_str_eq(b.spark.name, "etl-nightly");
+    ck_assert_str_eq(b.spark.driver_memory, "2g");
+    ck_assert_str_eq(b.spark.executor_memory, "4g");
+    ck_assert_str_eq(b.spark.queue, "batch");
+    ck_assert_int_eq(b.spark.driver_cores, 2);
+    ck_assert_int_eq(b.spark.executor_cores, 3);
+    ck_assert_int_eq(b.spark.num_executors, 5);
+    ck_assert_json(b.spark.jars, "[\"file:///opt/jobs/lib/a.jar\",\"hdfs:///lib/b.jar\"]");
+    ck_assert_json(b.spark.py_files, "[\"local:/opt/jobs/x.py\"]");
+    ck_assert_json(b.spark.files, "[\"s3a://bucket/f.txt\"]");
+    ck_assert_json(b.spark.archives, "[\"/opt/jobs/env.tar.gz#env\"]");
+    /* conf values are coerced as a session's are */
+    ck_assert_json(b.spark.conf, "{\"spark.sql.shuffle.partitions\":\"8\","
+                                 "\"spark.jars\":\"/opt/jobs/c.jar, gs://b/d.jar\"}");
+}
+END_TEST
+
+/* Every failure names the field (or the conf key, or the entry) at fault. */
+static const struct {
+    const char *body;
+    const char *mention;
+} bad_batches[] = {
+    /* file */
+    {"{}", "'file'"},
+    {"{\"className\":\"A\"}", "'file'"},
+    {"{\"file\":null}", "'file'"},
+    {"{\"file\":\"\"}", "'file'"},
+    {"{\"file\":1}", "'file'"},
+    {"{\"file\":[\"a.jar\"]}", "'file'"},
+    {"{\"file\":{}}", "'file'"},
+    {"{\"file\":true}", "'file'"},
+    /* className, args */
+    {"{\"file\":\"hdfs:///a.jar\",\"className\":\"\"}", "'className'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"className\":1}", "'className'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"className\":[\"A\"]}", "'className'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"args\":\"--x\"}", "'args'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"args\":[1]}", "'args'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"args\":[\"a\",null]}", "'args'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"args\":{\"a\":\"b\"}}", "'args'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"args\":[[\"a\"]]}", "'args'"},
+    /* the settings shared with sessions, checked alike */
+    {"{\"file\":\"hdfs:///a.jar\",\"proxyUser\":1}", "'proxyUser'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"name\":true}", "'name'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"name\":\"\"}", "'name'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"name\":\"42\"}", "Batch name '42'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"name\":\"a/b\"}", "'name'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"driverMemory\":512}", "'driverMemory'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"executorMemory\":[]}", "'executorMemory'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"queue\":{}}", "'queue'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"driverCores\":\"2\"}", "'driverCores'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"driverCores\":-1}", "'driverCores'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"executorCores\":1.5}", "'executorCores'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"numExecutors\":1000001}", "'numExecutors'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"jars\":\"a.jar\"}", "'jars'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"pyFiles\":[1]}", "'pyFiles'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"files\":true}", "'files'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"archives\":[null]}", "'archives'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":[]}", "'conf'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.a\":null}}", "'spark.a'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"\":\"x\"}}", "'conf'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.master\":\"yarn\"}}", "'spark.master'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.submit.deployMode\":\"cluster\"}}",
+     "'spark.submit.deployMode'"},
+    /* what only sessions have is unknown here, as is everything else */
+    {"{\"file\":\"hdfs:///a.jar\",\"kind\":\"spark\"}", "'kind'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"ttl\":\"1h\"}", "'ttl'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"idleTimeout\":\"1h\"}", "'idleTimeout'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"heartbeatTimeoutInSecond\":60}", "'heartbeatTimeoutInSecond'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"code\":\"1\"}", "'code'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"File\":\"x\"}", "'File'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"classname\":\"A\"}", "'classname'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"\":1}", "''"},
+    /* where the files come from */
+    {"{\"file\":\"/etc/passwd\"}", "LivyBatchAllowedPaths (/opt/jobs)"},
+    {"{\"file\":\"/etc/passwd\"}", "'/etc/passwd'"},
+    {"{\"file\":\"/opt/jobs/../etc/passwd\"}", "'..'"},
+    {"{\"file\":\"file:///opt/jobs/%2e%2e/etc/passwd\"}", "'..'"},
+    {"{\"file\":\"etl.py\"}", "relative"},
+    {"{\"file\":\"ftp://h/etl.py\"}", "'ftp'"},
+    {"{\"file\":\"file://h/opt/jobs/etl.py\"}", "host"},
+    {"{\"file\":\"hdfs:///a.jar\",\"jars\":[\"/opt/jobs/a.jar\",\"/tmp/b.jar\"]}",
+     "Field 'jars' entry '/tmp/b.jar'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"pyFiles\":[\"local:/usr/lib/x.py\"]}",
+     "Field 'pyFiles' entry 'local:/usr/lib/x.py'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"files\":[\"file:/etc/hosts\"]}", "Field 'files'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"archives\":[\"/opt/jobs/./x.zip\"]}", "Field 'archives'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"jars\":[\"\"]}", "Field 'jars' item 0 is empty"},
+    {"{\"file\":\"hdfs:///a.jar\",\"jars\":[\"hdfs:///x.jar\",\" , \"]}", "'jars' item 1"},
+    /* an entry that spark-submit splits at its commas is checked piece by piece */
+    {"{\"file\":\"hdfs:///a.jar\",\"jars\":[\"/opt/jobs/a.jar,/etc/b.jar\"]}", "'/etc/b.jar'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"files\":[\"/opt/jobs/a, /etc/b\"]}", "'/etc/b'"},
+    /* the Spark settings that carry the same lists */
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.jars\":\"/etc/x.jar\"}}",
+     "Configuration 'spark.jars' entry '/etc/x.jar'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.submit.pyFiles\":\"hdfs:///a.py,x.py\"}}",
+     "'x.py'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.files\":\"file:///etc/shadow\"}}",
+     "'spark.files'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.archives\":\"/tmp/a.zip#a\"}}",
+     "'spark.archives'"},
+    {"{\"file\":\"hdfs:///a.jar\",\"conf\":{\"spark.yarn.dist.files\":\"/etc/hosts\"}}",
+     "'spark.yarn.dist.files'"},
+};
+
+START_TEST(batch_rejects_bad_field)
+{
+    livy_batch_req_t b;
+    const char *err;
+    ck_assert_msg(batch_create(bad_batches[_i].body, &b, &err) == -1, "accepted: %s",
+                  bad_batches[_i].body);
+    ck_assert_mentions(err, bad_batches[_i].mention);
+}
+END_TEST
+
+START_TEST(batch_rejects_body_that_is_not_one_object)
+{
+    livy_batch_req_t b;
+    const char *err;
+    ck_assert_msg(batch_create(bad_bodies[_i], &b, &err) == -1, "accepted body #%d", _i);
+    ck_assert_ptr_nonnull(err);
+}
+END_TEST
+
+START_TEST(batch_without_allowed_paths_takes_remote_uris_only)
+{
+    livy_batch_req_t b;
+    const char *err;
+    const livy_validate_opts_t *opts = default_opts(); /* no LivyBatchAllowedPaths */
+    ck_assert_int_eq(batch_create_with("{\"file\":\"s3a://b/etl.py\",\"pyFiles\":"
+                                       "[\"hdfs:///x.py\"]}", opts, &b, &err), 0);
+    ck_assert_int_eq(batch_create_with("{\"file\":\"/opt/jobs/etl.py\"}", opts, &b, &err), -1);
+    ck_assert_mentions(err, "no LivyBatchAllowedPaths");
+    ck_assert_mentions(err, "'/opt/jobs/etl.py'");
+    ck_assert_int_eq(batch_create_with("{\"file\":\"hdfs:///a.jar\",\"files\":[\"file:///x\"]}",
+                                       opts, &b, &err), -1);
+    ck_assert_mentions(err, "'files'");
+    /* NULL options: nothing blocked, and still no local path */
+    ck_assert_int_eq(batch_create_with("{\"file\":\"hdfs:///a.jar\",\"conf\":"
+                                       "{\"spark.master\":\"yarn\"}}", NULL, &b, &err), 0);
+    ck_assert_int_eq(batch_create_with("{\"file\":\"/x.jar\"}", NULL, &b, &err), -1);
+}
+END_TEST
+
+START_TEST(batch_name_like_a_session_name)
+{
+    livy_batch_req_t b;
+    const char *err;
+    for (int i = 0; i < N_ELEMS(good_names); i++) {
+        json_t *body = livy_json_own(test_pool, json_pack("{s:s,s:s}", "file", "hdfs:///a.jar",
+                                                          "name", good_names[i]));
+        ck_assert_msg(batch_create(dump(body), &b, &err) == 0, "%s: %s", good_names[i], err);
+        ck_assert_str_eq(b.spark.name, good_names[i]);
+    }
+    char *name = apr_palloc(test_pool, 1026);
+    memset(name, 'n', 1025);
+    name[1025] = '\0';
+    ck_assert_int_eq(batch_create(apr_psprintf(test_pool, "{\"file\":\"hdfs:///a.jar\","
+                                               "\"name\":\"%s\"}", name), &b, &err), -1);
+    ck_assert_mentions(err, "1024");
 }
 END_TEST
 
@@ -869,6 +1106,15 @@ Suite *validate_suite(void)
     tcase_add_test(tc, session_duplicate_key_message);
     tcase_add_test(tc, session_body_length_is_respected);
     tcase_add_test(tc, session_deep_nesting_does_not_crash);
+    suite_add_tcase(s, tc);
+
+    tc = test_tcase_with_pool("batch");
+    tcase_add_loop_test(tc, batch_defaults, 0, N_ELEMS(batch_default_bodies));
+    tcase_add_test(tc, batch_every_field);
+    tcase_add_loop_test(tc, batch_rejects_bad_field, 0, N_ELEMS(bad_batches));
+    tcase_add_loop_test(tc, batch_rejects_body_that_is_not_one_object, 0, N_ELEMS(bad_bodies));
+    tcase_add_test(tc, batch_without_allowed_paths_takes_remote_uris_only);
+    tcase_add_test(tc, batch_name_like_a_session_name);
     suite_add_tcase(s, tc);
 
     tc = test_tcase_with_pool("statement");

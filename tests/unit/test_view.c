@@ -1,5 +1,5 @@
-/* livy_view: the exact Livy JSON shapes, key order included, from result rows built by hand with
- * libpq's PQmakeEmptyPGresult/PQsetvalue (no database). */
+/* livy_view: the exact Livy JSON shapes (sessions, batches, statements), key order included,
+ * from result rows built by hand with libpq's PQmakeEmptyPGresult/PQsetvalue (no database). */
 #include "test_engine.h"
 #include "livy_json.h"
 #include "livy_store.h"
@@ -216,6 +216,93 @@ START_TEST(session_ui_url_null_without_ui_ended_or_unproxied)
 }
 END_TEST
 
+/* ---- batch ---- */
+
+START_TEST(batch_all_unset)
+{
+    const char *values[BC__COUNT] = {0};
+    PGresult *res = one_row(BC__COUNT, values);
+    ck_assert_str_eq(view_text(livy_view_batch(res, 0, 0, 1)),
+        "{\"id\":0,\"name\":null,\"owner\":null,\"proxyUser\":null,\"state\":null,"
+        "\"appId\":null,"
+        "\"appInfo\":{\"driverLogUrl\":null,\"sparkUiUrl\":null,\"executorLogUrls\":null},"
+        "\"log\":[]}");
+}
+END_TEST
+
+/* The contract's example object, from a freshly inserted row. */
+START_TEST(batch_as_livy_shows_it)
+{
+    const char *values[BC__COUNT] = {0};
+    values[BC_ID] = "0";
+    values[BC_STATE] = "starting";
+    values[BC_LOG] = "[]";
+    PGresult *res = one_row(BC__COUNT, values);
+    ck_assert_str_eq(view_text(livy_view_batch(res, 0, 0, 1)),
+        "{\"id\":0,\"name\":null,\"owner\":null,\"proxyUser\":null,\"state\":\"starting\","
+        "\"appId\":null,"
+        "\"appInfo\":{\"driverLogUrl\":null,\"sparkUiUrl\":null,\"executorLogUrls\":null},"
+        "\"log\":[]}");
+}
+END_TEST
+
+static const char **filled_batch(int offset)
+{
+    const char **v = apr_pcalloc(test_pool, (BC__COUNT + offset) * sizeof *v);
+    v[0] = "3"; /* the listing's total, before the batch's columns when offset is 1 */
+    const char **b = v + offset;
+    b[BC_ID] = "8";
+    b[BC_NAME] = "nightly";
+    b[BC_OWNER] = "alice";
+    b[BC_PROXY_USER] = "etl";
+    b[BC_STATE] = "running";
+    b[BC_APP_ID] = "application_1716200000000_0001";
+    b[BC_DRIVER_LOG_URL] = "http://nm:8042/logs/driver";
+    b[BC_LOG] = "[\"stdout: 1\", \"stderr: \\\"2\\\"\"]";
+    return v;
+}
+
+static const char *const filled_batch_head =
+    "{\"id\":8,\"name\":\"nightly\",\"owner\":\"alice\",\"proxyUser\":\"etl\","
+    "\"state\":\"running\",\"appId\":\"application_1716200000000_0001\","
+    "\"appInfo\":{\"driverLogUrl\":\"http://nm:8042/logs/driver\",\"sparkUiUrl\":null,"
+    "\"executorLogUrls\":null},";
+
+START_TEST(batch_every_field_set)
+{
+    PGresult *res = one_row(BC__COUNT, filled_batch(0));
+    ck_assert_str_eq(view_text(livy_view_batch(res, 0, 0, 1)),
+                     apr_pstrcat(test_pool, filled_batch_head,
+                                 "\"log\":[\"stdout: 1\",\"stderr: \\\"2\\\"\"]}", NULL));
+}
+END_TEST
+
+START_TEST(batch_log_hidden_without_view_access)
+{
+    PGresult *res = one_row(BC__COUNT, filled_batch(0));
+    ck_assert_str_eq(view_text(livy_view_batch(res, 0, 0, 0)),
+                     apr_pstrcat(test_pool, filled_batch_head, "\"log\":[]}", NULL));
+}
+END_TEST
+
+START_TEST(batch_columns_after_an_offset)
+{
+    PGresult *res = one_row(BC__COUNT + 1, filled_batch(1));
+    ck_assert_str_eq(view_text(livy_view_batch(res, 0, 1, 1)),
+                     apr_pstrcat(test_pool, filled_batch_head,
+                                 "\"log\":[\"stdout: 1\",\"stderr: \\\"2\\\"\"]}", NULL));
+}
+END_TEST
+
+START_TEST(batch_unreadable_log_falls_back)
+{
+    const char **v = filled_batch(0);
+    v[BC_LOG] = "not json";
+    json_t *o = livy_json_own(test_pool, livy_view_batch(one_row(BC__COUNT, v), 0, 0, 1));
+    ck_assert_str_eq(livy_json_dump(test_pool, json_object_get(o, "log"), NULL), "[]");
+}
+END_TEST
+
 /* ---- statement ---- */
 
 START_TEST(statement_available_as_livy_shows_it)
@@ -302,6 +389,15 @@ Suite *view_suite(void)
     tcase_add_test(tc, session_big_id);
     tcase_add_test(tc, session_ui_url_is_the_proxy_path);
     tcase_add_test(tc, session_ui_url_null_without_ui_ended_or_unproxied);
+    suite_add_tcase(s, tc);
+
+    tc = test_tcase_with_pool("batch");
+    tcase_add_test(tc, batch_all_unset);
+    tcase_add_test(tc, batch_as_livy_shows_it);
+    tcase_add_test(tc, batch_every_field_set);
+    tcase_add_test(tc, batch_log_hidden_without_view_access);
+    tcase_add_test(tc, batch_columns_after_an_offset);
+    tcase_add_test(tc, batch_unreadable_log_falls_back);
     suite_add_tcase(s, tc);
 
     tc = test_tcase_with_pool("statement");
