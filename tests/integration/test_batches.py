@@ -146,6 +146,7 @@ def files(spark_env):
                          long=h.write_batch_file(d, "long.py", LONG),
                          ticker=h.write_batch_file(d, "ticker.py", TICKER),
                          sleeper=h.write_batch_file(d, "sleeper.py", SLEEPER),
+                         never=h.write_batch_file(d, "never.py", SLEEPER),
                          jar=build_jar(d))
     yield ns
     if not os.environ.get("LIVY_TEST_KEEP"):
@@ -211,8 +212,8 @@ def wait_registered_after(bt: h.BatchClient, old_pid: int, timeout: float = 30) 
 @pytest.fixture(scope="module")
 def outage(bt, files):
     """Two running batches, then kill -9 of the supervisor. While none runs, one batch goes on
-    ticking and the other's process group is killed with SIGKILL; then a new supervisor starts
-    with the same configuration (run_dir, host_id)."""
+    ticking, the other's process group is killed with SIGKILL, and a third batch is posted and
+    deleted; then a new supervisor starts with the same configuration (run_dir, host_id)."""
     ticker = bt.create(file=str(files.ticker), args=[str(TICKS)], conf=FAST_CONF)["id"]
     victim = bt.create(file=str(files.sleeper), conf=FAST_CONF)["id"]
     for bid, line in ((ticker, r"^tick 0$"), (victim, r"^sleeper: started$")):
@@ -231,12 +232,17 @@ def outage(bt, files):
     os.killpg(victim_group, signal.SIGKILL)
     left = h.wait_gone(victim_procs, 15)
     assert not left, f"the sleeper's processes survived SIGKILL of their group: {left}"
+    # Posted and deleted while no supervisor could claim it.
+    never = bt.create(file=str(files.never), conf=FAST_CONF)["id"]
+    r = bt.server.delete(f"/batches/{never}")
+    never_deleted = (r.status_code, r.json(), bt.row(never))
     time.sleep(2)  # the ticker goes on printing while no supervisor runs
     states_while_down = {bid: bt.state(bid) for bid in (ticker, victim)}
     ticker_alive = bool(ticker_procs) and all(h.process_alive(p) for p in ticker_procs)
     bt.server.start_external_supervisor()
     new_pid = wait_registered_after(bt, old_pid)
-    return {"ticker": ticker, "victim": victim, "old_pid": old_pid, "new_pid": new_pid,
+    return {"ticker": ticker, "victim": victim, "never": never, "never_deleted": never_deleted,
+            "old_pid": old_pid, "new_pid": new_pid,
             "states_while_down": states_while_down, "ticker_alive": ticker_alive}
 
 
@@ -412,3 +418,20 @@ def test_a_batch_killed_while_no_supervisor_ran_ends_dead_saying_so(bt, outage):
     assert any(re.search(r"no supervisor was watching", line) for line in notes), log[-20:]
     row = bt.row(bid)
     assert row["ended"] and not row["deleted"] and row["exit_status"] is None, row
+
+
+def test_a_batch_deleted_before_any_supervisor_claimed_it_never_runs(bt, outage, files):
+    bid = outage["never"]
+    status, body, row = outage["never_deleted"]
+    assert status == 200 and body == {"msg": "deleted"}, (status, body)
+    # Killed at once by the DELETE itself: nobody had claimed it.
+    assert row["state"] == "killed" and row["deleted"] and row["ended"], row
+    assert row["supervisor_id"] is None and row["pid"] is None, row
+    # The restarted supervisor has been at work for as long as the ticker ran on: it never
+    # started this one.
+    bt.wait(outage["ticker"], "success", timeout=TICKS + 60)
+    assert not h.pids_mentioning(str(files.never))
+    row = bt.row(bid)
+    assert row["state"] == "killed" and row["supervisor_id"] is None and row["pid"] is None, row
+    assert not any("spark-submit" in line for line in bt.db_log(bid)), bt.db_log(bid)
+    assert bt.server.get(f"/batches/{bid}").status_code == 404
