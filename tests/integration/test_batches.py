@@ -214,11 +214,14 @@ def outage(bt, files):
     """Two running batches, then kill -9 of the supervisor. While none runs, one batch goes on
     ticking, the other's process group is killed with SIGKILL, and a third batch is posted and
     deleted; then a new supervisor starts with the same configuration (run_dir, host_id)."""
-    ticker = bt.create(file=str(files.ticker), args=[str(TICKS)], conf=FAST_CONF)["id"]
+    # The sleeper first: the ticker, started once the sleeper runs, has TICKS seconds to go
+    # when the supervisor is killed, however long either took to start.
     victim = bt.create(file=str(files.sleeper), conf=FAST_CONF)["id"]
-    for bid, line in ((ticker, r"^tick 0$"), (victim, r"^sleeper: started$")):
-        bt.wait(bid, "running")
-        bt.wait_log_line(bid, line)
+    bt.wait(victim, "running")
+    bt.wait_log_line(victim, r"^sleeper: started$")
+    ticker = bt.create(file=str(files.ticker), args=[str(TICKS)], conf=FAST_CONF)["id"]
+    bt.wait(ticker, "running")
+    bt.wait_log_line(ticker, r"^tick 0$")
     victim_group = bt.row(victim)["pid"]
     assert victim_group, f"batch {victim} runs but its row names no process group: {bt.row(victim)}"
     victim_procs = h.batch_processes(files.sleeper)
