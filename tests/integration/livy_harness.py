@@ -7,6 +7,8 @@ conftest.py turns these into pytest fixtures; tests normally use those, not this
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import pwd
 import re
@@ -18,6 +20,7 @@ import socket
 import subprocess
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -395,11 +398,16 @@ class PgCluster:
         _run([SUPERVISOR, "--config", conf, "--migrate", "--database", owner],
              "livy-supervisor --migrate")
 
+    def listen(self, *channels: str, dbname: str = "livy") -> "Listener":
+        """A psql session LISTENing on channels (use it as a context manager)."""
+        return Listener(self, channels, dbname)
+
     def snapshot(self, dbname: str = "livy") -> dict:
         """Every row the service writes: per table, the row count and a digest of the full
         contents. Equal snapshots before and after a request show it changed nothing."""
         tables = (("sessions", "id"), ("statements", "session_id, id"),
-                  ("session_log", "session_id, seq"), ("session_count", "listed"))
+                  ("session_log", "session_id, seq"), ("session_count", "listed"),
+                  ("batches", "id"), ("batch_log", "batch_id, seq"), ("batch_count", "listed"))
         parts = []
         for table, order in tables:
             parts.append(f"(SELECT count(*) FROM {table})")
@@ -411,7 +419,51 @@ class PgCluster:
     def clear(self, dbname: str = "livy") -> None:
         """Removes all rows the service writes, between tests (sequences are not reset)."""
         self.psql("DELETE FROM statements; DELETE FROM session_log; DELETE FROM sessions; "
-                  "DELETE FROM supervisors;", db=dbname)
+                  "DELETE FROM batch_log; DELETE FROM batches; DELETE FROM supervisors;", db=dbname)
+
+
+class Listener:
+    """A psql session that LISTENs on some channels from its start; received() ends it and
+    returns the notifications that arrived meanwhile, in order, as (channel, payload) pairs (psql
+    prints them when its next query completes)."""
+
+    NOTIFICATION = re.compile(r'Asynchronous notification "(\w+)" with payload "([^"]*)" received')
+
+    def __init__(self, pg: PgCluster, channels, dbname: str):
+        self.proc = subprocess.Popen(
+            [str(pg.bin / "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(pg.port), "-U",
+             "postgres", "-d", dbname, "-f", "-"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=pg.psql_env())
+        self.proc.stdin.write("".join(f"LISTEN {c};\n" for c in channels) + "\\echo listening\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "listening":
+            self.close()
+            raise HarnessError(f"psql did not LISTEN on {', '.join(channels)}")
+
+    def received(self) -> list[tuple[str, str]]:
+        out, errout = self.proc.communicate("SELECT 'done';\n", timeout=30)
+        self.output = out + errout
+        return self.NOTIFICATION.findall(out)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def request_as(server: "LivyServer", user: str | None, method: str, path: str, **kw) -> requests.Response:
+    """One request to server as user, with Basic auth and password(user) (None: no credentials),
+    on a connection of its own."""
+    kw.setdefault("timeout", 30)
+    auth = (user, password(user)) if user else None
+    return requests.request(method, server.url + path, auth=auth, **kw)
 
 
 # ------------------------------------------------------------------ httpd with mod_livy
@@ -522,6 +574,17 @@ def _allow_core_dumps() -> None:
     """In httpd's starter (it passes the limit on to its children): cores of any size."""
     _, hard = resource.getrlimit(resource.RLIMIT_CORE)
     resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+
+
+def policy_mount(path: str, directives: str) -> str:
+    """A <Location path> section with its own directives (one per line) inside a Basic-auth
+    server (basic_auth_conf): httpd redirects its 401 ErrorDocument into the same mount, so that
+    the error page needs no credentials of its own."""
+    return f"<Location {path}>\n    ErrorDocument 401 {path}/error\n{directives}\n</Location>\n"
+
+
+# Lines httpd's auth modules write for a wrong password or an unknown user.
+AUTH_FAILURE_LINES = (r"AH01617: user \w+: authentication failure", r"AH01618: user \w+ not found")
 
 
 class LivyServer:
@@ -857,6 +920,46 @@ class LivyServer:
         return bad
 
 
+@dataclass
+class Answer:
+    """What raw() got back."""
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def raw(server: LivyServer, method: str, path: str, body: bytes | None = None,
+        headers: dict | None = None, chunked: bool = False) -> Answer:
+    """One request over a new connection, the path and body sent exactly as given (chunked in
+    pieces of 1000 bytes when asked)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        hdrs = dict(headers or {})
+        if chunked:
+            data = body or b""
+            pieces = [data[i:i + 1000] for i in range(0, len(data), 1000)]
+            conn.request(method, path, body=iter(pieces), headers=hdrs, encode_chunked=True)
+        else:
+            conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        return Answer(resp.status, resp.headers, resp.read())
+    finally:
+        conn.close()
+
+
+def assert_json_msg(a: Answer) -> str:
+    """a is a JSON error {"msg": "..."}: returns the message."""
+    ctype = a.headers.get("Content-Type", "")
+    assert ctype.split(";")[0].strip() == "application/json", (a.status, ctype, a.body[:300])
+    body = json.loads(a.body)
+    assert isinstance(body, dict) and list(body) == ["msg"], body
+    assert isinstance(body["msg"], str) and body["msg"].strip(), body
+    return body["msg"]
+
+
 class ServerFactory:
     """Creates LivyServers for one test and checks them all at its end."""
 
@@ -894,6 +997,35 @@ class ServerFactory:
         return problems
 
 
+def module_server(work_dir: Path, pg: PgCluster, label: str, allow=(), **kw):
+    """The body of a module-scoped server fixture (`yield from h.module_server(...)`): one started
+    server (ServerFactory's arguments in kw) for all of a test module's tests, error-log lines
+    matching `allow` tolerated; stopped and checked (error log, leftovers) after the last test,
+    and any problem fails through pytest."""
+    import pytest
+
+    factory = ServerFactory(work_dir, pg, label)
+    try:
+        server = factory(**kw)
+    except HarnessError as e:
+        factory.finish()
+        pytest.fail(str(e), pytrace=False)
+    server.allow_errors(*allow)
+    yield server
+    problems = factory.finish()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def error_log_checked(server: LivyServer):
+    """The body of a per-test fixture over a module's server (`yield from ...`): the test fails
+    when the error log gained unexpected lines while it ran."""
+    before = len(server.unexpected_error_lines())
+    yield server
+    bad = server.unexpected_error_lines()[before:]
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
 def selected_mpms() -> list[str]:
     """The MPMs to run under: all, or those listed in LIVY_TEST_MPMS (comma or space separated)."""
     env = os.environ.get("LIVY_TEST_MPMS", "").replace(",", " ").split()
@@ -904,14 +1036,13 @@ def selected_mpms() -> list[str]:
 
 
 # ------------------------------------------------------------------ batches (POST /batches)
-# What test_batches.py and test_batch_clients.py share: a managed or standalone server whose
-# LivyBatchAllowedPaths names a directory of batch files, a client for the batch routes, and the
-# facts only the database and /proc know (states, process groups, what a refused request left).
+# What test_batches.py and test_batch_clients.py share: a directory of batch files for a server's
+# LivyBatchAllowedPaths, a client for the batch routes, and the facts only the database and /proc
+# know (a batch's row, its processes). PgCluster.snapshot covers the batch tables.
 
 BATCH_STATES = {"starting", "running", "success", "dead", "killed"}
 BATCH_ENDED = {"success", "dead", "killed"}
 BATCH_KEYS = ["id", "name", "owner", "proxyUser", "state", "appId", "appInfo", "log"]
-BATCH_TABLES = (("batches", "id"), ("batch_log", "batch_id, seq"), ("batch_count", "listed"))
 BATCH_TIMEOUT = 240  # spark-submit runs overlap on two busy cores
 
 
@@ -973,16 +1104,6 @@ def batch_processes(path: Path | str) -> list[int]:
         found.add(p)
         found.update(descendants(p))
     return sorted(p for p in found if process_alive(p))
-
-
-def batch_snapshot(db: PgCluster, dbname: str) -> dict:
-    """Every row the batch routes write: per table, the row count and a digest of the contents."""
-    parts = []
-    for table, order in BATCH_TABLES:
-        parts.append(f"(SELECT count(*) FROM {table})")
-        parts.append(f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY {order}), '')) FROM {table} t)")
-    values = db.psql("SELECT " + ", ".join(parts), db=dbname)[0]
-    return {table: values[2 * i:2 * i + 2] for i, (table, _) in enumerate(BATCH_TABLES)}
 
 
 class BatchClient:
@@ -1090,6 +1211,31 @@ class BatchClient:
                                            "ORDER BY seq", db=self.dbname)]
 
 
-def batch_server_conf(allowed: Path) -> str:
-    """The httpd configuration lines that let batches run files from allowed."""
-    return f'LivyBatchAllowedPaths "{allowed}"\n'
+def batch_module_server(work_dir: Path, pg: PgCluster, dbname: str, files_dir: Path,
+                        supervisor: str = "managed", supervisor_conf: dict | None = None):
+    """The body of a module-scoped fixture (`yield from h.batch_module_server(...)`): a server
+    (event MPM) with its supervisor ("managed", or "external": started here, for tests that kill
+    and restart it) on a database of its own, whose LivyBatchAllowedPaths is files_dir; yields a
+    BatchClient. After the last test, batch processes still running from files_dir are a leak
+    (every batch should have ended), and the server is stopped and checked as module_server does."""
+    import pytest
+
+    pg.create_database(dbname)
+    factory = ServerFactory(work_dir, pg, dbname)
+    try:
+        server = factory(mpm="event", supervisor=supervisor, dbname=dbname,
+                         extra_conf=f'LivyBatchAllowedPaths "{files_dir}"\n',
+                         supervisor_conf=supervisor_conf)
+        if supervisor == "external":
+            server.start_external_supervisor()
+    except HarnessError as e:
+        factory.finish()
+        pytest.fail(str(e), pytrace=False)
+    yield BatchClient(server, pg, dbname)
+    left = batch_processes(files_dir)
+    problems = ["batch processes still running after the last test: " +
+                "; ".join(f"{p} {process_cmdline(p)[:150]}" for p in left)] if left else []
+    terminate(left)
+    problems += factory.finish()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

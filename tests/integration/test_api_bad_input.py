@@ -9,7 +9,6 @@ empties the database and recreates the same few sessions through the API."""
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import re
 from dataclasses import dataclass, field
@@ -55,16 +54,8 @@ def table_conf() -> str:
 @pytest.fixture(scope="module", params=h.selected_mpms())
 def table_server(request, work_dir, pg):
     """One server per MPM for the module, with a small body limit and the shipped ErrorDocuments."""
-    factory = h.ServerFactory(work_dir, pg, f"bad-input-{request.param}")
-    try:
-        srv = factory(mpm=request.param, extra_conf=table_conf())
-    except h.HarnessError as e:
-        factory.finish()
-        pytest.fail(str(e), pytrace=False)
-    yield srv
-    problems = factory.finish()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from h.module_server(work_dir, pg, f"bad-input-{request.param}", mpm=request.param,
+                               extra_conf=table_conf())
 
 
 @pytest.fixture
@@ -99,41 +90,9 @@ def world(table_server, clean_db):
 # ------------------------------------------------------------------ raw HTTP
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def raw(srv, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-        chunked: bool = False) -> Answer:
-    """One request over a new connection, the path and body sent exactly as given."""
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-    try:
-        hdrs = dict(headers or {})
-        if chunked:
-            data = body or b""
-            pieces = [data[i:i + 1000] for i in range(0, len(data), 1000)]
-            conn.request(method, path, body=iter(pieces), headers=hdrs, encode_chunked=True)
-        else:
-            conn.request(method, path, body=body, headers=hdrs)
-        resp = conn.getresponse()
-        return Answer(resp.status, resp.headers, resp.read())
-    finally:
-        conn.close()
-
-
-def assert_json_msg(a: Answer) -> str:
-    ctype = a.headers.get("Content-Type", "")
-    assert ctype.split(";")[0].strip() == "application/json", (a.status, ctype, a.body[:300])
-    body = json.loads(a.body)
-    assert isinstance(body, dict) and list(body) == ["msg"], body
-    assert isinstance(body["msg"], str) and body["msg"].strip(), body
-    return body["msg"]
+Answer = h.Answer
+raw = h.raw                          # one request sent exactly as given
+assert_json_msg = h.assert_json_msg  # the answer is {"msg": "..."}: its message
 
 
 # ------------------------------------------------------------------ the table
@@ -364,7 +323,7 @@ for method, path, allow in (
          status=405, words=(method,), allow=allow)
 for path in ("/", "/nope", "/version/x", "/session", "/sessions/{live}/nope", "/sessions/{live}/statement",
              "/sessions/{live}/statements/0/nope", "/sessions/{live}/statements/0/cancel/x",
-             "/sessions/{live}/log/x", "/batches", "/sessions/{live}/state/x", "/Sessions",
+             "/sessions/{live}/log/x", "/batch", "/sessions/{live}/state/x", "/Sessions",
              "/sessions/{live}/statements/0/cancel/x/y/z"):
     case(f"route-{path.replace('/', '_')}", "GET", path, status=404, words=())
 case("route-unknown-post", "POST", "/sessions/{live}/restart", j({}), status=404, words=())

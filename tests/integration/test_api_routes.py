@@ -8,7 +8,6 @@ it would act on, and the notifications a listener receives, are checked instead)
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
@@ -597,23 +596,11 @@ def test_completion(server):
 # ------------------------------------------------------------------ NOTIFY
 
 
-NOTIFICATION = re.compile(r'Asynchronous notification "(\w+)" with payload "([^"]*)" received')
-
-
 def test_writes_notify_the_supervisor_with_their_commit(server):
     """A psql session LISTENs on the supervisor's channels while requests are made; psql prints
     what it received when its next query completes. Failed requests notify nobody (the NOTIFY is
     in the same transaction as the row), reads notify nobody."""
-    pg = server.db
-    listener = subprocess.Popen(
-        [str(pg.bin / "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
-         "-d", "livy", "-f", "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pg.psql_env())
-    try:
-        listener.stdin.write("LISTEN livy_sessions;\nLISTEN livy_statements;\n\\echo listening\n")
-        listener.stdin.flush()
-        assert listener.stdout.readline().strip() == "listening"
-
+    with server.db.listen("livy_sessions", "livy_statements") as listener:
         a = create(server, {"name": "a", "kind": "pyspark"})
         b = create(server, {"name": "b", "kind": "sql"})
         err(server.post("/sessions", json={"name": "a"}), 400)                      # duplicate: none
@@ -625,12 +612,7 @@ def test_writes_notify_the_supervisor_with_their_commit(server):
         assert server.post(f"/sessions/{b['id']}/stop").status_code == 204
         err(server.post(f"/sessions/{b['id']}/statements", json={"code": "1"}), 400)  # ended: none
         ok(server.delete(f"/sessions/{a['id']}"))
-        out, errout = listener.communicate("SELECT 'done';\n", timeout=30)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.wait()
-    got = NOTIFICATION.findall(out)
+        got = listener.received()
     assert got == [
         ("livy_sessions", str(a["id"])),     # create a
         ("livy_sessions", str(b["id"])),     # create b
@@ -638,7 +620,7 @@ def test_writes_notify_the_supervisor_with_their_commit(server):
         ("livy_statements", str(a["id"])),   # cancel in a
         ("livy_sessions", str(b["id"])),     # stop b
         ("livy_sessions", str(a["id"])),     # delete a
-    ], (out, errout)
+    ], listener.output
 
 
 # ------------------------------------------------------------------ transport

@@ -22,7 +22,7 @@ from livy import LivyBatch, SessionState
 from livy.client import LivyClient
 
 import livy_harness as h
-from livy_client import FAST_CONF, finish_server
+from livy_client import FAST_CONF
 
 AIRFLOW_VENV = h.ROOT / ".venv-airflow"
 AIRFLOW_PYTHON = AIRFLOW_VENV / "bin" / "python"
@@ -93,24 +93,8 @@ def files(spark_env):
 @pytest.fixture(scope="module")
 def clients(work_dir, pg, files):
     """A server with its managed supervisor, allowing batch files from files.dir."""
-    dbname = "batch_clients"
-    pg.create_database(dbname)
-    factory = h.ServerFactory(work_dir, pg, "batch-clients")
-    try:
-        server = factory(mpm="event", supervisor="managed", dbname=dbname,
-                         extra_conf=h.batch_server_conf(files.dir),
-                         supervisor_conf={"check_interval": "200ms"})
-    except h.HarnessError as e:
-        factory.finish()
-        pytest.fail(str(e), pytrace=False)
-    yield h.BatchClient(server, pg, dbname)
-    left = h.batch_processes(files.dir)
-    leak = ["batch processes still running at the end: " +
-            "; ".join(f"{p} {h.process_cmdline(p)[:150]}" for p in left)] if left else []
-    h.terminate(left)
-    problems = factory.finish()
-    if leak or problems:
-        pytest.fail("\n".join(leak + problems), pytrace=False)
+    yield from h.batch_module_server(work_dir, pg, "batch_clients", files.dir,
+                                     supervisor_conf={"check_interval": "200ms"})
 
 
 @pytest.fixture(scope="module")

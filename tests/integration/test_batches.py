@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import pytest
 
 import livy_harness as h
-from livy_client import FAST_CONF, finish_server
+from livy_client import FAST_CONF
 
 JAR_CLASS = "BatchCount"
 # Passed as argv, never through a shell: the space, quotes, $ ; and * arrive as written.
@@ -157,27 +157,9 @@ def files(spark_env):
 def bt(work_dir, pg, files):
     """A server with a standalone supervisor (the outage tests kill and restart it) on a database
     of its own, allowing batch files from files.dir."""
-    dbname = "batches"
-    pg.create_database(dbname)
-    factory = h.ServerFactory(work_dir, pg, "batches")
-    try:
-        server = factory(mpm="event", supervisor="external", dbname=dbname,
-                         extra_conf=h.batch_server_conf(files.dir),
-                         supervisor_conf={"check_interval": "200ms", "heartbeat_interval": "1s",
-                                          "stop_grace": "4s"})
-        server.start_external_supervisor()
-    except h.HarnessError as e:
-        factory.finish()
-        pytest.fail(str(e), pytrace=False)
-    yield h.BatchClient(server, pg, dbname)
-    # Every batch of this file has ended by now: whatever still runs from its files is a leak.
-    left = h.batch_processes(files.dir)
-    leak = ["batch processes still running at the end: " +
-            "; ".join(f"{p} {h.process_cmdline(p)[:150]}" for p in left)] if left else []
-    h.terminate(left)
-    problems = factory.finish()
-    if leak or problems:
-        pytest.fail("\n".join(leak + problems), pytrace=False)
+    yield from h.batch_module_server(work_dir, pg, "batches", files.dir, supervisor="external",
+                                     supervisor_conf={"check_interval": "200ms", "heartbeat_interval": "1s",
+                                                      "stop_grace": "4s"})
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +235,7 @@ def outage(bt, files):
 
 
 def test_local_files_outside_the_allowed_paths_are_refused_and_nothing_is_stored(bt, files):
-    before = h.batch_snapshot(bt.db, bt.dbname)
+    before = bt.db.snapshot(bt.dbname)
     listed = bt.server.get("/batches").json()
     outside = [
         {"file": "/etc/hostname"},
@@ -270,7 +252,7 @@ def test_local_files_outside_the_allowed_paths_are_refused_and_nothing_is_stored
         r = bt.server.post("/batches", json=body)
         assert r.status_code == 400, (body, r.status_code, r.text)
         assert list(r.json()) == ["msg"], (body, r.text)
-    assert h.batch_snapshot(bt.db, bt.dbname) == before
+    assert bt.db.snapshot(bt.dbname) == before
     assert bt.server.get("/batches").json() == listed
 
 

@@ -44,11 +44,7 @@ shipped_error_documents = h.shipped_error_documents
 
 
 def security_conf(htpasswd) -> str:
-    def mount(path, extra):
-        # httpd redirects the ErrorDocument into the same mount, so that the error page does not
-        # need credentials of its own
-        return f"<Location {path}>\n    ErrorDocument 401 {path}/error\n{extra}\n</Location>\n"
-
+    mount = h.policy_mount
     return (
         h.basic_auth_conf(htpasswd, """
             LivyAccessControl On
@@ -67,42 +63,22 @@ def security_conf(htpasswd) -> str:
     )
 
 
-# Lines httpd's auth modules write for a wrong password or an unknown user.
-AUTH_FAILURE_LINES = (r"AH01617: user \w+: authentication failure", r"AH01618: user \w+ not found")
-
-
 @pytest.fixture(scope="module", params=h.selected_mpms())
 def sec_server(request, work_dir, pg, htpasswd):
-    factory = h.ServerFactory(work_dir, pg, f"security-{request.param}")
-    try:
-        srv = factory(mpm=request.param, extra_conf=security_conf(htpasswd))
-    except h.HarnessError as e:
-        factory.finish()
-        pytest.fail(str(e), pytrace=False)
-    srv.allow_errors(*AUTH_FAILURE_LINES)
-    yield srv
-    problems = factory.finish()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+    yield from h.module_server(work_dir, pg, f"security-{request.param}", allow=h.AUTH_FAILURE_LINES,
+                               mpm=request.param, extra_conf=security_conf(htpasswd))
 
 
 @pytest.fixture
 def srv(sec_server, clean_db):
     """The module's server on an emptied database; the test fails on new unexpected error-log lines."""
-    before = len(sec_server.unexpected_error_lines())
-    yield sec_server
-    bad = sec_server.unexpected_error_lines()[before:]
-    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+    yield from h.error_log_checked(sec_server)
 
 
 # ------------------------------------------------------------------ helpers
 
 
-def call(srv, user, method, path, json=None, data=None, headers=None, **kw):
-    """One request as user (None: no credentials)."""
-    auth = (user, password(user)) if user else None
-    return requests.request(method, srv.url + path, json=json, data=data, headers=headers, auth=auth,
-                            timeout=30, **kw)
+call = h.request_as  # call(srv, user, method, path, **requests_kw): one request as user
 
 
 def ok(r, status=200):
