@@ -72,9 +72,11 @@ static int prepare_run_dir(const sv_config_t *cfg, apr_pool_t *p, const char **e
         return -1;
     }
     gid_t gid = gr ? gr->gr_gid : pw->pw_gid;
-    /* Only the supervisor (and its group) may list it: the REPL's account never enters. */
-    if (chown(cfg->run_dir, pw->pw_uid, gid) != 0 || chown(sessions, pw->pw_uid, gid) != 0
-        || chmod(cfg->run_dir, 0750) != 0 || chmod(sessions, 0700) != 0) {
+    /* Only the supervisor (and its group) may list it: the REPL's account never enters. The
+     * modes first, while root still owns them: a root without CAP_FOWNER (a unit's bounding
+     * set) may not chmod what it has given away. */
+    if (chmod(cfg->run_dir, 0750) != 0 || chmod(sessions, 0700) != 0
+        || chown(cfg->run_dir, pw->pw_uid, gid) != 0 || chown(sessions, pw->pw_uid, gid) != 0) {
         *errmsg = apr_psprintf(p, "cannot give run_dir %s to %s: %s", cfg->run_dir, cfg->user,
                                strerror(errno));
         return -1;
@@ -264,6 +266,10 @@ int main(int argc, char **argv)
     if (access(cfg->run_dir, W_OK | X_OK) != 0) {
         fprintf(stderr, "livy-supervisor: run_dir %s is not a writable directory: %s\n",
                 cfg->run_dir, strerror(errno));
+        return 1;
+    }
+    if (sv_check_python(cfg, pool, &err) != 0) {
+        fprintf(stderr, "livy-supervisor: %s\n", err);
         return 1;
     }
 

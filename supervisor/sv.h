@@ -240,6 +240,9 @@ void sv_db_check_timeout(sv_t *sv, apr_int64_t now, apr_int64_t *deadline);
  * *err (`what` names it: "session's REPL", "batch"). */
 int sv_account_for(const sv_config_t *cfg, const char *owner, const char *proxy_user,
                    const char *what, sv_account_t *account, apr_pool_t *p, const char **err);
+/* Whether `python` imports pyspark as the REPLs' account (repl_user; ours when isolation is
+ * off or accounts are per user): 0, or -1 with *err naming the setting and Python's answer. */
+int sv_check_python(const sv_config_t *cfg, apr_pool_t *p, const char **err);
 /* A log line as stored: at most 16 KiB, NUL made U+FFFD, NULL-safe for invalid UTF-8. */
 json_t *sv_log_line(const char *line, size_t n);
 /* Appends line (a reference taken) to *batch, keeping at most about 2 * max_lines. */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NOTE_PREFIX "livy-supervisor: "
@@ -1178,6 +1179,64 @@ int sv_account_for(const sv_config_t *cfg, const char *owner, const char *proxy_
         return -1;
     }
     return 1;
+}
+
+int sv_check_python(const sv_config_t *cfg, apr_pool_t *p, const char **err)
+{
+    sv_account_t account;
+    int have = 0;
+    if (cfg->repl_isolation && cfg->repl_user_from == SV_REPL_USER_FIXED) {
+        have = sv_account_for(cfg, NULL, NULL, "REPL", &account, p, err);
+        if (have < 0)
+            return -1;
+    }
+    const char *log = apr_pstrcat(p, cfg->run_dir, "/python-check.log", NULL);
+    unlink(log);
+    const char *argv[] = {cfg->python, "-c", "import pyspark", NULL};
+    const char *set[4];
+    int n = 0;
+    if (cfg->spark_home)
+        set[n++] = apr_pstrcat(p, "SPARK_HOME=", cfg->spark_home, NULL);
+    set[n++] = "HOME=/";
+    if (!getenv("PATH"))
+        set[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    set[n] = NULL;
+    sv_spawn_t sp = {
+        .argv = argv,
+        .envp = sv_child_env(apr_pstrcat(p, SV_CHILD_ENV_PASS, " ", cfg->repl_env, NULL), set, p),
+        .dir = "/",
+        .log_path = log,
+        .account = have ? &account : NULL,
+    };
+    pid_t pid;
+    if (sv_child_spawn(&sp, &pid, p, err) != 0) {
+        *err = apr_psprintf(p, "python = %s: %s", cfg->python, *err);
+        return -1;
+    }
+    int status = 0;
+    apr_int64_t give_up = sv_now_ms() + 60000;
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0 && sv_now_ms() < give_up)
+        usleep(20000);
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        *err = apr_psprintf(p, "python = %s did not import pyspark within 60 s", cfg->python);
+        return -1;
+    }
+    if (w == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        unlink(log);
+        return 0;
+    }
+    apr_array_header_t *tail = sv_child_file_tail(log, 1, 4096, p);
+    unlink(log);
+    *err = apr_psprintf(p, "python = %s cannot import pyspark%s%s (%s%s%s): set `python` to an "
+                        "interpreter with pyspark installed (pip install pyspark), or spark_home "
+                        "to a Spark distribution", cfg->python, have ? " as " : "",
+                        have ? account.name : "", sv_child_describe_status(status, p),
+                        tail->nelts ? ": " : "",
+                        tail->nelts ? APR_ARRAY_IDX(tail, 0, const char *) : "");
+    return -1;
 }
 
 /* The OS account the session's REPL runs as (repl_user, or the session's own). 0, or -1 with

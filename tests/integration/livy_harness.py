@@ -570,12 +570,6 @@ def basic_auth_conf(htpasswd: Path, policy: str = "", error_documents: bool = Fa
             "</Location>\n")
 
 
-def _allow_core_dumps() -> None:
-    """In httpd's starter (it passes the limit on to its children): cores of any size."""
-    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
-    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
-
-
 def policy_mount(path: str, directives: str) -> str:
     """A <Location path> section with its own directives (one per line) inside a Basic-auth
     server (basic_auth_conf): httpd redirects its 401 ErrorDocument into the same mount, so that
@@ -585,6 +579,12 @@ def policy_mount(path: str, directives: str) -> str:
 
 # Lines httpd's auth modules write for a wrong password or an unknown user.
 AUTH_FAILURE_LINES = (r"AH01617: user \w+: authentication failure", r"AH01618: user \w+ not found")
+
+
+def _allow_core_dumps() -> None:
+    """In httpd's starter (it passes the limit on to its children): cores of any size."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
 
 
 class LivyServer:

@@ -397,6 +397,20 @@ def test_refuses_an_unmigrated_database_naming_migrate(tmp_base, cluster):
     assert "schema is at version 0" in r.stderr and "livy-supervisor --migrate" in r.stderr
 
 
+def test_refuses_a_python_without_pyspark_naming_the_setting(tmp_base, cluster):
+    d = tmp_base / "nopyspark"
+    d.mkdir()
+    sv = Supervisor(d, cluster, python="/usr/bin/python3")
+    r = subprocess.run([str(SUPERVISOR), "--config", str(sv.conf), "--foreground"],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 1, r.stderr
+    assert "python = /usr/bin/python3 cannot import pyspark" in r.stderr, r.stderr
+    assert "ModuleNotFoundError" in r.stderr and "pip install pyspark" in r.stderr, r.stderr
+    if os.geteuid() == 0:  # checked as the account the REPLs run as
+        repl_user = os.environ.get("LIVY_REPL_USER", "livy-repl")
+        assert f"cannot import pyspark as {repl_user} (exited with status 1" in r.stderr, r.stderr
+
+
 def test_migrate_is_idempotent_and_prints_the_version(supervisor):
     assert supervisor["sv"].migrate().strip() == "schema version 2"
 
