@@ -25,6 +25,7 @@ typedef struct {
      * sessions' Spark UIs (mod_proxy is loaded), else NULL: sparkUiUrl is then null and the
      * UI route answers 501. */
     const char *ui_base;
+    int metrics;           /* LivyMetrics: GET /metrics is served (else it is a 404) */
 } livy_api_config_t;
 
 typedef struct {
@@ -40,6 +41,7 @@ typedef struct {
 typedef struct {
     int status;
     char *body;            /* NULL: no body (204) */
+    const char *content_type; /* NULL: application/json */
     size_t body_len;
     const char *location;  /* Location header, or NULL */
     const char *allow;     /* Allow header (405), or NULL */

@@ -23,7 +23,8 @@ typedef enum {
     LIVY_ROUTE_BATCHES,           /* /batches */
     LIVY_ROUTE_BATCH,             /* /batches/{id} */
     LIVY_ROUTE_BATCH_STATE,       /* /batches/{id}/state */
-    LIVY_ROUTE_BATCH_LOG          /* /batches/{id}/log and /logs */
+    LIVY_ROUTE_BATCH_LOG,         /* /batches/{id}/log and /logs */
+    LIVY_ROUTE_METRICS            /* /metrics: Prometheus (served only with LivyMetrics On) */
 } livy_route_e;
 
 typedef enum {

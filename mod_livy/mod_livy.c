@@ -25,7 +25,8 @@ static void write_response(request_rec *r, const livy_api_response_t *resp)
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!resp->body)
         return;
-    ap_set_content_type(r, "application/json; charset=UTF-8");
+    ap_set_content_type(r, resp->content_type ? resp->content_type
+                                              : "application/json; charset=UTF-8");
     ap_set_content_length(r, (apr_off_t)resp->body_len);
     if (!r->header_only)
         ap_rwrite(resp->body, (int)resp->body_len, r);
@@ -172,6 +173,7 @@ const char *livy_api_prepare(request_rec *r, livy_api_config_t *cfg, livy_api_re
     sec->modify_users = dconf->modify_users;
     sec->max_sessions_per_user = dconf->max_sessions_per_user > 0 ? dconf->max_sessions_per_user : 0;
     sec->max_starting_sessions = dconf->max_starting_sessions > 0 ? dconf->max_starting_sessions : 0;
+    cfg->metrics = dconf->metrics > 0;
     return base;
 }
 

@@ -52,6 +52,7 @@ typedef struct {
     /* LivyBatchAllowedPaths: canonical directories (const char *) a batch's local files may
      * lie in; NULL = unset, and then no local file is allowed */
     apr_array_header_t *batch_allowed_paths;
+    int metrics;                      /* LivyMetrics; -1 = unset (Off) */
 } livy_dir_conf_t;
 
 #define LIVY_DEFAULT_MAX_BODY (1024 * 1024)
