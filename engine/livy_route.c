@@ -112,6 +112,11 @@ void livy_route_parse(const char *path, apr_pool_t *p, livy_route_t *out)
         out->allowed = LIVY_M_GET;
         return;
     }
+    if (n == 1 && !strcmp(seg[0], "metrics")) {
+        out->route = LIVY_ROUTE_METRICS;
+        out->allowed = LIVY_M_GET;
+        return;
+    }
     if (n == 1 && !strcmp(seg[0], "openapi.json")) {
         out->route = LIVY_ROUTE_OPENAPI;
         out->allowed = LIVY_M_GET;

@@ -24,6 +24,7 @@ typedef enum {
     LIVY_ROUTE_BATCH,             /* /batches/{id} */
     LIVY_ROUTE_BATCH_STATE,       /* /batches/{id}/state */
     LIVY_ROUTE_BATCH_LOG,         /* /batches/{id}/log and /logs */
+    LIVY_ROUTE_METRICS,           /* /metrics: Prometheus (served only with LivyMetrics On) */
     LIVY_ROUTE_OPENAPI            /* /openapi.json: the API's OpenAPI document */
 } livy_route_e;
 

@@ -32,6 +32,7 @@ typedef enum {
     Q_BATCH_DELETE,
     Q_BATCH_LOG_TOTAL,
     Q_BATCH_LOG_PAGE,
+    Q_METRICS,
     Q__COUNT
 } livy_query_e;
 

@@ -69,6 +69,7 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_statement = -1;
     c->csrf = c->impersonation = c->access_control = -1;
     c->max_sessions_per_user = c->max_starting_sessions = -1;
+    c->metrics = -1;
     if (dir) {
         size_t n = strlen(dir);
         while (n > 0 && dir[n - 1] == '/')
@@ -96,6 +97,7 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_FLAG(access_control);
     MERGE_FLAG(max_sessions_per_user);
     MERGE_FLAG(max_starting_sessions);
+    MERGE_FLAG(metrics);
     MERGE_LIST(superusers);
     MERGE_LIST(allowed_users);
     MERGE_LIST(view_users);
@@ -333,6 +335,8 @@ const command_rec livy_directives[] = {
     AP_INIT_ITERATE("LivyBatchAllowedPaths", add_batch_allowed_path, NULL, LIVY_DIR_CONTEXTS,
                     "absolute directories a batch's local files (file, jars, pyFiles, files, "
                     "archives) must lie in; without any, batches may name remote URIs only"),
+    AP_INIT_FLAG("LivyMetrics", set_dir_flag, DIR_OFFSET(metrics), LIVY_DIR_CONTEXTS,
+                 "On: serve GET <mount>/metrics (Prometheus text, computed from the database)"),
     AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
                   "libpq connection string of the session database"),
     AP_INIT_TAKE1("LivyDatabasePoolMax", set_pool_max, NULL, RSRC_CONF,

@@ -26,7 +26,7 @@ METHODS = ["GET", "HEAD", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"]
 
 # Every route livy_route.c knows, as a path template; the spec must describe exactly these.
 ENGINE_ROUTES = {
-    "/version", "/openapi.json",
+    "/version", "/openapi.json", "/metrics",
     "/sessions", "/sessions/{id}", "/sessions/{id}/state", "/sessions/{id}/log",
     "/sessions/{id}/logs", "/sessions/{id}/connect", "/sessions/{id}/stop",
     "/sessions/{id}/completion", "/sessions/{id}/statements", "/sessions/{id}/statements/{sid}",
@@ -44,8 +44,10 @@ def spec() -> dict:
 
 def error_documents() -> str:
     """The shipped ErrorDocument lines, at server level as conf/livy.conf has them: httpd's own
-    errors (a 404 for an encoded slash, a 400 from the core) answer {"msg"} JSON too."""
-    return "\n".join(h.shipped_error_documents()) + "\n"
+    errors (a 404 for an encoded slash, a 400 from the core) answer {"msg"} JSON too. And
+    LivyMetrics On, so that /metrics (in the spec) is served."""
+    return ("\n".join(h.shipped_error_documents())
+            + "\n<Location />\n    LivyMetrics On\n</Location>\n")
 
 
 @pytest.fixture(scope="module")
@@ -264,13 +266,15 @@ def test_schemathesis_finds_nothing(server, tmp_path):
 
 
 def test_schemathesis_under_security(livy_server, clean_db, work_dir, tmp_path):
-    """Basic authentication, CSRF protection and access control, as an admitted user who sends
-    no X-Requested-By: every POST and DELETE is a 400, documented as such."""
+    """Basic authentication, CSRF protection and access control, as a view user (admitted, may
+    read the metrics) who sends no X-Requested-By: every POST and DELETE is a 400, documented as
+    such."""
     htpasswd = h.write_htpasswd(work_dir / "openapi-htpasswd", ["alice"])  # httpd's User reads it
     srv = livy_server(extra_conf=h.basic_auth_conf(htpasswd, """
+        LivyMetrics On
         LivyCsrfProtection On
         LivyAccessControl On
-        LivyAllowedUsers alice
+        LivyViewUsers alice
         """, error_documents=True))
     run_schemathesis(srv, tmp_path, max(5, MAX_EXAMPLES // 5),
                      auth=("alice", h.password("alice")))
