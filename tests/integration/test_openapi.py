@@ -8,7 +8,6 @@ the API itself answers (test_api_routes.py does the same)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -16,7 +15,6 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-import requests
 import yaml
 
 import livy_harness as h
@@ -34,7 +32,7 @@ ENGINE_ROUTES = {
     "/batches", "/batches/{id}", "/batches/{id}/state", "/batches/{id}/log", "/batches/{id}/logs",
 }
 
-# schemathesis's budget: cases per operation in the fuzzing phase, and the whole run's time.
+# schemathesis's budget: generated cases per operation in its fuzzing phase (about 50 s at 100).
 MAX_EXAMPLES = int(os.environ.get("LIVY_OPENAPI_MAX_EXAMPLES", "100"))
 
 
@@ -42,7 +40,7 @@ def spec() -> dict:
     return yaml.safe_load(SPEC_PATH.read_text())
 
 
-def error_documents() -> str:
+def deployment_conf() -> str:
     """The shipped ErrorDocument lines, at server level as conf/livy.conf has them: httpd's own
     errors (a 404 for an encoded slash, a 400 from the core) answer {"msg"} JSON too. And
     LivyMetrics On, so that /metrics (in the spec) is served."""
@@ -53,7 +51,7 @@ def error_documents() -> str:
 @pytest.fixture(scope="module")
 def oapi_server(work_dir, pg):
     yield from h.module_server(work_dir, pg, "openapi", mpm=h.selected_mpms()[0],
-                               extra_conf=error_documents())
+                               extra_conf=deployment_conf())
 
 
 @pytest.fixture
