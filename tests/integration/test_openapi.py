@@ -125,6 +125,22 @@ def test_spec_describes_every_engine_route():
     assert set(spec()["paths"]) == ENGINE_ROUTES
 
 
+def test_every_route_of_livy_route_h_is_listed():
+    """The route enum of engine/livy_route.h names each route's path in its comment: a route
+    added there must come to ENGINE_ROUTES (and so to the spec) too."""
+    header = (h.ROOT / "engine" / "livy_route.h").read_text()
+    enum = header[header.index("typedef enum"):header.index("} livy_route_e;")]
+    paths = []
+    for m in re.finditer(r"LIVY_ROUTE_\w+,?\s*/\* (/\S*?)(?::|\s|\*/)(and (/\w+))?", enum):
+        paths.append(m.group(1))
+        if m.group(3):  # "/sessions/{id}/log and /logs"
+            paths.append(m.group(1).rsplit("/", 1)[0] + m.group(3))
+    assert len(paths) >= len(ENGINE_ROUTES) - 1, paths
+    missing = [p for p in paths
+               if p not in ENGINE_ROUTES and not any(r.startswith(p + "/") for r in ENGINE_ROUTES)]
+    assert not missing, f"routes of livy_route.h not in the spec: {missing}"
+
+
 def test_spec_objects_are_closed():
     """Every object the spec describes field by field is closed (the server refuses unknown
     request fields, and its answers have exactly the documented keys), and its required keys are
