@@ -23,7 +23,10 @@ typedef enum {
     LIVY_ROUTE_BATCHES,           /* /batches */
     LIVY_ROUTE_BATCH,             /* /batches/{id} */
     LIVY_ROUTE_BATCH_STATE,       /* /batches/{id}/state */
-    LIVY_ROUTE_BATCH_LOG          /* /batches/{id}/log and /logs */
+    LIVY_ROUTE_BATCH_LOG,         /* /batches/{id}/log and /logs */
+    LIVY_ROUTE_WEBUI_FILE,        /* /ui/ and /ui/{file}: the web UI's pages (webui_file) */
+    LIVY_ROUTE_WEBUI_SUPERVISORS, /* /ui/api/supervisors */
+    LIVY_ROUTE_WEBUI_SESSION_TIMES/* /ui/api/sessions: ages and idle times of a sessions page */
 } livy_route_e;
 
 typedef enum {
@@ -41,6 +44,7 @@ typedef struct {
     const char *statement_ref;/* the {sid} segment as given */
     int64_t statement_id;     /* >= 0 when statement_ref is all digits and fits, else -1 */
     const char *ui_path;      /* LIVY_ROUTE_SESSION_UI: the path after .../ui ("" or "/...") */
+    const char *webui_file;   /* LIVY_ROUTE_WEBUI_FILE: the file's name, one of the web UI's */
     unsigned allowed;         /* LIVY_M_* methods the route answers */
 } livy_route_t;
 

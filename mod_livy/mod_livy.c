@@ -243,7 +243,24 @@ static int livy_handler(request_rec *r)
     livy_api_prepare(r, &cfg, &req);
     livy_api_response_t resp;
     livy_route_t route;
-    if (livy_api_route(&cfg, &req, r->pool, &route, &resp)) {
+    int answered = livy_api_route(&cfg, &req, r->pool, &route, &resp);
+    if (livy_webui_is_route(route.route)) {
+        if (!livy_conf_webui(dconf)) /* LivyUI Off: as any unknown path */
+            return reply_error(r, HTTP_NOT_FOUND, apr_psprintf(r->pool, "No such resource: %s",
+                                                               req.path));
+        livy_webui_headers(r);
+        if (!answered && livy_webui_redirect_dir(r, &req)) {
+            ap_discard_request_body(r);
+            return reply_error(r, HTTP_MOVED_PERMANENTLY, "The web UI is a directory: "
+                               "follow the Location.");
+        }
+        if (!answered && route.route == LIVY_ROUTE_WEBUI_FILE) {
+            if (ap_discard_request_body(r) != OK)
+                return reply_error(r, HTTP_BAD_REQUEST, "The request body could not be read.");
+            return livy_webui_serve_file(r, dconf, route.webui_file);
+        }
+    }
+    if (answered) {
         if (resp.status == HTTP_METHOD_NOT_ALLOWED)
             ap_discard_request_body(r);
         write_response(r, &resp);

@@ -45,5 +45,6 @@ Suite *access_suite(void);
 Suite *api_suite(void);
 Suite *ui_suite(void);
 Suite *db_suite(void);
+Suite *webui_suite(void);
 
 #endif
