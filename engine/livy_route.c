@@ -109,7 +109,8 @@ void livy_route_parse(const char *path, apr_pool_t *p, livy_route_t *out)
         return;
 
     if (!strcmp(seg[0], LIVY_WEBUI_SEGMENT)) {
-        livy_webui_route(seg, n, out);
+        size_t len = strlen(path);
+        livy_webui_route(seg, n, len > 0 && path[len - 1] == '/', out);
         return;
     }
     if (n == 1 && !strcmp(seg[0], "version")) {

@@ -34,7 +34,7 @@ const char *livy_webui_file_type(const char *name)
     return NULL;
 }
 
-void livy_webui_route(const char *const *seg, int n, livy_route_t *out)
+void livy_webui_route(const char *const *seg, int n, int dir, livy_route_t *out)
 {
     out->route = LIVY_ROUTE_NONE;
     if (n < 1 || strcmp(seg[0], LIVY_WEBUI_SEGMENT) != 0)
@@ -43,9 +43,11 @@ void livy_webui_route(const char *const *seg, int n, livy_route_t *out)
     if (n == 1) {
         out->route = LIVY_ROUTE_WEBUI_FILE;
         out->webui_file = "index.html";
-    } else if (n == 2 && livy_webui_file_type(seg[1])) {
+    } else if (n == 2 && !dir && livy_webui_file_type(seg[1])) {
         out->route = LIVY_ROUTE_WEBUI_FILE;
         out->webui_file = seg[1];
+    } else if (n == 3 && dir) {
+        out->allowed = 0; /* a file is no directory */
     } else if (n == 3 && !strcmp(seg[1], "api") && !strcmp(seg[2], "supervisors")) {
         out->route = LIVY_ROUTE_WEBUI_SUPERVISORS;
     } else if (n == 3 && !strcmp(seg[1], "api") && !strcmp(seg[2], "sessions")) {

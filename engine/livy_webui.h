@@ -16,9 +16,9 @@
  * them. Names only: no slashes, no dots but the extension's. */
 const char *livy_webui_file_type(const char *name);
 
-/* Fills out for the path segments seg[0..n) that start with "ui"; route NONE when they name
- * nothing of the web UI. */
-void livy_webui_route(const char *const *seg, int n, livy_route_t *out);
+/* Fills out for the path segments seg[0..n) that start with "ui" (dir: the path ended with a
+ * slash); route NONE when they name nothing of the web UI. */
+void livy_webui_route(const char *const *seg, int n, int dir, livy_route_t *out);
 
 /* {"now": ms, "supervisors": [{"id","host","pid","capacity","sessions","batches","started",
  * "heartbeat","heartbeatAgeMs","stopped"}]} from the rows of Q_WEBUI_SUPERVISORS. */

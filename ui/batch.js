@@ -39,5 +39,9 @@
         catch (err) { status(err.message); e.currentTarget.disabled = false; }
     });
     poll(refresh);
-    poll(async () => { if (gone) return false; await followLog(); });
+    poll(async () => {
+        if (gone) return false;
+        try { await followLog(); }
+        catch (e) { if (e.status === 404) return false; throw e; } /* gone: the other poll says so */
+    });
 })();

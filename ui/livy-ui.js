@@ -72,16 +72,20 @@ const LivyUI = (() => {
     }
 
     /* Runs fn now and then every POLL_MS after it finished (never overlapping), until it
-     * returns false. Errors are shown in the page's status line and polling goes on. */
+     * returns false. Errors are shown in the page's status line (and taken away once fn
+     * succeeds again, unless something else was said since) and polling goes on. */
     function poll(fn) {
-        let stopped = false;
+        let stopped = false, shown = null;
         async function tick() {
             let more = true;
             try {
                 more = (await fn()) !== false;
-                status("");
+                const s = document.getElementById("status");
+                if (shown !== null && s && s.textContent === shown) status("");
+                shown = null;
             } catch (e) {
-                status(e.message);
+                shown = e.message;
+                status(shown);
             }
             if (more && !stopped) setTimeout(tick, POLL_MS);
         }

@@ -50,6 +50,7 @@ static const char *const not_ui_files[] = {
     "/ui/../etc/passwd", "/ui/..", "/ui/.", "/ui/.htaccess", "/ui/INDEX.HTML", "/ui/index.html~",
     "/ui/index.html/x", "/ui/sub/index.html", "/ui/api", "/ui/api/", "/ui/api/nope",
     "/ui/api/supervisors/1", "/ui/%2e%2e", "/ui/index.html%00", "/ui/Makefile.am",
+    "/ui/index.html/", "/ui/livy-ui.css//", "/ui/api/supervisors/",
 };
 
 START_TEST(names_outside_the_fixed_set_are_no_route)
