@@ -190,6 +190,25 @@ def test_ui_is_off_by_default_and_answers_404_json(livy_server, clean_db):
     assert srv.get("/version").status_code == 200
 
 
+def test_the_fixed_list_is_the_tree_s_ui_and_what_make_install_installs():
+    assert sorted(p.name for p in (h.ROOT / "ui").iterdir()) == sorted(UI_FILES)
+    makefile = (h.ROOT / "Makefile.am").read_text()
+    listed = re.search(r"^dist_ui_DATA =((?:.*\\\n)*.*)$", makefile, re.M).group(1)
+    assert sorted(re.findall(r"ui/([\w.-]+)", listed)) == sorted(UI_FILES)
+    engine = (h.ROOT / "engine" / "livy_webui.c").read_text()
+    assert sorted(re.findall(r'\{"([\w.-]+)", "[a-z]+/', engine)) == sorted(UI_FILES)
+
+
+def test_a_missing_ui_directory_is_a_404_json_and_one_error_line(livy_server, clean_db):
+    srv = livy_server(extra_conf="LivyUI On\nLivyUIDirectory /nonexistent/ui\n")
+    srv.allow_errors(r"web UI file index\.html cannot be read \(LivyUIDirectory /nonexistent/ui\)")
+    a = h.raw(srv, "GET", "/ui/")
+    assert a.status == 404 and "not installed" in h.assert_json_msg(a)
+    assert a.headers["X-Content-Type-Options"] == "nosniff"
+    assert srv.get("/ui/api/supervisors").json() == {"now": pytest.approx(time.time() * 1000, abs=60000),
+                                                     "supervisors": []}
+
+
 def test_every_page_is_served_with_security_and_cache_headers(ui):
     srv = ui["server"]
     for name in UI_FILES:
