@@ -31,7 +31,8 @@
         document.getElementById("settings").replaceChildren(...out);
     }
 
-    const followLog = logFollower(`/batches/${id}/log`, document.getElementById("log"));
+    const logPre = document.getElementById("log");
+    const followLog = logFollower(`/batches/${id}/log`, logPre);
     document.getElementById("delete").addEventListener("click", async e => {
         if (!confirm(`Delete batch ${id}? Its application is killed if it still runs.`)) return;
         e.currentTarget.disabled = true;
@@ -42,6 +43,10 @@
     poll(async () => {
         if (gone) return false;
         try { await followLog(); }
-        catch (e) { if (e.status === 404) return false; throw e; } /* gone: the other poll says so */
+        catch (e) {
+            if (e.status === 404) return false; /* gone: the other poll says so */
+            if (e.status === 403) { logPre.textContent = e.message; return false; } /* no view access */
+            throw e;
+        }
     });
 })();

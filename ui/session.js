@@ -96,12 +96,20 @@
             throw e;
         }
         showSession(s);
-        const page = await call("GET", `/sessions/${id}/statements?order=desc&size=50`);
+        let page;
+        try { page = await call("GET", `/sessions/${id}/statements?order=desc&size=50`); }
+        catch (e) {
+            if (e.status !== 403) throw e;
+            /* no view access: the API says so, and so does the table */
+            stBody.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted", "data-denied": "" }, e.message)));
+            return;
+        }
         stBody.replaceChildren(...page.statements.map(statementRow));
         if (!page.statements.length) stBody.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No statements yet.")));
     }
 
-    const followLog = logFollower(`/sessions/${id}/log`, document.getElementById("log"));
+    const logPre = document.getElementById("log");
+    const followLog = logFollower(`/sessions/${id}/log`, logPre);
     document.getElementById("delete").addEventListener("click", async e => {
         if (!confirm(`Delete session ${id}? Its Spark application stops.`)) return;
         e.currentTarget.disabled = true;
@@ -112,6 +120,10 @@
     poll(async () => {
         if (gone) return false;
         try { await followLog(); }
-        catch (e) { if (e.status === 404) return false; throw e; } /* gone: the other poll says so */
+        catch (e) {
+            if (e.status === 404) return false; /* gone: the other poll says so */
+            if (e.status === 403) { logPre.textContent = e.message; return false; } /* no view access */
+            throw e;
+        }
     });
 })();

@@ -56,7 +56,7 @@ def ui(work_dir, pg, spark_env):
     factory = h.ServerFactory(work_dir, pg, "webui")
     try:
         server = factory(mpm="event", supervisor="managed", dbname="webui",
-                         extra_conf=f"LivyUI On\nLivyBatchAllowedPaths {jobs}\n",
+                         extra_conf=f"LivyUI On\nLivyCsrfProtection On\nLivyBatchAllowedPaths {jobs}\n",
                          supervisor_conf={"check_interval": "200ms", "stop_grace": "4s",
                                           "max_sessions": 4})
     except h.HarnessError as e:
@@ -64,6 +64,9 @@ def ui(work_dir, pg, spark_env):
         pytest.fail(str(e), pytrace=False)
     # the traversal tests' encoded dots: httpd itself refuses them, logging at error level
     server.allow_errors(r"AH10244: invalid URI path")
+    # CSRF protection is on, so the pages' clicks prove they send X-Requested-By; the tests'
+    # own API calls send it too
+    server.http.headers["X-Requested-By"] = "test_web_ui"
     client = Client(server, pg, "webui")
     session = client.create(kind="shared", name="ui-demo", conf=dict(FAST_CONF))
     r = server.post("/batches", json={"file": str(job), "name": "ui-batch"})
@@ -264,6 +267,13 @@ def test_writes_to_the_ui_are_405(ui):
         h.assert_json_msg(a)
 
 
+def test_writes_without_x_requested_by_are_refused_here(ui):
+    """The server of this file protects against CSRF: the pages' cancel and delete below work
+    only because they send the header."""
+    a = h.raw(ui["server"], "DELETE", f"/sessions/{ui['sid']}")
+    assert a.status == 400 and "X-Requested-By" in h.assert_json_msg(a)
+
+
 def test_supervisors_json_lists_the_managed_supervisor_with_its_counts(ui):
     srv, client = ui["server"], ui["client"]
     client.wait_session(ui["sid"], {"starting", "idle", "busy"})
@@ -389,6 +399,53 @@ def test_batch_pages_show_the_batch_and_its_log(ran, browser):
     browser.switch_to.alert.accept()
     h.wait_for(lambda: srv.get(f"/batches/{bid}").status_code == 404, 30, "the batch deleted")
     wait_until(browser, lambda d: "gone" in text_of(d, "#status"), "the page saying the batch is gone")
+
+
+def as_user(driver, user: str | None) -> None:
+    """Every request of the browser from now on with Basic credentials of user (None: none)."""
+    driver.execute_cdp_cmd("Network.enable", {})
+    headers = {}
+    if user:
+        token = base64.b64encode(f"{user}:{h.password(user)}".encode()).decode()
+        headers = {"Authorization": f"Basic {token}"}
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers})
+
+
+def test_the_pages_show_only_what_the_user_may_view_and_act_as_the_api(ran, browser, livy_server,
+                                                                        work_dir):
+    """A second server on the same database, with Basic auth and access control: bob is
+    admitted only, carol may view. The session (anonymous, so nobody's own) is listed for both;
+    its statements and log only for carol; neither may delete it, and it stays."""
+    srv, sid = ran["server"], ran["sid"]
+    htpasswd = h.write_htpasswd(work_dir / "webui-htpasswd", ["bob", "carol"])
+    guarded = livy_server(dbname="webui", extra_conf=h.basic_auth_conf(htpasswd, (
+        "LivyUI On\nLivyAccessControl On\nLivyAllowedUsers bob\nLivyViewUsers carol")))
+    guarded.allow_errors(*h.AUTH_FAILURE_LINES)
+    assert h.request_as(guarded, None, "GET", "/ui/").status_code == 401
+    try:
+        as_user(browser, "bob")
+        browser.get(f"{guarded.url}/ui/session.html?id={sid}")
+        wait_until(browser, lambda d: "idle" in text_of(d, "#title"), "the session's state for bob")
+        wait_until(browser, lambda d: "may not view" in text_of(d, "#statements [data-denied]"),
+                   "the statements refused to bob")
+        wait_until(browser, lambda d: "may not view" in text_of(d, "#log"), "the log refused to bob")
+        assert not browser.find_elements("css selector", "tr[data-statement]")
+        browser.find_element("id", "delete").click()
+        browser.switch_to.alert.accept()
+        wait_until(browser, lambda d: "may not modify" in text_of(d, "#status"), "the delete refused")
+        screenshot(browser, "session-no-view-access")
+
+        as_user(browser, "carol")
+        browser.get(f"{guarded.url}/ui/session.html?id={sid}")
+        wait_until(browser, lambda d: len(d.find_elements("css selector", "tr[data-statement]")) >= 4,
+                   "the statements shown to carol")
+        wait_until(browser, lambda d: "ReplDriver" in text_of(d, "#log"), "the log shown to carol")
+        browser.find_element("id", "delete").click()
+        browser.switch_to.alert.accept()
+        wait_until(browser, lambda d: "may not modify" in text_of(d, "#status"), "the delete refused")
+    finally:
+        as_user(browser, None)
+    assert srv.get(f"/sessions/{sid}").json()["state"] == "idle"
 
 
 def test_deleting_the_session_from_its_page(ran, browser):
