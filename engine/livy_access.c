@@ -58,6 +58,15 @@ int livy_access_can_modify(const livy_security_t *sec, const char *user, const c
         || livy_access_is_superuser(sec, user);
 }
 
+int livy_access_can_read_metrics(const livy_security_t *sec, const char *user)
+{
+    if (!sec->access_control)
+        return 1;
+    return livy_access_listed(sec->view_users, user)
+        || livy_access_listed(sec->modify_users, user)
+        || livy_access_is_superuser(sec, user);
+}
+
 int livy_access_proxy_user(const livy_security_t *sec, const char *user, const char *doas,
                            const char *body_proxy_user, apr_pool_t *p, const char **proxy_user,
                            const char **errmsg)

@@ -32,6 +32,10 @@ int livy_access_can_view(const livy_security_t *sec, const char *user, const cha
 int livy_access_can_modify(const livy_security_t *sec, const char *user, const char *owner,
                            const char *proxy_user);
 
+/* May user read the server-wide metrics (GET /metrics)? Those who may view every session:
+ * superusers, view and modify users (always, with access control off). */
+int livy_access_can_read_metrics(const livy_security_t *sec, const char *user);
+
 /* Decides a new session's proxy user from the doAs parameter (first) or the body's proxyUser.
  * Returns 0 with *proxy_user set (NULL = none), or -1 with *errmsg when user may not
  * impersonate the target (a 403). */

@@ -2,6 +2,7 @@
 #include "livy_api.h"
 #include "livy_db.h"
 #include "livy_json.h"
+#include "livy_metrics.h"
 #include "livy_params.h"
 #include "livy_ui.h"
 #include "livy_view.h"
@@ -58,6 +59,8 @@ int livy_api_route(const livy_api_config_t *cfg, const livy_api_request_t *req, 
 {
     memset(resp, 0, sizeof *resp);
     livy_route_parse(req->path, p, r);
+    if (r->route == LIVY_ROUTE_METRICS && !cfg->metrics)
+        r->route = LIVY_ROUTE_NONE; /* LivyMetrics Off: nothing new is exposed */
     if (r->route == LIVY_ROUTE_NONE) {
         livy_api_error(resp, p, 404, apr_psprintf(p, "No such resource: %s", req->path));
         return 1;
@@ -83,6 +86,13 @@ int livy_api_route(const livy_api_config_t *cfg, const livy_api_request_t *req, 
         livy_api_error(resp, p, 403, req->user && *req->user
                        ? apr_psprintf(p, "User '%s' is not allowed to use this server.", req->user)
                        : "Anonymous requests are not allowed on this server: authenticate first.");
+        return 1;
+    }
+    if (r->route == LIVY_ROUTE_METRICS
+        && !livy_access_can_read_metrics(&cfg->security, req->user)) {
+        livy_api_error(resp, p, 403, apr_psprintf(p, "User '%s' may not read this server's "
+                       "metrics: they are for superusers, view and modify users.",
+                       req->user && *req->user ? req->user : "(anonymous)"));
         return 1;
     }
     return 0;
@@ -720,6 +730,41 @@ static void spark_ui(const livy_api_config_t *cfg, const livy_api_request_t *req
     }
 }
 
+/* ---- metrics ---- */
+
+/* GET /metrics: one query, rendered as Prometheus text. Nothing is cached: every node of a
+ * cluster reports the same values, read from the database at each scrape. */
+static void get_metrics(const livy_api_config_t *cfg, livy_conn_t *c, apr_pool_t *p,
+                        livy_api_response_t *resp)
+{
+    const char *params[2] = {livy_metrics_bounds_param(p), livy_metrics_start_bounds_param(p)};
+    PGresult *res = livy_store_exec(c, Q_METRICS, 2, params);
+    if (!ok_tuples(res)) {
+        reply_db_failure(resp, c, res, p);
+        PQclear(res);
+        return;
+    }
+    livy_metrics_t m;
+    const char *err;
+    livy_metrics_init(&m, LIVY_PACKAGE_VERSION, p);
+    if (cfg->http_metrics) {
+        livy_metrics_http_t *http = apr_pcalloc(p, sizeof *http);
+        cfg->http_metrics(http);
+        m.http = http;
+    }
+    int rc = livy_metrics_from_result(res, &m, p, &err);
+    PQclear(res);
+    if (rc != 0) {
+        resp->log_detail = err;
+        livy_api_error(resp, p, 500, "Internal error reading the metrics; see the server's "
+                                     "error log.");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = LIVY_METRICS_CONTENT_TYPE;
+    resp->body = livy_metrics_render(&m, p, &resp->body_len);
+}
+
 /* ---- the web UI's JSON (read-only; for anyone admitted, like GET /sessions) ---- */
 
 static void webui_supervisors(livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
@@ -926,6 +971,9 @@ void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req
     switch (r->route) {
     case LIVY_ROUTE_VERSION:
         get_version(conn, p, resp);
+        return;
+    case LIVY_ROUTE_METRICS:
+        get_metrics(cfg, conn, p, resp);
         return;
     case LIVY_ROUTE_SESSIONS:
         if (m == LIVY_M_POST)

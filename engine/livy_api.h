@@ -4,6 +4,7 @@
 #define LIVY_API_H
 
 #include "livy_access.h"
+#include "livy_metrics.h"
 #include "livy_route.h"
 #include "livy_store.h"
 #include "livy_validate.h"
@@ -25,6 +26,9 @@ typedef struct {
      * sessions' Spark UIs (mod_proxy is loaded), else NULL: sparkUiUrl is then null and the
      * UI route answers 501. */
     const char *ui_base;
+    int metrics;           /* LivyMetrics: GET /metrics is served (else it is a 404) */
+    /* GET /metrics: fills *out with this httpd's counters (requests, pools); NULL: none. */
+    void (*http_metrics)(livy_metrics_http_t *out);
 } livy_api_config_t;
 
 typedef struct {
@@ -40,6 +44,7 @@ typedef struct {
 typedef struct {
     int status;
     char *body;            /* NULL: no body (204) */
+    const char *content_type; /* NULL: application/json */
     size_t body_len;
     const char *location;  /* Location header, or NULL */
     const char *allow;     /* Allow header (405), or NULL */

@@ -118,6 +118,11 @@ void livy_route_parse(const char *path, apr_pool_t *p, livy_route_t *out)
         out->allowed = LIVY_M_GET;
         return;
     }
+    if (n == 1 && !strcmp(seg[0], "metrics")) {
+        out->route = LIVY_ROUTE_METRICS;
+        out->allowed = LIVY_M_GET;
+        return;
+    }
     /* sessions and batches share the collection, the item, its state and its log */
     int batches = !strcmp(seg[0], "batches");
     if (!batches && strcmp(seg[0], "sessions") != 0)

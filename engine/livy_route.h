@@ -24,6 +24,7 @@ typedef enum {
     LIVY_ROUTE_BATCH,             /* /batches/{id} */
     LIVY_ROUTE_BATCH_STATE,       /* /batches/{id}/state */
     LIVY_ROUTE_BATCH_LOG,         /* /batches/{id}/log and /logs */
+    LIVY_ROUTE_METRICS,           /* /metrics: Prometheus (served only with LivyMetrics On) */
     LIVY_ROUTE_WEBUI_FILE,        /* /ui/ and /ui/{file}: the web UI's pages (webui_file) */
     LIVY_ROUTE_WEBUI_SUPERVISORS, /* /ui/api/supervisors */
     LIVY_ROUTE_WEBUI_SESSION_TIMES/* /ui/api/sessions: ages and idle times of a sessions page */

@@ -195,6 +195,43 @@ static const char *const query_sql[Q__COUNT] = {
     [Q_BATCH_LOG_PAGE] =
         "SELECT line FROM batch_log WHERE batch_id = $1 ORDER BY seq OFFSET $2 LIMIT $3",
 
+    /* GET /metrics, one row per fact (MC_* in livy_metrics.h): sessions listed or still live
+     * by state and kind, their statements by state, the duration histogram's buckets ($1: the
+     * bounds) with its count and sum, the supervisors not stopped, the schema version. */
+    [Q_METRICS] =
+        "WITH counted AS (SELECT id, state, kind FROM sessions"
+        "  WHERE NOT deleted OR ended_at IS NULL),"
+        " done AS (SELECT ((completed - started) / 1000.0)::float8 AS d FROM statements"
+        "  WHERE started > 0 AND completed > 0 AND completed >= started),"
+        " started AS (SELECT extract(epoch FROM ready_at - created_at)::float8 AS d"
+        "  FROM sessions WHERE ready_at IS NOT NULL)"
+        " SELECT 'session'::text, state, kind, count(*)::text, NULL::text, NULL::text,"
+        "  NULL::text FROM counted GROUP BY state, kind"
+        " UNION ALL SELECT 'statement', st.state, NULL, count(*)::text, NULL, NULL, NULL"
+        "  FROM statements st JOIN counted c ON c.id = st.session_id GROUP BY st.state"
+        " UNION ALL SELECT 'bucket', b.i::text, NULL, count(done.d)::text, NULL, NULL, NULL"
+        "  FROM unnest($1::float8[]) WITH ORDINALITY AS b(le, i)"
+        "  LEFT JOIN done ON done.d <= b.le GROUP BY b.i"
+        " UNION ALL SELECT 'duration', NULL, NULL, count(*)::text, coalesce(sum(d), 0)::text,"
+        "  NULL, NULL FROM done"
+        " UNION ALL SELECT 'start_bucket', b.i::text, NULL, count(started.d)::text, NULL, NULL,"
+        "  NULL FROM unnest($2::float8[]) WITH ORDINALITY AS b(le, i)"
+        "  LEFT JOIN started ON started.d <= b.le GROUP BY b.i"
+        " UNION ALL SELECT 'start', NULL, NULL, count(*)::text, coalesce(sum(d), 0)::text,"
+        "  NULL, NULL FROM started"
+        " UNION ALL SELECT 'batch', state, NULL, count(*)::text, NULL, NULL, NULL"
+        "  FROM batches WHERE NOT deleted OR ended_at IS NULL GROUP BY state"
+        " UNION ALL SELECT 'supervisor', v.id::text, v.host,"
+        "  greatest(0, extract(epoch FROM now() - v.heartbeat_at))::text, v.capacity::text,"
+        "  coalesce(held.n, 0)::text, coalesce(ran.n, 0)::text"
+        "  FROM supervisors v LEFT JOIN (SELECT supervisor_id, count(*) AS n FROM sessions"
+        "   WHERE ended_at IS NULL GROUP BY supervisor_id) held ON held.supervisor_id = v.id"
+        "  LEFT JOIN (SELECT supervisor_id, count(*) AS n FROM batches"
+        "   WHERE ended_at IS NULL GROUP BY supervisor_id) ran ON ran.supervisor_id = v.id"
+        "  WHERE v.stopped_at IS NULL"
+        " UNION ALL SELECT 'info', NULL, NULL,"
+        "  (SELECT coalesce(max(version), 0) FROM livy_schema_version)::text, NULL, NULL, NULL"
+        " ORDER BY 1, 2, 3", /* stable output: samples sorted by their labels */
     /* The web UI's supervisors page: each supervisor running or stopped within the hour, with
      * its live sessions and batches; epoch milliseconds, the database's clock. */
     [Q_WEBUI_SUPERVISORS] =

@@ -132,7 +132,9 @@ static const struct {
         "spark_ui_url = coalesce($3, s.spark_ui_url), state = n.state, "
         "state_changed_at = CASE WHEN s.state <> n.state THEN now() ELSE s.state_changed_at END, "
         "last_activity_at = CASE WHEN s.state IN ('starting','recovering') THEN now() "
-        "  ELSE s.last_activity_at END "
+        "  ELSE s.last_activity_at END, "
+        "ready_at = CASE WHEN s.state = 'starting' THEN coalesce(s.ready_at, now()) "
+        "  ELSE s.ready_at END "
         "FROM " NEXT_STATE_EXCEPT("-1") " n "
         "WHERE s.id = $1::bigint AND s.ended_at IS NULL "
         "AND s.state IN ('starting','recovering','idle','busy')"},

@@ -25,7 +25,8 @@ static void write_response(request_rec *r, const livy_api_response_t *resp)
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!resp->body)
         return;
-    ap_set_content_type(r, "application/json; charset=UTF-8");
+    ap_set_content_type(r, resp->content_type ? resp->content_type
+                                              : "application/json; charset=UTF-8");
     ap_set_content_length(r, (apr_off_t)resp->body_len);
     if (!r->header_only)
         ap_rwrite(resp->body, (int)resp->body_len, r);
@@ -172,6 +173,8 @@ const char *livy_api_prepare(request_rec *r, livy_api_config_t *cfg, livy_api_re
     sec->modify_users = dconf->modify_users;
     sec->max_sessions_per_user = dconf->max_sessions_per_user > 0 ? dconf->max_sessions_per_user : 0;
     sec->max_starting_sessions = dconf->max_starting_sessions > 0 ? dconf->max_starting_sessions : 0;
+    cfg->metrics = dconf->metrics > 0;
+    cfg->http_metrics = livy_metrics_snapshot;
     return base;
 }
 
@@ -214,6 +217,26 @@ void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
                       resp->log_detail ? resp->log_detail : "(no detail)");
 }
 
+livy_request_state_t *livy_request_state(request_rec *r)
+{
+    livy_request_state_t *state = ap_get_module_config(r->request_config, &livy_module);
+    if (!state) {
+        state = apr_pcalloc(r->pool, sizeof *state);
+        ap_set_module_config(r->request_config, &livy_module, state);
+    }
+    return state;
+}
+
+/* Every request the livy handler answered, or handed to mod_proxy (a Spark UI), is counted
+ * once it is done, with its final status. */
+static int livy_log_transaction(request_rec *r)
+{
+    livy_request_state_t *state = ap_get_module_config(r->request_config, &livy_module);
+    if (state && (state->livy_url || state->family))
+        livy_metrics_count_request(r, state->family);
+    return DECLINED;
+}
+
 static int livy_handler(request_rec *r)
 {
     if (!r->handler || strcmp(r->handler, "livy") != 0)
@@ -243,24 +266,25 @@ static int livy_handler(request_rec *r)
     livy_api_prepare(r, &cfg, &req);
     livy_api_response_t resp;
     livy_route_t route;
-    int answered = livy_api_route(&cfg, &req, r->pool, &route, &resp);
+    int routed = livy_api_route(&cfg, &req, r->pool, &route, &resp);
+    livy_request_state(r)->family = livy_metrics_family(route.route);
     if (livy_webui_is_route(route.route)) {
         if (!livy_conf_webui(dconf)) /* LivyUI Off: as any unknown path */
             return reply_error(r, HTTP_NOT_FOUND, apr_psprintf(r->pool, "No such resource: %s",
                                                                req.path));
         livy_webui_headers(r);
-        if (!answered && livy_webui_redirect_dir(r, &req)) {
+        if (!routed && livy_webui_redirect_dir(r, &req)) {
             ap_discard_request_body(r);
             return reply_error(r, HTTP_MOVED_PERMANENTLY, "The web UI is a directory: "
                                "follow the Location.");
         }
-        if (!answered && route.route == LIVY_ROUTE_WEBUI_FILE) {
+        if (!routed && route.route == LIVY_ROUTE_WEBUI_FILE) {
             if (ap_discard_request_body(r) != OK)
                 return reply_error(r, HTTP_BAD_REQUEST, "The request body could not be read.");
             return livy_webui_serve_file(r, dconf, route.webui_file);
         }
     }
-    if (answered) {
+    if (routed) {
         if (resp.status == HTTP_METHOD_NOT_ALLOWED)
             ap_discard_request_body(r);
         write_response(r, &resp);
@@ -316,9 +340,7 @@ static int livy_translate_name(request_rec *r)
         const char *err = NULL;
         const char *handler = ap_expr_str_exec(r, core->expr_handler, &err);
         if (!err && handler && !strcmp(handler, "livy")) {
-            livy_request_state_t *state = apr_pcalloc(r->pool, sizeof *state);
-            state->livy_url = 1;
-            ap_set_module_config(r->request_config, &livy_module, state);
+            livy_request_state(r)->livy_url = 1;
         }
     }
     return DECLINED;
@@ -357,6 +379,8 @@ static void livy_register_hooks(apr_pool_t *p)
     ap_hook_child_init(livy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(livy_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(livy_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_post_config(livy_metrics_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(livy_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     livy_ui_register_hooks(p);
     ap_hook_handler(livy_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

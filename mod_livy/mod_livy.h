@@ -52,6 +52,7 @@ typedef struct {
     /* LivyBatchAllowedPaths: canonical directories (const char *) a batch's local files may
      * lie in; NULL = unset, and then no local file is allowed */
     apr_array_header_t *batch_allowed_paths;
+    int metrics;                      /* LivyMetrics; -1 = unset (Off) */
     int webui;                        /* LivyUI; -1 = unset (Off) */
     const char *webui_dir;            /* LivyUIDirectory; NULL = the installed one */
 } livy_dir_conf_t;
@@ -99,7 +100,29 @@ void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken);
 typedef struct {
     int livy_url;                      /* translate_name: the livy handler serves this URL */
     livy_api_response_t *ui_answer;    /* livy_ui_fixup refused a Spark UI request: this */
+    int family;                        /* its route's livy_metrics_family_e, once routed */
 } livy_request_state_t;
+
+/* The request's state, made on first use. */
+livy_request_state_t *livy_request_state(request_rec *r);
+
+/* ---- mod_livy_metrics.c: this httpd's counters, shared by its processes ---- */
+int livy_metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s);
+/* Counts a finished request of a route family (status and duration from r). */
+void livy_metrics_count_request(request_rec *r, int family);
+typedef enum {
+    LIVY_POOL_OPENED,          /* a connection opened (n: 1) */
+    LIVY_POOL_CLOSED,          /* n connections closed */
+    LIVY_POOL_BORROWED,
+    LIVY_POOL_RETURNED,
+    LIVY_POOL_WAITED,          /* an acquire waited for a connection */
+    LIVY_POOL_TIMED_OUT,       /* ... and gave up */
+    LIVY_POOL_CONNECT_FAILED,
+} livy_pool_event_e;
+void livy_metrics_pool(livy_pool_event_e event, int n);
+/* The counters now (zeros when there is no shared memory). */
+void livy_metrics_snapshot(livy_metrics_http_t *out);
 
 /* The handler's steps, shared with the Spark UI's fixup (mod_livy.c). */
 const char *livy_api_prepare(request_rec *r, livy_api_config_t *cfg, livy_api_request_t *req);

@@ -69,6 +69,7 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_statement = -1;
     c->csrf = c->impersonation = c->access_control = -1;
     c->max_sessions_per_user = c->max_starting_sessions = -1;
+    c->metrics = -1;
     c->webui = -1;
     if (dir) {
         size_t n = strlen(dir);
@@ -97,6 +98,7 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_FLAG(access_control);
     MERGE_FLAG(max_sessions_per_user);
     MERGE_FLAG(max_starting_sessions);
+    MERGE_FLAG(metrics);
     MERGE_FLAG(webui);
     MERGE_LIST(superusers);
     MERGE_LIST(allowed_users);
@@ -345,6 +347,8 @@ const command_rec livy_directives[] = {
     AP_INIT_ITERATE("LivyBatchAllowedPaths", add_batch_allowed_path, NULL, LIVY_DIR_CONTEXTS,
                     "absolute directories a batch's local files (file, jars, pyFiles, files, "
                     "archives) must lie in; without any, batches may name remote URIs only"),
+    AP_INIT_FLAG("LivyMetrics", set_dir_flag, DIR_OFFSET(metrics), LIVY_DIR_CONTEXTS,
+                 "On: serve GET <mount>/metrics (Prometheus text, computed from the database)"),
     AP_INIT_FLAG("LivyUI", set_dir_flag, DIR_OFFSET(webui), LIVY_DIR_CONTEXTS,
                  "On: serve the web UI at <mount>/ui/ (default Off)"),
     AP_INIT_TAKE1("LivyUIDirectory", set_webui_dir, NULL, LIVY_DIR_CONTEXTS,

@@ -163,6 +163,7 @@ static pooled_conn_t *conn_open(livy_pool_t *pool, apr_time_t deadline, apr_pool
     pc->conn.pg = pg;
     pc->pool = pool;
     PQsetNoticeProcessor(pg, conn_notice, pc);
+    livy_metrics_pool(LIVY_POOL_OPENED, 1);
     return pc;
 }
 
@@ -174,11 +175,15 @@ static void conn_close(pooled_conn_t *pc)
 
 static void close_list(pooled_conn_t *list)
 {
+    int n = 0;
     while (list) {
         pooled_conn_t *next = list->next;
         conn_close(list);
         list = next;
+        n++;
     }
+    if (n)
+        livy_metrics_pool(LIVY_POOL_CLOSED, n);
 }
 
 /* A pooled connection the server has closed (a restart, an administrator, a crash) has its
@@ -346,6 +351,7 @@ livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fre
         return NULL;
     }
     apr_time_t deadline = apr_time_now() + pool->acquire_timeout;
+    int waited = 0;
     apr_thread_mutex_lock(pool->mutex);
     for (;;) {
         apr_time_t now = apr_time_now();
@@ -371,10 +377,14 @@ livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fre
             apr_interval_time_t left = deadline - now;
             if (left <= 0) {
                 apr_thread_mutex_unlock(pool->mutex);
+                livy_metrics_pool(LIVY_POOL_TIMED_OUT, 1);
                 *why = apr_psprintf(r->pool, "all %d database connections of this process "
                                     "stayed busy", pool->max);
                 return NULL;
             }
+            if (!waited)
+                livy_metrics_pool(LIVY_POOL_WAITED, 1);
+            waited = 1;
             apr_thread_cond_timedwait(pool->freed, pool->mutex, left);
             continue;
         }
@@ -385,6 +395,7 @@ livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fre
             if (conn_usable(pc)) {
                 pc->reused = 1;
                 pc->completed = 0;
+                livy_metrics_pool(LIVY_POOL_BORROWED, 1);
                 return &pc->conn;
             }
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -398,8 +409,10 @@ livy_conn_t *livy_pool_acquire(request_rec *r, livy_server_conf_t *conf, int fre
         if (pc) {
             pc->reused = 0;
             pc->completed = 0;
+            livy_metrics_pool(LIVY_POOL_BORROWED, 1);
             return &pc->conn;
         }
+        livy_metrics_pool(LIVY_POOL_CONNECT_FAILED, 1);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "livy: cannot connect to the session database: %s", *why);
         *why = apr_pstrcat(r->pool, "cannot connect to the database: ", *why, NULL);
@@ -421,6 +434,7 @@ void livy_pool_release(livy_server_conf_t *conf, livy_conn_t *c, int broken)
 {
     pooled_conn_t *pc = (pooled_conn_t *)c;
     livy_pool_t *pool = pc->pool;
+    livy_metrics_pool(LIVY_POOL_RETURNED, 1);
     if (broken || PQstatus(c->pg) != CONNECTION_OK || pc->server_fatal
         || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         pc->next = NULL;

@@ -96,18 +96,14 @@ static int livy_ui_fixup(request_rec *r)
      * handler's. */
     if (route.route != LIVY_ROUTE_SESSION_UI || !cfg.ui_base)
         return DECLINED;
+    livy_request_state(r)->family = LIVY_MF_SPARK_UI;
     if (!livy_api_route(&cfg, &req, r->pool, &route, resp))
         livy_api_serve(r, &cfg, &req, &route, resp);
     if (resp->proxy_url) {
         hand_to_proxy(r, resp);
         return OK;
     }
-    livy_request_state_t *state = ap_get_module_config(r->request_config, &livy_module);
-    if (!state) {
-        state = apr_pcalloc(r->pool, sizeof *state);
-        ap_set_module_config(r->request_config, &livy_module, state);
-    }
-    state->ui_answer = resp;
+    livy_request_state(r)->ui_answer = resp;
     return DECLINED;
 }
 

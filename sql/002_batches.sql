@@ -1,4 +1,5 @@
--- mod_livy schema, version 2: batches (POST /batches: spark-submit runs of a file).
+-- mod_livy schema, version 2: batches (POST /batches: spark-submit runs of a file), and when
+-- each session was first ready.
 -- Applied by `livy-supervisor --migrate`, inside one transaction, recorded in livy_schema_version.
 
 -- Batch ids count from 0 and never repeat; they are counted apart from sessions', as in Livy.
@@ -84,5 +85,8 @@ END $$;
 
 CREATE TRIGGER batches_count_listed AFTER INSERT OR UPDATE OF deleted OR DELETE ON batches
     FOR EACH ROW EXECUTE FUNCTION batch_count_maintain();
+
+-- When a session first became idle: its start took ready_at - created_at (GET /metrics).
+ALTER TABLE sessions ADD COLUMN ready_at timestamptz;
 
 INSERT INTO livy_schema_version (version) VALUES (2);

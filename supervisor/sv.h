@@ -187,6 +187,7 @@ struct sv_batch {
     int kill_sent;
     int orphan;                  /* ended in the database: only make sure its process is gone */
     apr_int64_t next_check_ms;   /* a process not ours: when to look whether it still runs */
+    apr_int64_t next_read_ms;    /* when to read its output file again */
     const char *end_state;       /* success, dead or killed: the process is gone */
     int exit_status;             /* -1 when unknown */
     int end_inflight;

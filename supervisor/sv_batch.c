@@ -819,7 +819,10 @@ void sv_batch_work(sv_batch_t *b, apr_int64_t now, apr_int64_t *deadline)
         }
     }
     if (b->pid > 0 && !b->end_state) {
-        read_output(b, 0);
+        if (now >= b->next_read_ms) { /* the loop may turn far more often than that */
+            read_output(b, 0);
+            b->next_read_ms = now + TAIL_INTERVAL_MS;
+        }
         if (!b->own_child && now >= b->next_check_ms) {
             if (!sv_child_alive(b->pid)) {
                 process_gone(b);
@@ -829,7 +832,7 @@ void sv_batch_work(sv_batch_t *b, apr_int64_t now, apr_int64_t *deadline)
         }
         if (!b->own_child)
             lower(deadline, b->next_check_ms);
-        lower(deadline, now + TAIL_INTERVAL_MS);
+        lower(deadline, b->next_read_ms);
         if (b->stopping && !b->kill_sent) {
             apr_int64_t kill_at = b->stop_since_ms + sv->cfg->stop_grace_ms;
             if (now >= kill_at) {

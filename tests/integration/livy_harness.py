@@ -1034,3 +1034,209 @@ def selected_mpms() -> list[str]:
         if m not in ALL_MPMS:
             raise HarnessError(f"LIVY_TEST_MPMS: unknown MPM {m!r} (known: {', '.join(ALL_MPMS)})")
     return env or list(ALL_MPMS)
+
+
+# ------------------------------------------------------------------ batches (POST /batches)
+# What test_batches.py and test_batch_clients.py share: a directory of batch files for a server's
+# LivyBatchAllowedPaths, a client for the batch routes, and the facts only the database and /proc
+# know (a batch's row, its processes). PgCluster.snapshot covers the batch tables.
+
+BATCH_STATES = {"starting", "running", "success", "dead", "killed"}
+BATCH_ENDED = {"success", "dead", "killed"}
+BATCH_KEYS = ["id", "name", "owner", "proxyUser", "state", "appId", "appInfo", "log"]
+BATCH_TIMEOUT = 240  # spark-submit runs overlap on two busy cores
+
+
+def batch_files_dir(prefix: str = "livy-batches-") -> Path:
+    """A directory for batch files that the REPL account can read from inside its namespaces:
+    outside /tmp, which every REPL and batch gets a private copy of, so under /var/tmp."""
+    import tempfile  # only this block needs it
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    d.chmod(0o755)
+    return d
+
+
+def write_batch_file(directory: Path, name: str, text: str) -> Path:
+    """A batch file the REPL account may read (0644 in a 0755 directory)."""
+    path = Path(directory) / name
+    path.write_text(textwrap.dedent(text))
+    path.chmod(0o644)
+    return path
+
+
+def pyspark_dir() -> Path:
+    """The pip pyspark package of the venv (its jars/ and bin/spark-submit)."""
+    r = _run([VENV_PYTHON, "-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))"],
+             "locating pyspark")
+    return Path(r.stdout.strip())
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """Live processes in process group pgid."""
+    out = []
+    for p in all_pids():
+        f = _stat_fields(p)
+        if f and f[0] != "Z" and f[2] == str(pgid):
+            out.append(p)
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Live processes below pid (children, their children, ...), pid excluded."""
+    children: dict[str, list[int]] = {}
+    for p in all_pids():
+        f = _stat_fields(p)
+        if f and f[0] != "Z":
+            children.setdefault(f[1], []).append(p)
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(str(todo.pop()), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def batch_processes(path: Path | str) -> list[int]:
+    """A batch's processes, seen from the host: those whose command line names its file
+    (spark-submit's JVM, the Python driver) and everything below them (PySpark's workers, which
+    put themselves in a process group of their own)."""
+    found = set()
+    for p in pids_mentioning(str(path)):
+        found.add(p)
+        found.update(descendants(p))
+    return sorted(p for p in found if process_alive(p))
+
+
+class BatchClient:
+    """The batch routes of one server as a client uses them, with the checks every answer must
+    pass, plus the batches row (state, process group) that only the database shows."""
+
+    def __init__(self, server: LivyServer, db: PgCluster, dbname: str):
+        self.server = server
+        self.db = db
+        self.dbname = dbname
+
+    # -- HTTP
+    def create(self, **body) -> dict:
+        r = self.server.post("/batches", json=body)
+        assert r.status_code == 201, (r.status_code, r.text)
+        b = r.json()
+        assert r.headers["Location"] == f"/batches/{b['id']}", r.headers
+        self.check_view(b)
+        assert b["state"] in {"starting", "running"}, b
+        return b
+
+    @staticmethod
+    def check_view(b: dict) -> None:
+        assert list(b) == BATCH_KEYS, b
+        assert isinstance(b["id"], int) and b["id"] >= 0, b
+        assert b["state"] in BATCH_STATES, b
+        assert list(b["appInfo"]) == ["driverLogUrl", "sparkUiUrl", "executorLogUrls"], b
+        assert isinstance(b["log"], list) and len(b["log"]) <= 10, b
+
+    def batch(self, bid: int) -> dict:
+        r = self.server.get(f"/batches/{bid}")
+        assert r.status_code == 200, (r.status_code, r.text)
+        b = r.json()
+        self.check_view(b)
+        return b
+
+    def state(self, bid: int) -> str:
+        r = self.server.get(f"/batches/{bid}/state")
+        assert r.status_code == 200, (r.status_code, r.text)
+        body = r.json()
+        assert list(body) == ["id", "state"] and body["id"] == bid, body
+        assert body["state"] in BATCH_STATES, body
+        return body["state"]
+
+    def log(self, bid: int) -> list[str]:
+        r = self.server.get(f"/batches/{bid}/log?from=0&size=-1")
+        assert r.status_code == 200, (r.status_code, r.text)
+        body = r.json()
+        assert list(body) == ["id", "from", "total", "log"] and body["id"] == bid, body
+        assert body["total"] == len(body["log"]), body
+        return body["log"]
+
+    def diagnose(self, bid: int) -> str:
+        try:
+            log = "\n".join(self.log(bid)[-40:])
+        except (AssertionError, requests.RequestException, ValueError, KeyError) as e:
+            log = f"(log: {e!r})"
+        return f"\n---- batch {bid} log (tail)\n{log}\n{self.server.log_tail(25)}"
+
+    def wait(self, bid: int, states, timeout: float = BATCH_TIMEOUT, seen: list | None = None,
+             interval: float = 0.25) -> str:
+        """Polls /state until the batch is in one of states; fails on another ended state."""
+        states = {states} if isinstance(states, str) else set(states)
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state(bid)
+            if seen is not None and (not seen or seen[-1] != state):
+                seen.append(state)
+            if state in states:
+                return state
+            if state in BATCH_ENDED:
+                raise AssertionError(f"batch {bid} ended {state} while waiting for "
+                                     f"{'/'.join(sorted(states))}{self.diagnose(bid)}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"batch {bid} is {state}, not {'/'.join(sorted(states))}, "
+                                     f"after {timeout}s{self.diagnose(bid)}")
+            time.sleep(interval)
+
+    def wait_log_line(self, bid: int, pattern: str, timeout: float = BATCH_TIMEOUT) -> str:
+        """Waits until a line of the batch's log matches pattern (regex, searched)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log(bid):
+                if rx.search(line):
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line matching {pattern!r} in batch {bid}'s log after "
+                                     f"{timeout}s{self.diagnose(bid)}")
+            time.sleep(0.25)
+
+    # -- what a client cannot see
+    def row(self, bid: int) -> dict:
+        rows = self.db.psql("SELECT state, pid, exit_status, supervisor_id, deleted, stop_requested, "
+                            f"ended_at IS NOT NULL FROM batches WHERE id = {int(bid)}", db=self.dbname)
+        assert rows, f"batch {bid} has no row"
+        state, pid, exit_status, sv, deleted, stop, ended = rows[0]
+        return {"state": state, "pid": int(pid) if pid else None,
+                "exit_status": int(exit_status) if exit_status is not None else None,
+                "supervisor_id": int(sv) if sv else None, "deleted": deleted == "t",
+                "stop_requested": stop == "t", "ended": ended == "t"}
+
+    def db_log(self, bid: int) -> list[str]:
+        return [r[0] for r in self.db.psql(f"SELECT line FROM batch_log WHERE batch_id = {int(bid)} "
+                                           "ORDER BY seq", db=self.dbname)]
+
+
+def batch_module_server(work_dir: Path, pg: PgCluster, dbname: str, files_dir: Path,
+                        supervisor: str = "managed", supervisor_conf: dict | None = None):
+    """The body of a module-scoped fixture (`yield from h.batch_module_server(...)`): a server
+    (event MPM) with its supervisor ("managed", or "external": started here, for tests that kill
+    and restart it) on a database of its own, whose LivyBatchAllowedPaths is files_dir; yields a
+    BatchClient. After the last test, batch processes still running from files_dir are a leak
+    (every batch should have ended), and the server is stopped and checked as module_server does."""
+    import pytest
+
+    pg.create_database(dbname)
+    factory = ServerFactory(work_dir, pg, dbname)
+    try:
+        server = factory(mpm="event", supervisor=supervisor, dbname=dbname,
+                         extra_conf=f'LivyBatchAllowedPaths "{files_dir}"\n',
+                         supervisor_conf=supervisor_conf)
+        if supervisor == "external":
+            server.start_external_supervisor()
+    except HarnessError as e:
+        factory.finish()
+        pytest.fail(str(e), pytrace=False)
+    yield BatchClient(server, pg, dbname)
+    left = batch_processes(files_dir)
+    problems = ["batch processes still running after the last test: " +
+                "; ".join(f"{p} {process_cmdline(p)[:150]}" for p in left)] if left else []
+    terminate(left)
+    problems += factory.finish()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

@@ -486,6 +486,10 @@ def test_session_is_claimed_and_becomes_idle_with_an_app_id(livy, shared_session
     conf = json.loads(conf_file.read_text())
     assert conf["spark"]["spark.master"] == "local[1]"
     assert conf["spark"]["spark.app.name"] == "shared-session"
+    # when it first became idle, for the start-duration metric
+    took = float(livy.cluster.value("SELECT extract(epoch FROM ready_at - created_at) "
+                                    f"FROM sessions WHERE id = {shared_session}"))
+    assert 0 < took < SPARK_START_TIMEOUT
 
 
 def test_statement_one_plus_one(livy, shared_session):

@@ -45,6 +45,7 @@ Suite *access_suite(void);
 Suite *api_suite(void);
 Suite *ui_suite(void);
 Suite *db_suite(void);
+Suite *metrics_suite(void);
 Suite *webui_suite(void);
 
 #endif
