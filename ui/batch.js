@@ -34,10 +34,11 @@
     const logPre = document.getElementById("log");
     const followLog = logFollower(`/batches/${id}/log`, logPre);
     document.getElementById("delete").addEventListener("click", async e => {
+        const button = e.currentTarget; /* null once an await has passed */
         if (!confirm(`Delete batch ${id}? Its application is killed if it still runs.`)) return;
-        e.currentTarget.disabled = true;
+        button.disabled = true;
         try { await call("DELETE", `/batches/${id}`); status(`Batch ${id} deleted.`); }
-        catch (err) { status(err.message); e.currentTarget.disabled = false; }
+        catch (err) { status(err.message); button.disabled = false; }
     });
     poll(refresh);
     poll(async () => {

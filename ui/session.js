@@ -111,10 +111,11 @@
     const logPre = document.getElementById("log");
     const followLog = logFollower(`/sessions/${id}/log`, logPre);
     document.getElementById("delete").addEventListener("click", async e => {
+        const button = e.currentTarget; /* null once an await has passed */
         if (!confirm(`Delete session ${id}? Its Spark application stops.`)) return;
-        e.currentTarget.disabled = true;
+        button.disabled = true;
         try { await call("DELETE", `/sessions/${id}`); status(`Session ${id} deleted.`); }
-        catch (err) { status(err.message); e.currentTarget.disabled = false; }
+        catch (err) { status(err.message); button.disabled = false; }
     });
     poll(refresh);
     poll(async () => {

@@ -442,6 +442,8 @@ def test_the_pages_show_only_what_the_user_may_view_and_do(ran, browser, livy_se
         browser.find_element("id", "delete").click()
         browser.switch_to.alert.accept()
         wait_until(browser, lambda d: "may not modify" in text_of(d, "#status"), "the delete refused")
+        wait_until(browser, lambda d: d.find_element("id", "delete").is_enabled(),
+                   "the delete button usable again")
         screenshot(browser, "session-no-view-access")
 
         as_user(browser, "carol")
