@@ -7,6 +7,7 @@
 #include "livy_params.h"
 #include "livy_ui.h"
 #include "livy_view.h"
+#include "livy_webui.h"
 
 #include <apr_strings.h>
 #include <stdlib.h>
@@ -773,6 +774,36 @@ static void get_metrics(const livy_api_config_t *cfg, livy_conn_t *c, apr_pool_t
     resp->body = livy_metrics_render(&m, p, &resp->body_len);
 }
 
+/* ---- the web UI's JSON (read-only; for anyone admitted, like GET /sessions) ---- */
+
+static void webui_supervisors(livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
+{
+    PGresult *res = livy_store_exec(c, Q_WEBUI_SUPERVISORS, 0, NULL);
+    if (ok_tuples(res))
+        reply_json(resp, p, 200, livy_webui_supervisors_view(res));
+    else
+        reply_db_failure(resp, c, res, p);
+    PQclear(res);
+}
+
+/* The ages and idle times of the sessions of the GET /sessions page with the same from and size
+ * (no log, no settings: nothing that view access guards). */
+static void webui_session_times(const livy_api_request_t *req, livy_conn_t *c, apr_pool_t *p,
+                                livy_api_response_t *resp)
+{
+    int64_t from, size;
+    if (!paging(req, 0, SESSIONS_PAGE_DEFAULT, 0, &from, &size, p, resp))
+        return;
+    const char *params[2] = {apr_psprintf(p, "%" APR_INT64_T_FMT, from),
+                             apr_psprintf(p, "%" APR_INT64_T_FMT, size)};
+    PGresult *res = livy_store_exec(c, Q_WEBUI_SESSION_TIMES, 2, params);
+    if (ok_tuples(res))
+        reply_json(resp, p, 200, livy_webui_session_times_view(res, from));
+    else
+        reply_db_failure(resp, c, res, p);
+    PQclear(res);
+}
+
 /* ---- dispatch ---- */
 
 /* Livy's view and modify rules per route; GET /sessions/{id}, /batches/{id} and their /state
@@ -964,6 +995,15 @@ void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req
             create_batch(cfg, req, conn, p, resp);
         else
             list_page(&batches, cfg, req, conn, p, resp);
+        return;
+    case LIVY_ROUTE_WEBUI_SUPERVISORS:
+        webui_supervisors(conn, p, resp);
+        return;
+    case LIVY_ROUTE_WEBUI_SESSION_TIMES:
+        webui_session_times(req, conn, p, resp);
+        return;
+    case LIVY_ROUTE_WEBUI_FILE: /* the module serves the files; never here */
+        livy_api_error(resp, p, 404, "No such resource.");
         return;
     default:
         per_resource(cfg, req, r, conn, p, resp);

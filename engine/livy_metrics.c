@@ -53,6 +53,9 @@ livy_metrics_family_e livy_metrics_family(int route)
     case LIVY_ROUTE_BATCH:
     case LIVY_ROUTE_BATCH_STATE: return LIVY_MF_BATCH;
     case LIVY_ROUTE_METRICS: return LIVY_MF_METRICS;
+    case LIVY_ROUTE_WEBUI_FILE:
+    case LIVY_ROUTE_WEBUI_SUPERVISORS:
+    case LIVY_ROUTE_WEBUI_SESSION_TIMES: return LIVY_MF_WEBUI;
     default: return LIVY_MF_OTHER;
     }
 }
@@ -61,7 +64,7 @@ const char *livy_metrics_family_name(livy_metrics_family_e f)
 {
     static const char *const names[LIVY_MF__COUNT] = {
         "other", "version", "sessions", "session", "statements", "completion", "log",
-        "spark_ui", "batches", "batch", "metrics",
+        "spark_ui", "batches", "batch", "metrics", "webui",
     };
     return f >= 0 && f < LIVY_MF__COUNT ? names[f] : "other";
 }

@@ -56,6 +56,7 @@ typedef enum {
     LIVY_MF_BATCHES,
     LIVY_MF_BATCH,
     LIVY_MF_METRICS,
+    LIVY_MF_WEBUI,     /* the web UI's files and its own JSON */
     LIVY_MF__COUNT
 } livy_metrics_family_e;
 

@@ -1,6 +1,7 @@
 /* livy_route: maps a method and a path onto a Livy route; no I/O, fuzzable. */
 #include "livy_route.h"
 #include "livy_ui.h"
+#include "livy_webui.h"
 
 #include <apr_strings.h>
 #include <string.h>
@@ -107,6 +108,11 @@ void livy_route_parse(const char *path, apr_pool_t *p, livy_route_t *out)
     if (n < 1 || n > MAX_SEGMENTS)
         return;
 
+    if (!strcmp(seg[0], LIVY_WEBUI_SEGMENT)) {
+        size_t len = strlen(path);
+        livy_webui_route(seg, n, len > 0 && path[len - 1] == '/', out);
+        return;
+    }
     if (n == 1 && !strcmp(seg[0], "version")) {
         out->route = LIVY_ROUTE_VERSION;
         out->allowed = LIVY_M_GET;

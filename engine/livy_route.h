@@ -25,6 +25,9 @@ typedef enum {
     LIVY_ROUTE_BATCH_STATE,       /* /batches/{id}/state */
     LIVY_ROUTE_BATCH_LOG,         /* /batches/{id}/log and /logs */
     LIVY_ROUTE_METRICS,           /* /metrics: Prometheus (served only with LivyMetrics On) */
+    LIVY_ROUTE_WEBUI_FILE,        /* /ui/ and /ui/{file}: the web UI's pages (webui_file) */
+    LIVY_ROUTE_WEBUI_SUPERVISORS, /* /ui/api/supervisors */
+    LIVY_ROUTE_WEBUI_SESSION_TIMES,/* /ui/api/sessions: ages and idle times of a sessions page */
     LIVY_ROUTE_OPENAPI            /* /openapi.json: the API's OpenAPI document */
 } livy_route_e;
 
@@ -43,6 +46,7 @@ typedef struct {
     const char *statement_ref;/* the {sid} segment as given */
     int64_t statement_id;     /* >= 0 when statement_ref is all digits and fits, else -1 */
     const char *ui_path;      /* LIVY_ROUTE_SESSION_UI: the path after .../ui ("" or "/...") */
+    const char *webui_file;   /* LIVY_ROUTE_WEBUI_FILE: the file's name, one of the web UI's */
     unsigned allowed;         /* LIVY_M_* methods the route answers */
 } livy_route_t;
 

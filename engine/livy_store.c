@@ -232,6 +232,32 @@ static const char *const query_sql[Q__COUNT] = {
         " UNION ALL SELECT 'info', NULL, NULL,"
         "  (SELECT coalesce(max(version), 0) FROM livy_schema_version)::text, NULL, NULL, NULL"
         " ORDER BY 1, 2, 3", /* stable output: samples sorted by their labels */
+    /* The web UI's supervisors page: each supervisor running or stopped within the hour, with
+     * its live sessions and batches; epoch milliseconds, the database's clock. */
+    [Q_WEBUI_SUPERVISORS] =
+        "SELECT v.id, v.host, v.pid, v.capacity,"
+        " (extract(epoch from v.started_at) * 1000)::bigint,"
+        " (extract(epoch from v.heartbeat_at) * 1000)::bigint,"
+        " greatest(0, (extract(epoch from clock_timestamp() - v.heartbeat_at) * 1000)::bigint),"
+        " (extract(epoch from v.stopped_at) * 1000)::bigint,"
+        " coalesce(s.n, 0), coalesce(b.n, 0), " EPOCH_MS
+        " FROM supervisors v"
+        " LEFT JOIN (SELECT supervisor_id, count(*) AS n FROM sessions"
+        "  WHERE ended_at IS NULL AND NOT deleted GROUP BY supervisor_id) s"
+        "  ON s.supervisor_id = v.id"
+        " LEFT JOIN (SELECT supervisor_id, count(*) AS n FROM batches"
+        "  WHERE ended_at IS NULL AND NOT deleted GROUP BY supervisor_id) b"
+        "  ON b.supervisor_id = v.id"
+        " WHERE v.stopped_at IS NULL OR v.stopped_at > now() - interval '1 hour'"
+        " ORDER BY v.id DESC LIMIT 100",
+
+    /* The web UI's age and idle time of the sessions of a GET /sessions page (same order,
+     * same paging): id, created, last activity, ended (epoch ms), then the clock. */
+    [Q_WEBUI_SESSION_TIMES] =
+        "SELECT s.id, (extract(epoch from s.created_at) * 1000)::bigint,"
+        " (extract(epoch from s.last_activity_at) * 1000)::bigint,"
+        " (extract(epoch from s.ended_at) * 1000)::bigint, " EPOCH_MS
+        " FROM sessions s WHERE NOT s.deleted ORDER BY s.id OFFSET $1 LIMIT $2",
 };
 
 PGresult *livy_store_exec(livy_conn_t *c, livy_query_e q, int nparams, const char *const *params)

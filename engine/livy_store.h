@@ -33,6 +33,8 @@ typedef enum {
     Q_BATCH_LOG_TOTAL,
     Q_BATCH_LOG_PAGE,
     Q_METRICS,
+    Q_WEBUI_SUPERVISORS,
+    Q_WEBUI_SESSION_TIMES,
     Q__COUNT
 } livy_query_e;
 
@@ -56,6 +58,12 @@ enum {
 enum {
     BC_ID = 0, BC_NAME, BC_OWNER, BC_PROXY_USER, BC_STATE, BC_APP_ID, BC_DRIVER_LOG_URL, BC_LOG,
     BC__COUNT
+};
+
+/* Columns of Q_WEBUI_SUPERVISORS (the web UI's supervisors page). */
+enum {
+    SV_ID = 0, SV_HOST, SV_PID, SV_CAPACITY, SV_STARTED, SV_HEARTBEAT, SV_HEARTBEAT_AGE,
+    SV_STOPPED, SV_SESSIONS, SV_BATCHES, SV_NOW, SV__COUNT
 };
 
 /* Columns of the statement queries. */

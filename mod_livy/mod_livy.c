@@ -285,6 +285,22 @@ static int livy_handler(request_rec *r)
     livy_route_t route;
     int routed = livy_api_route(&cfg, &req, r->pool, &route, &resp);
     livy_request_state(r)->family = livy_metrics_family(route.route);
+    if (livy_webui_is_route(route.route)) {
+        if (!livy_conf_webui(dconf)) /* LivyUI Off: as any unknown path */
+            return reply_error(r, HTTP_NOT_FOUND, apr_psprintf(r->pool, "No such resource: %s",
+                                                               req.path));
+        livy_webui_headers(r);
+        if (!routed && livy_webui_redirect_dir(r, &req)) {
+            ap_discard_request_body(r);
+            return reply_error(r, HTTP_MOVED_PERMANENTLY, "The web UI is a directory: "
+                               "follow the Location.");
+        }
+        if (!routed && route.route == LIVY_ROUTE_WEBUI_FILE) {
+            if (ap_discard_request_body(r) != OK)
+                return reply_error(r, HTTP_BAD_REQUEST, "The request body could not be read.");
+            return livy_webui_serve_file(r, dconf, route.webui_file);
+        }
+    }
     if (routed) {
         if (resp.status == HTTP_METHOD_NOT_ALLOWED)
             ap_discard_request_body(r);

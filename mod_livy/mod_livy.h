@@ -53,6 +53,8 @@ typedef struct {
      * lie in; NULL = unset, and then no local file is allowed */
     apr_array_header_t *batch_allowed_paths;
     int metrics;                      /* LivyMetrics; -1 = unset (Off) */
+    int webui;                        /* LivyUI; -1 = unset (Off) */
+    const char *webui_dir;            /* LivyUIDirectory; NULL = the installed one */
 } livy_dir_conf_t;
 
 #define LIVY_DEFAULT_MAX_BODY (1024 * 1024)
@@ -133,6 +135,17 @@ void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
 int livy_ui_proxy_available(void);
 int livy_ui_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 void livy_ui_register_hooks(apr_pool_t *p);
+
+/* The web UI under <mount>/ui/ (mod_livy_webui.c). */
+int livy_conf_webui(const livy_dir_conf_t *dconf);
+const char *livy_conf_webui_dir(const livy_dir_conf_t *dconf);
+int livy_webui_is_route(livy_route_e route);
+/* The security headers of every UI response. */
+void livy_webui_headers(request_rec *r);
+/* Answers a request for one of the UI's files; returns the handler's status. */
+int livy_webui_serve_file(request_rec *r, const livy_dir_conf_t *dconf, const char *name);
+/* Sets Location (and returns 1) when the request is <mount>/ui without its trailing slash. */
+int livy_webui_redirect_dir(request_rec *r, const livy_api_request_t *req);
 
 /* The managed supervisor (mod_livy_supervisor.c). */
 int livy_supervisor_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,

@@ -70,6 +70,7 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     c->csrf = c->impersonation = c->access_control = -1;
     c->max_sessions_per_user = c->max_starting_sessions = -1;
     c->metrics = -1;
+    c->webui = -1;
     if (dir) {
         size_t n = strlen(dir);
         while (n > 0 && dir[n - 1] == '/')
@@ -98,11 +99,13 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_FLAG(max_sessions_per_user);
     MERGE_FLAG(max_starting_sessions);
     MERGE_FLAG(metrics);
+    MERGE_FLAG(webui);
     MERGE_LIST(superusers);
     MERGE_LIST(allowed_users);
     MERGE_LIST(view_users);
     MERGE_LIST(modify_users);
     MERGE_LIST(batch_allowed_paths);
+    MERGE_LIST(webui_dir);
 #undef MERGE_FLAG
 #undef MERGE_LIST
     return c;
@@ -306,6 +309,15 @@ static const char *set_dir_count(cmd_parms *cmd, void *dcv, const char *arg)
     return NULL;
 }
 
+static const char *set_webui_dir(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    livy_dir_conf_t *dc = dcv;
+    dc->webui_dir = ap_server_root_relative(cmd->pool, arg);
+    if (!dc->webui_dir)
+        return apr_psprintf(cmd->pool, "%s: invalid path '%s'", cmd->cmd->name, arg);
+    return NULL;
+}
+
 #define DIR_OFFSET(f) (void *)APR_OFFSETOF(livy_dir_conf_t, f)
 #define LIVY_DIR_CONTEXTS (RSRC_CONF | ACCESS_CONF)
 
@@ -337,6 +349,10 @@ const command_rec livy_directives[] = {
                     "archives) must lie in; without any, batches may name remote URIs only"),
     AP_INIT_FLAG("LivyMetrics", set_dir_flag, DIR_OFFSET(metrics), LIVY_DIR_CONTEXTS,
                  "On: serve GET <mount>/metrics (Prometheus text, computed from the database)"),
+    AP_INIT_FLAG("LivyUI", set_dir_flag, DIR_OFFSET(webui), LIVY_DIR_CONTEXTS,
+                 "On: serve the web UI at <mount>/ui/ (default Off)"),
+    AP_INIT_TAKE1("LivyUIDirectory", set_webui_dir, NULL, LIVY_DIR_CONTEXTS,
+                  "directory of the web UI's files (default: the installed one)"),
     AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
                   "libpq connection string of the session database"),
     AP_INIT_TAKE1("LivyDatabasePoolMax", set_pool_max, NULL, RSRC_CONF,

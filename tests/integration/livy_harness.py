@@ -669,6 +669,7 @@ class LivyServer:
             f'LivyDatabase "{self.conninfo}"\n'
             f"{supervisor}"
             "LivyMaxBodySize 1048576\n"
+            f'LivyUIDirectory "{ROOT / "ui"}"\n'  # the tree's web UI (served with LivyUI On)
             "<Location />\n"
             "    SetHandler livy\n"
             "</Location>\n\n"

@@ -30,6 +30,7 @@ ENGINE_ROUTES = {
     "/sessions/{id}/completion", "/sessions/{id}/statements", "/sessions/{id}/statements/{sid}",
     "/sessions/{id}/statements/{sid}/cancel", "/sessions/{id}/ui/{page}",
     "/batches", "/batches/{id}", "/batches/{id}/state", "/batches/{id}/log", "/batches/{id}/logs",
+    "/ui", "/ui/", "/ui/{file}", "/ui/api/supervisors", "/ui/api/sessions",
 }
 
 # schemathesis's budget: generated cases per operation in its fuzzing phase (about 50 s at 100).
@@ -43,9 +44,9 @@ def spec() -> dict:
 def deployment_conf() -> str:
     """The shipped ErrorDocument lines, at server level as conf/livy.conf has them: httpd's own
     errors (a 404 for an encoded slash, a 400 from the core) answer {"msg"} JSON too. And
-    LivyMetrics On, so that /metrics (in the spec) is served."""
+    LivyMetrics On and LivyUI On, so that /metrics and /ui/ (in the spec) are served."""
     return ("\n".join(h.shipped_error_documents())
-            + "\n<Location />\n    LivyMetrics On\n</Location>\n")
+            + "\n<Location />\n    LivyMetrics On\n    LivyUI On\n</Location>\n")
 
 
 @pytest.fixture(scope="module")
@@ -131,10 +132,13 @@ def test_every_route_of_livy_route_h_is_listed():
     header = (h.ROOT / "engine" / "livy_route.h").read_text()
     enum = header[header.index("typedef enum"):header.index("} livy_route_e;")]
     paths = []
-    for m in re.finditer(r"LIVY_ROUTE_\w+,?\s*/\* (/\S*?)(?::|\s|\*/)(and (/\w+))?", enum):
+    for m in re.finditer(r"LIVY_ROUTE_\w+,?\s*/\* (/\S*?)(?::|\s|\*/)(and (/[^\s:]+))?", enum):
         paths.append(m.group(1))
-        if m.group(3):  # "/sessions/{id}/log and /logs"
-            paths.append(m.group(1).rsplit("/", 1)[0] + m.group(3))
+        also = m.group(3)
+        if also and also.count("/") == 1 and m.group(1).count("/") > 1:
+            paths.append(m.group(1).rsplit("/", 1)[0] + also)  # "/sessions/{id}/log and /logs"
+        elif also:
+            paths.append(also)  # "/ui/ and /ui/{file}"
     assert len(paths) >= len(ENGINE_ROUTES) - 1, paths
     missing = [p for p in paths
                if p not in ENGINE_ROUTES and not any(r.startswith(p + "/") for r in ENGINE_ROUTES)]
@@ -179,7 +183,7 @@ def test_server_methods_agree_with_spec(server):
     s = server.post("/sessions", json={"kind": "pyspark"}).json()["id"]
     st = server.post(f"/sessions/{s}/statements", json={"code": "1"}).json()["id"]
     b = server.post("/batches", json={"file": "hdfs:///jobs/pi.py"}).json()["id"]
-    values = {"id": str(s), "sid": str(st), "page": "jobs/"}
+    values = {"id": str(s), "sid": str(st), "page": "jobs/", "file": "index.html"}
     problems = []
     deletes = []
     for template in sorted(spec()["paths"]):
@@ -196,7 +200,7 @@ def test_server_methods_agree_with_spec(server):
                 body = {"code": "2"}
             if template.endswith("/completion"):
                 body = {"code": "sp", "kind": "pyspark", "cursor": 2}
-            r = server.request(method, path, json=body)
+            r = server.request(method, path, json=body, allow_redirects=False)
             if method in allowed:
                 if r.status_code in (404, 405):
                     problems.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
@@ -256,6 +260,7 @@ def run_schemathesis(server, tmp_path, max_examples: int, *extra: str, auth=None
            "--generation-deterministic",
            "--workers", "1",
            "--request-timeout", "20",
+           "--max-redirects", "0",  # answers as they are: /ui's 301 is documented
            "--no-color",
            "--report", "junit", "--report-junit-path", str(junit), *extra]
     if auth:
@@ -286,6 +291,7 @@ def test_schemathesis_under_security(livy_server, clean_db, work_dir, tmp_path):
     htpasswd = h.write_htpasswd(work_dir / "openapi-htpasswd", ["alice"])  # httpd's User reads it
     srv = livy_server(extra_conf=h.basic_auth_conf(htpasswd, """
         LivyMetrics On
+        LivyUI On
         LivyCsrfProtection On
         LivyAccessControl On
         LivyViewUsers alice

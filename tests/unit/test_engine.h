@@ -46,5 +46,6 @@ Suite *api_suite(void);
 Suite *ui_suite(void);
 Suite *db_suite(void);
 Suite *metrics_suite(void);
+Suite *webui_suite(void);
 
 #endif

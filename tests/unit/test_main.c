@@ -73,6 +73,7 @@ int main(void)
     srunner_add_suite(sr, ui_suite());
     srunner_add_suite(sr, db_suite());
     srunner_add_suite(sr, metrics_suite());
+    srunner_add_suite(sr, webui_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

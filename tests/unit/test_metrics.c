@@ -272,6 +272,8 @@ START_TEST(route_families_and_status_slots)
                      "batch");
     ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(LIVY_ROUTE_SESSION_UI)),
                      "spark_ui");
+    ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(LIVY_ROUTE_WEBUI_FILE)),
+                     "webui");
     ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(LIVY_ROUTE_NONE)), "other");
     ck_assert_str_eq(livy_metrics_family_name(livy_metrics_family(12345)), "other");
     ck_assert_int_eq(livy_metrics_status_slot(200), 0);
