@@ -56,6 +56,7 @@ livy_metrics_family_e livy_metrics_family(int route)
     case LIVY_ROUTE_WEBUI_FILE:
     case LIVY_ROUTE_WEBUI_SUPERVISORS:
     case LIVY_ROUTE_WEBUI_SESSION_TIMES: return LIVY_MF_WEBUI;
+    case LIVY_ROUTE_OPENAPI: return LIVY_MF_OPENAPI;
     default: return LIVY_MF_OTHER;
     }
 }
@@ -64,7 +65,7 @@ const char *livy_metrics_family_name(livy_metrics_family_e f)
 {
     static const char *const names[LIVY_MF__COUNT] = {
         "other", "version", "sessions", "session", "statements", "completion", "log",
-        "spark_ui", "batches", "batch", "metrics", "webui",
+        "spark_ui", "batches", "batch", "metrics", "webui", "openapi",
     };
     return f >= 0 && f < LIVY_MF__COUNT ? names[f] : "other";
 }

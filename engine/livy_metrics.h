@@ -57,6 +57,7 @@ typedef enum {
     LIVY_MF_BATCH,
     LIVY_MF_METRICS,
     LIVY_MF_WEBUI,     /* the web UI's files and its own JSON */
+    LIVY_MF_OPENAPI,
     LIVY_MF__COUNT
 } livy_metrics_family_e;
 
