@@ -918,6 +918,13 @@ class LivyServer:
             is_bad = bool(ALWAYS_BAD.search(line)) or level in BAD_LEVELS
             if is_bad and not any(p.search(line) for p in self.allowed):
                 bad.append(line)
+        # A crashed child's line carries the backtrace of its core (the count of lines stays).
+        for i, line in enumerate(bad):
+            if "exit signal" in line or "AH00052" in line:
+                trace = self.crash_backtraces()
+                if trace:
+                    bad[i] = f"{line}\n{trace}"
+                break
         return bad
 
 
@@ -993,8 +1000,6 @@ class ServerFactory:
             bad = s.unexpected_error_lines()
             if bad:
                 problems.append(f"{s.root.name}: unexpected lines in {s.error_log}:\n  " + "\n  ".join(bad[:30]))
-                if any("exit signal" in line or "AH00052" in line for line in bad):
-                    problems.append(s.crash_backtraces())
         return problems
 
 
