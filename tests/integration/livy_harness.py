@@ -898,12 +898,17 @@ class LivyServer:
         cores = sorted((self.root / "core").glob("core*"))[:limit]
         if not cores or not shutil.which("gdb"):
             return ""
+        key = tuple((str(c), c.stat().st_mtime_ns) for c in cores)
+        cache = self.__dict__.setdefault("_backtraces", {})
+        if key in cache:
+            return cache[key]
         out = []
         for core in cores:
             r = subprocess.run(["gdb", "-batch", "-nx", "-ex", "thread apply all bt 25", str(HTTPD),
                                 str(core)], capture_output=True, text=True, timeout=120)
             out.append(f"---- {core}\n{r.stdout[-12000:]}")
-        return "\n".join(out)
+        cache[key] = "\n".join(out)
+        return cache[key]
 
     def unexpected_error_lines(self) -> list[str]:
         bad = []
