@@ -622,14 +622,6 @@ static apr_array_header_t *submit_args(sv_batch_t *b, const store_sv_batch_t *ro
     return a;
 }
 
-static void write_pid_file(sv_batch_t *b)
-{
-    const char *tmp = apr_pstrcat(b->sv->iter, b->pid_path, ".tmp", NULL);
-    FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%d\n", (int)b->pid) < 0 || fclose(f) != 0 || rename(tmp, b->pid_path) != 0)
-        sv_warn("batch %" APR_INT64_T_FMT ": cannot write %s: %s", b->id, b->pid_path,
-                strerror(errno));
-}
 
 static int start_process(sv_batch_t *b, const store_sv_batch_t *row, const char **err)
 {
@@ -697,7 +689,9 @@ static int start_process(sv_batch_t *b, const store_sv_batch_t *row, const char 
     b->pid = pid;
     b->own_child = 1;
     b->reaped = 0;
-    write_pid_file(b);
+    if (sv_child_write_pid_file(b->pid_path, b->pid, b->sv->iter) != 0)
+        sv_warn("batch %" APR_INT64_T_FMT ": cannot write %s: %s", b->id, b->pid_path,
+                strerror(errno));
     sv_info("batch %" APR_INT64_T_FMT ": started spark-submit (pid %d%s%s): %s", b->id, (int)pid,
             account ? ", as " : "", account ? account : "", row->file);
     note(b, "running spark-submit (pid %d%s%s): %s %s", (int)pid, account ? ", as " : "",
@@ -719,17 +713,6 @@ void sv_batch_spawn(sv_batch_t *b, const store_sv_batch_t *row)
     }
 }
 
-static pid_t read_pid_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    int pid = 0;
-    if (fscanf(f, "%d", &pid) != 1)
-        pid = 0;
-    fclose(f);
-    return pid > 1 ? pid : 0;
-}
 
 void sv_batch_adopt(sv_batch_t *b, const store_sv_batch_t *row)
 {
@@ -744,7 +727,7 @@ void sv_batch_adopt(sv_batch_t *b, const store_sv_batch_t *row)
         b->app_id = apr_pstrdup(b->pool, row->app_id);
         b->app_id_sent = 1;
     }
-    pid_t pid = row->pid > 0 ? row->pid : read_pid_file(b->pid_path);
+    pid_t pid = row->pid > 0 ? row->pid : sv_child_read_pid_file(b->pid_path);
     /* A pid can be reused: the process must be this batch's wrapper ($0 is its directory). */
     int ours = pid > 0 && sv_child_alive(pid) && sv_child_cmdline_contains(pid, b->dir);
     b->pid = ours ? pid : 0;

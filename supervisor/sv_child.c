@@ -327,6 +327,34 @@ int sv_child_cmdline_contains(pid_t pid, const char *needle)
     return strstr(buf, needle) != NULL;
 }
 
+int sv_child_write_pid_file(const char *path, pid_t pid, apr_pool_t *p)
+{
+    const char *tmp = apr_pstrcat(p, path, ".tmp", NULL);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%d\n", (int)pid) > 0;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+pid_t sv_child_read_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int pid = 0;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    return pid > 1 ? pid : 0;
+}
+
 void sv_child_signal_group(pid_t pid, int sig)
 {
     if (pid > 1)

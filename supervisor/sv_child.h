@@ -57,6 +57,12 @@ int sv_child_alive(pid_t pid);
  * children without trusting a possibly reused pid). */
 int sv_child_cmdline_contains(pid_t pid, const char *needle);
 
+/* A child's pid file, the way a restarted supervisor (and an operator) finds the process:
+ * written whole (a temporary file renamed over it). 0, or -1 with errno. */
+int sv_child_write_pid_file(const char *path, pid_t pid, apr_pool_t *p);
+/* The pid in a pid file, 0 when there is none (or none above 1). */
+pid_t sv_child_read_pid_file(const char *path);
+
 /* Signals the child's process group (the child is its leader, through setsid). */
 void sv_child_signal_group(pid_t pid, int sig);
 

@@ -1043,17 +1043,6 @@ void sv_session_on_poll(sv_session_t *s, short revents)
 
 /* ---- starting, adopting ---- */
 
-
-/* Writes the pid file the way a restarted supervisor (and an operator) finds the REPL by. */
-static void write_pid_file(sv_session_t *s)
-{
-    const char *tmp = apr_pstrcat(s->sv->iter, s->pid_path, ".tmp", NULL);
-    FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%d\n", (int)s->pid) < 0 || fclose(f) != 0 || rename(tmp, s->pid_path) != 0)
-        sv_warn("session %" APR_INT64_T_FMT ": cannot write %s: %s", s->id, s->pid_path,
-                strerror(errno));
-}
-
 /* Starts the child from the conf file already in run_dir, with a fresh secret handed over on an
  * inherited pipe. 0, or -1 with *err. */
 static int start_process(sv_session_t *s, const char **err)
@@ -1134,7 +1123,9 @@ static int start_process(sv_session_t *s, const char **err)
     s->pid = pid;
     s->own_child = 1;
     s->reaped = 0;
-    write_pid_file(s);
+    if (sv_child_write_pid_file(s->pid_path, s->pid, s->sv->iter) != 0)
+        sv_warn("session %" APR_INT64_T_FMT ": cannot write %s: %s", s->id, s->pid_path,
+                strerror(errno));
     sv_info("session %" APR_INT64_T_FMT ": started the REPL (pid %d, kind %s%s%s)", s->id,
             (int)s->pid, s->kind, account ? ", as " : "", account ? account : "");
     sv_session_note(s, "starting the REPL (pid %d%s%s): %s %s", (int)s->pid,
@@ -1321,18 +1312,6 @@ static int replace_child(sv_session_t *s, const char *how)
     return 0;
 }
 
-/* The pid a child wrote into its pid file, 0 when none. */
-static pid_t read_pid_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    int pid = 0;
-    if (fscanf(f, "%d", &pid) != 1)
-        pid = 0;
-    fclose(f);
-    return pid > 1 ? pid : 0;
-}
 
 void sv_session_adopt(sv_session_t *s, const store_sv_session_t *row)
 {
@@ -1345,7 +1324,7 @@ void sv_session_adopt(sv_session_t *s, const store_sv_session_t *row)
         s->sock_path = apr_pstrdup(s->pool, row->repl_socket);
     pid_t pid = row->repl_pid;
     if (pid <= 0)
-        pid = read_pid_file(s->pid_path);
+        pid = sv_child_read_pid_file(s->pid_path);
     /* A pid can be reused: the process must be a REPL for this very socket. */
     int ours = pid > 0 && sv_child_alive(pid) && sv_child_cmdline_contains(pid, s->sock_path);
     if (row->ended) {
