@@ -622,7 +622,6 @@ static apr_array_header_t *submit_args(sv_batch_t *b, const store_sv_batch_t *ro
     return a;
 }
 
-
 static int start_process(sv_batch_t *b, const store_sv_batch_t *row, const char **err)
 {
     const sv_config_t *cfg = b->sv->cfg;
@@ -712,7 +711,6 @@ void sv_batch_spawn(sv_batch_t *b, const store_sv_batch_t *row)
         finish(b);
     }
 }
-
 
 void sv_batch_adopt(sv_batch_t *b, const store_sv_batch_t *row)
 {
