@@ -502,6 +502,9 @@ MPM_CONF = {
         MaxRequestWorkers 40
         MinSpareThreads 10
         MaxSpareThreads 30
+        # Longer than the polling intervals of Livy clients (pylivy polls every 5 s, httpd's
+        # default timeout): see README, "Keep-alive and polling clients".
+        KeepAliveTimeout 30
         """,
     "prefork": """\
         LoadModule mpm_prefork_module {mods}/mod_mpm_prefork.so
