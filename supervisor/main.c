@@ -261,7 +261,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cfg->repl_isolation && !sv_config_private_tmp(cfg))
-        sv_warn("python, repl_driver or spark_home lies under /tmp: REPLs keep the shared /tmp "
+        sv_warn("python, repl_driver, spark_home, spark_conf_dir or hadoop_conf_dir lies under /tmp: REPLs keep the shared /tmp "
                 "instead of one of their own each");
     if (access(cfg->run_dir, W_OK | X_OK) != 0) {
         fprintf(stderr, "livy-supervisor: run_dir %s is not a writable directory: %s\n",

@@ -649,10 +649,8 @@ static int start_process(sv_batch_t *b, const store_sv_batch_t *row, const char 
     APR_ARRAY_PUSH(argv, const char *) = NULL;
 
     const char *account = b->have_account ? b->account.name : NULL;
-    const char *set[12];
-    int n = 0;
-    if (cfg->spark_home)
-        set[n++] = apr_pstrcat(p, "SPARK_HOME=", cfg->spark_home, NULL);
+    const char *set[9 + SV_CONFIG_SPARK_ENV_MAX];
+    int n = sv_config_spark_env(cfg, set, p);
     set[n++] = apr_pstrcat(p, "HOME=", b->dir, "/home", NULL);
     set[n++] = apr_pstrcat(p, "TMPDIR=", b->dir, "/tmp", NULL);
     set[n++] = apr_pstrcat(p, "SPARK_LOCAL_DIRS=", b->dir, "/tmp", NULL);

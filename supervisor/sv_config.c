@@ -126,6 +126,8 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
         {"python", offsetof(sv_config_t, python)},
         {"repl_driver", offsetof(sv_config_t, repl_driver)},
         {"spark_home", offsetof(sv_config_t, spark_home)},
+        {"spark_conf_dir", offsetof(sv_config_t, spark_conf_dir)},
+        {"hadoop_conf_dir", offsetof(sv_config_t, hadoop_conf_dir)},
         {"spark_submit", offsetof(sv_config_t, spark_submit)},
         {"spark_master", offsetof(sv_config_t, spark_master)},
         {"host_id", offsetof(sv_config_t, host_id)},
@@ -332,5 +334,18 @@ static int under_tmp(const char *path)
 
 int sv_config_private_tmp(const sv_config_t *c)
 {
-    return !under_tmp(c->python) && !under_tmp(c->repl_driver) && !under_tmp(c->spark_home);
+    return !under_tmp(c->python) && !under_tmp(c->repl_driver) && !under_tmp(c->spark_home)
+           && !under_tmp(c->spark_conf_dir) && !under_tmp(c->hadoop_conf_dir);
+}
+
+int sv_config_spark_env(const sv_config_t *c, const char **set, apr_pool_t *p)
+{
+    int n = 0;
+    if (c->spark_home)
+        set[n++] = apr_pstrcat(p, "SPARK_HOME=", c->spark_home, NULL);
+    if (c->spark_conf_dir)
+        set[n++] = apr_pstrcat(p, "SPARK_CONF_DIR=", c->spark_conf_dir, NULL);
+    if (c->hadoop_conf_dir)
+        set[n++] = apr_pstrcat(p, "HADOOP_CONF_DIR=", c->hadoop_conf_dir, NULL);
+    return n;
 }

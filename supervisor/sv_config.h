@@ -18,6 +18,8 @@ typedef struct sv_config {
     const char *python;            /* interpreter for the REPL child */
     const char *repl_driver;       /* path to livy_repl.py */
     const char *spark_home;        /* exported as SPARK_HOME when set */
+    const char *spark_conf_dir;    /* exported as SPARK_CONF_DIR when set */
+    const char *hadoop_conf_dir;   /* exported as HADOOP_CONF_DIR when set */
     const char *spark_submit;      /* what runs batches; NULL: found (sv_batch.c) */
     const char *spark_master;
     int max_sessions;
@@ -43,6 +45,12 @@ typedef struct sv_config {
     int repl_min_uid;              /* REPL accounts below this uid are refused */
     const char *repl_env;          /* extra environment variable names passed to REPLs */
 } sv_config_t;
+
+/* Appends to set (an environment under construction) where Spark, its configuration and
+ * Hadoop's are: SPARK_HOME, SPARK_CONF_DIR and HADOOP_CONF_DIR for those configured. Returns
+ * how many entries it added (at most SV_CONFIG_SPARK_ENV_MAX). */
+#define SV_CONFIG_SPARK_ENV_MAX 3
+int sv_config_spark_env(const sv_config_t *c, const char **set, apr_pool_t *p);
 
 /* Whether each REPL can have a /tmp of its own: not when what it runs (python, the driver,
  * Spark) lives under /tmp, where it would no longer see it. */

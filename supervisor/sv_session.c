@@ -1084,10 +1084,8 @@ static int start_process(sv_session_t *s, const char **err)
                           "--socket", s->sock_path, "--secret-fd", "3", "--conf-fd", "4",
                           "--kind", s->kind, NULL};
     const char *account = s->have_account ? s->account.name : NULL;
-    const char *set[12];
-    int n = 0;
-    if (cfg->spark_home)
-        set[n++] = apr_pstrcat(p, "SPARK_HOME=", cfg->spark_home, NULL);
+    const char *set[9 + SV_CONFIG_SPARK_ENV_MAX];
+    int n = sv_config_spark_env(cfg, set, p);
     set[n++] = apr_pstrcat(p, "HOME=", s->dir, "/home", NULL);
     set[n++] = apr_pstrcat(p, "TMPDIR=", s->dir, "/tmp", NULL);
     set[n++] = apr_pstrcat(p, "SPARK_LOCAL_DIRS=", s->dir, "/tmp", NULL);
@@ -1184,10 +1182,8 @@ int sv_check_python(const sv_config_t *cfg, apr_pool_t *p, const char **err)
     const char *log = apr_pstrcat(p, cfg->run_dir, "/python-check.log", NULL);
     unlink(log);
     const char *argv[] = {cfg->python, "-c", "import pyspark", NULL};
-    const char *set[4];
-    int n = 0;
-    if (cfg->spark_home)
-        set[n++] = apr_pstrcat(p, "SPARK_HOME=", cfg->spark_home, NULL);
+    const char *set[3 + SV_CONFIG_SPARK_ENV_MAX];
+    int n = sv_config_spark_env(cfg, set, p);
     set[n++] = "HOME=/";
     if (!getenv("PATH"))
         set[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
