@@ -1081,10 +1081,12 @@ class ReplDriver:
             self.cancel_kill_after_s = float(conf["cancel_kill_after_seconds"])
         if isinstance(conf.get("proxy_user"), str) and conf["proxy_user"]:
             self.proxy_user = conf["proxy_user"]
-        # The driver's doors (local masters): the address the UI binds, and a fresh RPC secret.
+        # The driver's doors: the address the UI binds, a fresh RPC secret (local masters), and
+        # whether executors elsewhere must reach the driver (cluster masters).
         local_ip = conf.get("spark_local_ip")
         self.spark_local_ip = local_ip if isinstance(local_ip, str) and local_ip else None
         self.generate_auth_secret = conf.get("generate_auth_secret") is True
+        self.cluster_driver = conf.get("cluster_driver") is True
         return {str(key): str(value) for key, value in (conf.get("spark") or {}).items()}
 
     def relay_jvm_output(self, read_fd):
@@ -1107,6 +1109,11 @@ class ReplDriver:
         if self.spark_local_ip:
             # Spark's web UI binds to SPARK_LOCAL_IP, else to every interface.
             os.environ["SPARK_LOCAL_IP"] = self.spark_local_ip
+            if self.cluster_driver and not os.environ.get("SPARK_LOCAL_HOSTNAME"):
+                # SPARK_LOCAL_IP would also become the address the driver's RPC and block
+                # manager listen on and give executors; the host name Spark prefers over it
+                # keeps those on the network (spark.driver.host, if set, still wins).
+                os.environ["SPARK_LOCAL_HOSTNAME"] = driver_address(spark_settings.get("spark.master"))
         if self.proxy_user:
             # spark-submit's --proxy-user: the driver's work (HDFS, YARN) runs as that user; on a
             # Kerberos cluster the supervisor's own principal must be allowed to impersonate.
@@ -1274,6 +1281,10 @@ class ReplDriver:
         with self.lock:
             self.app_id = self.sc.applicationId
             self.spark_ui_url = self.sc.uiWebUrl
+            if self.spark_ui_url and self.spark_local_ip:
+                # where the UI listens, which a cluster driver's advertised host is not
+                self.spark_ui_url = re.sub(r"^(\w+://)[^/]*(:\d+)", r"\g<1>%s\g<2>" % self.spark_local_ip,
+                                           self.spark_ui_url)
             self.state = "ready"
             self.log("Spark started in %.1f s: %s %s"
                      % (time.monotonic() - started, self.app_id, self.spark_ui_url))
@@ -1293,6 +1304,32 @@ class ReplDriver:
         self.log("stopping Spark")
         self.stop_spark()
         self.exit_now(0)
+
+
+def driver_address(master):
+    """The address executors on a cluster reach the driver at: the host name's, as Spark finds
+    it, unless that is a loopback address (Debian maps the host name to 127.0.1.1); then that of
+    the interface the route to the master (or, for YARN and Kubernetes, off the host) leaves
+    by. Connecting a UDP socket sends nothing; it only picks the route."""
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        address = "127.0.0.1"
+    if not address.startswith("127."):
+        return address
+    targets = ["192.0.2.1"]  # TEST-NET-1: any address off the host takes the default route
+    m = re.match(r"spark://\[?([^/,\]]+?)\]?(?::\d+)?(?:[,/]|$)", master or "")
+    if m:
+        targets.insert(0, m.group(1))
+    for target in targets:
+        try:
+            family, _, _, _, sockaddr = socket.getaddrinfo(target, 7077, 0, socket.SOCK_DGRAM)[0]
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect(sockaddr)
+                return probe.getsockname()[0]
+        except OSError:
+            continue
+    return address
 
 
 def iter_lines(pipe):

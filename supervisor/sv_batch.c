@@ -564,6 +564,10 @@ static apr_array_header_t *submit_args(sv_batch_t *b, const store_sv_batch_t *ro
     as_session.archives = row->archives;
     json_t *conf = sv_spark_conf_build(cfg, row->id, &as_session, p);
     json_t *spark = json_object_get(conf, "spark");
+    /* Nothing serves a batch's web UI (sessions' go through httpd), and Spark binds it to every
+     * interface: off unless the request asks for it. */
+    if (!json_object_get(spark, "spark.ui.enabled"))
+        json_object_set_new(spark, "spark.ui.enabled", json_string("false"));
 
     apr_array_header_t *a = apr_array_make(p, 32, sizeof(const char *));
 #define ARG(x) (APR_ARRAY_PUSH(a, const char *) = (x))

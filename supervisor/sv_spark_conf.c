@@ -47,11 +47,13 @@ static void set_count(json_t *obj, const char *key, int value, apr_pool_t *p)
 /* What no session's conf may change: where the driver listens and who may talk to it.
  * Local masters keep every door of the driver (RPC, block manager, UI) on loopback and
  * authenticate RPC with a per-session secret that the REPL makes after the JVM has started
- * (never on its command line, which every local user can read). On YARN and Kubernetes Spark
- * hands out a per-application secret itself. A standalone cluster's secret is the operator's
- * (spark-defaults.conf), since the master and workers must know it too: authentication is on
- * all the same, so a cluster without that secret refuses the session rather than run it with
- * an open driver, and a session may not bring a secret of its own. */
+ * (never on its command line, which every local user can read). Cluster masters need the
+ * driver's RPC and block manager on the network, never its UI, which stays on loopback. On YARN
+ * and Kubernetes Spark hands out a per-application secret itself. A standalone cluster's
+ * secret is the operator's (spark-defaults.conf), since the master and workers must know it
+ * too: authentication is on all the same, so a cluster without that secret refuses the
+ * session rather than run it with an open driver, and a session may not bring a secret of its
+ * own. */
 static void set_doors(json_t *root, json_t *spark, const char *master)
 {
     switch (livy_spark_master_kind(master)) {
@@ -64,12 +66,15 @@ static void set_doors(json_t *root, json_t *spark, const char *master)
         json_object_set_new(root, "generate_auth_secret", json_true());
         break;
     case LIVY_MASTER_STANDALONE:
-        json_object_set_new(spark, "spark.authenticate", json_string("true"));
         json_object_del(spark, "spark.authenticate.secret");
-        break;
+        /* fall through */
     case LIVY_MASTER_YARN:
     case LIVY_MASTER_K8S:
         json_object_set_new(spark, "spark.authenticate", json_string("true"));
+        /* Executors elsewhere must reach the driver's RPC and block manager, not its UI: the
+         * REPL keeps the UI on loopback (for httpd's proxy) and advertises the host's address. */
+        json_object_set_new(root, "spark_local_ip", json_string("127.0.0.1"));
+        json_object_set_new(root, "cluster_driver", json_true());
         break;
     default:
         break;

@@ -8,6 +8,7 @@ conftest.py turns these into pytest fixtures; tests normally use those, not this
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
 import pwd
@@ -93,6 +94,39 @@ def session_members(sid: int) -> list[int]:
         f = _stat_fields(p)
         if f and f[0] != "Z" and f[3] == str(sid):
             out.append(p)
+    return out
+
+
+def listening_sockets(pids: list[int]) -> list[tuple[int, str, int]]:
+    """(pid, address, port) of every TCP socket in LISTEN state that one of pids holds."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        try:
+            for fd in fd_dir.iterdir():
+                try:
+                    target = fd.readlink().as_posix()
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+        except OSError:
+            continue
+    out = []
+    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] != "0A" or f[9] not in inodes:  # 0A: LISTEN
+                continue
+            hex_addr, hex_port = f[1].split(":")
+            raw = bytes.fromhex(hex_addr)
+            if v6:
+                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                ip6 = ipaddress.IPv6Address(b"".join(words))
+                addr = str(ip6.ipv4_mapped or ip6)
+            else:
+                addr = ".".join(str(b) for b in raw[::-1])
+            out.append((inodes[f[9]], addr, int(hex_port, 16)))
     return out
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import ipaddress
 import re
 import subprocess
 from pathlib import Path
@@ -99,44 +98,11 @@ def json_error(r: requests.Response, status: int) -> str:
 # ------------------------------------------------------------------ (a) loopback only
 
 
-def listening_sockets(pids: list[int]) -> list[tuple[int, str, int]]:
-    """(pid, address, port) of every TCP socket in LISTEN state that one of pids holds."""
-    inodes: dict[str, int] = {}
-    for pid in pids:
-        fd_dir = Path(f"/proc/{pid}/fd")
-        try:
-            for fd in fd_dir.iterdir():
-                try:
-                    target = fd.readlink().as_posix()
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    inodes[target[8:-1]] = pid
-        except OSError:
-            continue
-    out = []
-    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
-        for line in Path(table).read_text().splitlines()[1:]:
-            f = line.split()
-            if f[3] != "0A" or f[9] not in inodes:  # 0A: LISTEN
-                continue
-            hex_addr, hex_port = f[1].split(":")
-            raw = bytes.fromhex(hex_addr)
-            if v6:
-                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
-                ip6 = ipaddress.IPv6Address(b"".join(words))
-                addr = str(ip6.ipv4_mapped or ip6)
-            else:
-                addr = ".".join(str(b) for b in raw[::-1])
-            out.append((inodes[f[9]], addr, int(hex_port, 16)))
-    return out
-
-
 def test_driver_listens_on_loopback_only(doors, sessions):
     sid = sessions["main"]
     members = h.session_members(doors.repl_pid(sid))
     assert len(members) >= 2, members  # the REPL and its JVM at least
-    socks = listening_sockets(members)
+    socks = h.listening_sockets(members)
     ss = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
     mine = [line for line in ss.splitlines() if any(f"pid={p}," in line for p in members)]
     print("ss -ltnp, the session's processes:\n" + "\n".join(mine))
