@@ -18,6 +18,9 @@ typedef struct livy_pool_t livy_pool_t;
 typedef struct {
     const char *conninfo;             /* LivyDatabase */
     int pool_max;                     /* LivyDatabasePoolMax; -1 = the MPM's threads per child */
+    int max_connections;              /* LivyDatabaseMaxConnections; 0 = auto, -2 = none, -1 = unset */
+    int pool_share;                   /* the node's budget split among its processes: set at
+                                       * startup (livy_pool_post_config); 0 = no budget */
     apr_interval_time_t acquire_timeout; /* LivyDatabaseAcquireTimeout; -1 = unset */
     apr_interval_time_t pool_idle;    /* LivyDatabasePoolIdle; 0 = never; -1 = unset */
     apr_interval_time_t statement_timeout; /* LivyDatabaseStatementTimeout; 0 = none; -1 = unset */
@@ -70,8 +73,13 @@ void *livy_merge_server_conf(apr_pool_t *p, void *base, void *add);
 void *livy_create_dir_conf(apr_pool_t *p, char *dir);
 void *livy_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 
-/* One accessor per setting: the directive's value or its default. */
+/* One accessor per setting: the directive's value or its default. The pool's size per process:
+ * LivyDatabasePoolMax, else the MPM's threads per process, capped by the process's share of
+ * LivyDatabaseMaxConnections (an explicit budget caps an explicit LivyDatabasePoolMax too; the
+ * automatic one does not). */
 int livy_conf_pool_max(const livy_server_conf_t *conf);
+/* LivyDatabaseMaxConnections: a number, 0 for auto (the default) or -2 for none. */
+int livy_conf_max_connections(const livy_server_conf_t *conf);
 apr_interval_time_t livy_conf_acquire_timeout(const livy_server_conf_t *conf);
 apr_interval_time_t livy_conf_pool_idle(const livy_server_conf_t *conf);
 apr_interval_time_t livy_conf_statement_timeout(const livy_server_conf_t *conf);

@@ -15,6 +15,7 @@ void *livy_create_server_conf(apr_pool_t *p, server_rec *s)
     livy_server_conf_t *c = apr_pcalloc(p, sizeof *c);
     c->acquire_timeout = -1;
     c->pool_max = -1;
+    c->max_connections = -1;
     c->pool_idle = -1;
     c->statement_timeout = -1;
     return c;
@@ -25,6 +26,7 @@ void *livy_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     livy_server_conf_t *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof *c);
     c->conninfo = add->conninfo ? add->conninfo : base->conninfo;
     c->pool_max = add->pool_max >= 0 ? add->pool_max : base->pool_max;
+    c->max_connections = add->max_connections != -1 ? add->max_connections : base->max_connections;
     c->acquire_timeout = add->acquire_timeout >= 0 ? add->acquire_timeout : base->acquire_timeout;
     c->pool_idle = add->pool_idle >= 0 ? add->pool_idle : base->pool_idle;
     c->statement_timeout = add->statement_timeout >= 0 ? add->statement_timeout
@@ -39,11 +41,18 @@ void *livy_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
 
 int livy_conf_pool_max(const livy_server_conf_t *conf)
 {
-    if (conf->pool_max > 0)
-        return conf->pool_max;
     int threads = 1;
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    return threads < 1 ? 1 : threads;
+    int max = conf->pool_max > 0 ? conf->pool_max : threads < 1 ? 1 : threads;
+    if (conf->pool_share > 0 && conf->pool_share < max
+        && (conf->pool_max <= 0 || conf->max_connections > 0))
+        max = conf->pool_share;
+    return max;
+}
+
+int livy_conf_max_connections(const livy_server_conf_t *conf)
+{
+    return conf->max_connections == -1 ? 0 : conf->max_connections;
 }
 
 apr_interval_time_t livy_conf_acquire_timeout(const livy_server_conf_t *conf)
@@ -168,6 +177,28 @@ static const char *set_pool_max(cmd_parms *cmd, void *dc, const char *arg)
         return apr_psprintf(cmd->pool, "%s must be a number of connections between 1 and 1024",
                             cmd->cmd->name);
     server_conf(cmd)->pool_max = (int)n;
+    return NULL;
+}
+
+static const char *set_max_connections(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    if (err)
+        return err;
+    if (!strcasecmp(arg, "auto")) {
+        server_conf(cmd)->max_connections = 0;
+        return NULL;
+    }
+    if (!strcasecmp(arg, "none")) {
+        server_conf(cmd)->max_connections = -2;
+        return NULL;
+    }
+    char *end;
+    long n = strtol(arg, &end, 10);
+    if (*end || end == arg || n < 1 || n > 100000)
+        return apr_psprintf(cmd->pool, "%s must be a number of connections (1 to 100000), "
+                            "auto or none", cmd->cmd->name);
+    server_conf(cmd)->max_connections = (int)n;
     return NULL;
 }
 
@@ -358,6 +389,10 @@ const command_rec livy_directives[] = {
     AP_INIT_TAKE1("LivyDatabasePoolMax", set_pool_max, NULL, RSRC_CONF,
                   "database connections per httpd process at most (default: threads per "
                   "process)"),
+    AP_INIT_TAKE1("LivyDatabaseMaxConnections", set_max_connections, NULL, RSRC_CONF,
+                  "database connections this httpd node holds at most, split among the "
+                  "processes the MPM may run (default auto: half of what PostgreSQL's "
+                  "max_connections leaves; none: no budget)"),
     AP_INIT_TAKE1("LivyDatabasePoolSize", set_pool_max, NULL, RSRC_CONF,
                   "the former name of LivyDatabasePoolMax"),
     AP_INIT_TAKE1("LivyDatabasePoolIdle", set_server_duration,

@@ -475,8 +475,6 @@ int livy_pool_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         if (!c->conninfo || apr_table_get(seen, c->conninfo))
             continue;
         apr_table_setn(seen, c->conninfo, "1");
-        int max = livy_conf_pool_max(c);
-        long total = (long)max * daemons;
 
         const char **keys, **vals;
         const char *why = NULL;
@@ -490,31 +488,53 @@ int livy_pool_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
             if (PQresultStatus(res) != PGRES_TUPLES_OK)
                 why = livy_db_error(pg, ptemp);
         }
-        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "livy: cannot compare the connection "
-                         "pools with the database's max_connections at startup (%s); skipped",
-                         why ? why : "no answer");
+        int known = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+        long max_conn = known ? atol(PQgetvalue(res, 0, 0)) : 0;
+        long reserved = known ? atol(PQgetvalue(res, 0, 1)) : 0;
+        PQclear(res);
+        if (pg)
+            PQfinish(pg);
+
+        /* The node's budget, split evenly among the processes the MPM may run. */
+        int budget_conf = livy_conf_max_connections(c);
+        long budget = budget_conf > 0 ? budget_conf
+                      : budget_conf == 0 && known ? (max_conn - reserved) / 2 : 0;
+        int share = budget > 0 ? (int)(budget / daemons > 0 ? budget / daemons : 1) : 0;
+        for (server_rec *v = s; v; v = v->next) {
+            livy_server_conf_t *vc = ap_get_module_config(v->module_config, &livy_module);
+            if (vc->conninfo && !strcmp(vc->conninfo, c->conninfo))
+                vc->pool_share = share;
+        }
+        int max = livy_conf_pool_max(c);
+        long total = (long)max * daemons;
+        /* An explicit LivyDatabasePoolMax is not sized by the automatic budget. */
+        int budgeted = budget > 0 && (c->pool_max <= 0 || budget_conf > 0);
+        const char *budget_text =
+            !budgeted ? "" : apr_psprintf(ptemp, "; LivyDatabaseMaxConnections %s%ld",
+                                          budget_conf > 0 ? "" : "auto: ", budget);
+
+        if (!known) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "livy: up to %d processes x "
+                         "LivyDatabasePoolMax %d = %ld connections%s; cannot compare them with "
+                         "the database's max_connections at startup (%s)", daemons, max, total,
+                         budget_text, why ? why : "no answer");
         } else {
-            long max_conn = atol(PQgetvalue(res, 0, 0));
-            long reserved = atol(PQgetvalue(res, 0, 1));
             const char *restart = hard > daemons
                 ? apr_psprintf(ptemp, " (up to %d during a graceful restart, ServerLimit)", hard)
                 : "";
             if (total > max_conn - reserved)
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "livy: up to %d processes%s "
                              "x LivyDatabasePoolMax %d = %ld connections may exceed "
-                             "PostgreSQL's max_connections %ld (minus %ld reserved); lower "
+                             "PostgreSQL's max_connections %ld (minus %ld reserved)%s; lower "
                              "LivyDatabasePoolMax or MaxRequestWorkers, or put PgBouncer in "
-                             "front", daemons, restart, max, total, max_conn, reserved);
+                             "front", daemons, restart, max, total, max_conn, reserved,
+                             budget_text);
             else
                 ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "livy: up to %d processes%s "
                              "x LivyDatabasePoolMax %d = %ld connections, within "
-                             "PostgreSQL's max_connections %ld (minus %ld reserved)",
-                             daemons, restart, max, total, max_conn, reserved);
+                             "PostgreSQL's max_connections %ld (minus %ld reserved)%s",
+                             daemons, restart, max, total, max_conn, reserved, budget_text);
         }
-        PQclear(res);
-        if (pg)
-            PQfinish(pg);
     }
     return OK;
 }

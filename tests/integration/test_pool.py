@@ -3,7 +3,8 @@ per process, idle ones closed after LivyDatabasePoolIdle, a database that does n
 each request at most LivyDatabaseAcquireTimeout (in parallel, not one after another), a
 PostgreSQL restart costs no request, libpq's notices reach the error log with the module's tag,
 a connection dropped under a request is retried once when that cannot do anything twice, and
-the startup check of the pools against max_connections.
+the startup check of the pools against max_connections, and the node's budget
+(LivyDatabaseMaxConnections) that sizes the pools by default.
 
 Figures (connections during and after a burst, timings) are printed: run with -s to see them."""
 
@@ -129,14 +130,16 @@ def test_pool_stays_within_its_max_under_load_and_idle_connections_close(livy_se
 
 
 def test_startup_warns_when_the_pools_may_exceed_max_connections(livy_server, small_pg):
-    # event: 4 processes x 10 threads each (the default pool max) = 40 > 24 - 3
-    srv = livy_server(mpm="event", db=small_pg)
+    # event: 4 processes x 10 (the threads each, as LivyDatabasePoolMax) = 40 > 24 - 3; an
+    # explicit LivyDatabasePoolMax is not capped by the automatic budget
+    srv = livy_server(mpm="event", db=small_pg, extra_conf="LivyDatabasePoolMax 10\n")
     warn = log_lines(srv, r"\[livy:warn\].*LivyDatabasePoolMax")
     print("\n" + "\n".join(warn))
     assert len(warn) == 1, srv.log_tail()
     assert ("livy: up to 4 processes x LivyDatabasePoolMax 10 = 40 connections may exceed "
             "PostgreSQL's max_connections 24 (minus 3 reserved); lower LivyDatabasePoolMax or "
             "MaxRequestWorkers, or put PgBouncer in front") in warn[0], warn[0]
+    assert "LivyDatabaseMaxConnections" not in warn[0], warn[0]
     # once per (re)start, from the parent, not once per child
     srv.graceful()
     assert len(log_lines(srv, r"\[livy:warn\].*LivyDatabasePoolMax")) == 2, srv.log_tail()
@@ -146,7 +149,8 @@ def test_startup_check_is_skipped_when_the_database_is_down(livy_server, private
     private_pg.stop("fast")
     srv = livy_server(mpm="event", db=private_pg)
     srv.allow_errors(r"(?i)database|connect")
-    skipped = log_lines(srv, r"livy: cannot compare the connection pools")
+    skipped = log_lines(srv, r"livy: up to 4 processes x LivyDatabasePoolMax 10 = 40 connections; "
+                             r"cannot compare them with the database's max_connections")
     assert skipped and "[livy:info]" in skipped[0], srv.log_tail()
     assert not log_lines(srv, r"\[livy:warn\].*LivyDatabasePoolMax")
 
@@ -373,3 +377,70 @@ def test_a_connection_dropped_under_a_request_is_retried_only_when_safe(livy_ser
         assert len(log_lines(srv, r"trying again on a fresh one")) == 2
     finally:
         proxy.close()
+
+
+# ------------------------------------------------------------------ the node's budget
+
+
+def peak_connections_under_burst(srv, pg, n: int = 200) -> tuple[int, list]:
+    peak, stop = [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], module_connections(pg))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        results = burst(srv.url + "/sessions", n, n)
+    finally:
+        stop.set()
+        sampler.join()
+    return peak[0], results
+
+
+def test_default_pools_share_half_of_what_postgres_allows(livy_server, small_pg):
+    # auto: (24 - 3) / 2 = 10 connections for the node, 4 event processes: 2 each (not the 10
+    # threads each, 40 in all, that would exceed max_connections)
+    srv = livy_server(mpm="event", db=small_pg, extra_conf="LivyDatabaseAcquireTimeout 60\n")
+    fits = log_lines(srv, r"livy: up to \d+ processes .*LivyDatabasePoolMax")
+    assert fits and "[livy:info]" in fits[-1], srv.log_tail()
+    assert ("up to 4 processes x LivyDatabasePoolMax 2 = 8 connections, within PostgreSQL's "
+            "max_connections 24 (minus 3 reserved); LivyDatabaseMaxConnections auto: 10") in fits[-1], fits
+    peak, results = peak_connections_under_burst(srv, small_pg)
+    print(f"\n200 concurrent GET /sessions, auto budget: peak {peak} mod_livy connections (bound 8)")
+    assert [s for s, _, _ in results] == [200] * 200, sorted({str(s) for s, _, _ in results})
+    assert 1 <= peak <= 8, peak
+
+
+@pytest.mark.parametrize("budget, per_process", [(5, 1), (12, 3)])
+def test_an_explicit_budget_caps_every_pool(livy_server, small_pg, budget, per_process):
+    # even an explicit LivyDatabasePoolMax: the budget is the operator's word for the node
+    srv = livy_server(mpm="event", db=small_pg,
+                      extra_conf=f"LivyDatabaseMaxConnections {budget}\nLivyDatabasePoolMax 10\n"
+                                 "LivyDatabaseAcquireTimeout 60\n")
+    bound = per_process * PROCESSES["event"]
+    fits = log_lines(srv, r"livy: up to \d+ processes .*LivyDatabasePoolMax")
+    assert fits and (f"x LivyDatabasePoolMax {per_process} = {bound} connections" in fits[-1]
+                     and f"; LivyDatabaseMaxConnections {budget}" in fits[-1]), fits
+    peak, results = peak_connections_under_burst(srv, small_pg)
+    print(f"\n200 concurrent GET /sessions, LivyDatabaseMaxConnections {budget}: peak {peak} "
+          f"mod_livy connections (bound {bound})")
+    assert [s for s, _, _ in results] == [200] * 200, sorted({str(s) for s, _, _ in results})
+    assert 1 <= peak <= bound, peak
+
+
+def test_no_budget_keeps_a_connection_per_thread(livy_server, small_pg):
+    srv = livy_server(mpm="event", db=small_pg, extra_conf="LivyDatabaseMaxConnections none\n")
+    warn = log_lines(srv, r"\[livy:warn\].*LivyDatabasePoolMax 10 = 40 connections may exceed")
+    assert len(warn) == 1 and "LivyDatabaseMaxConnections" not in warn[0], srv.log_tail()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "12x", "1.5"])
+def test_a_bad_budget_stops_httpd_at_startup(livy_server, value):
+    srv = livy_server(mpm="event", start=False, extra_conf=f"LivyDatabaseMaxConnections {value}\n")
+    with pytest.raises(h.HarnessError) as e:
+        srv.start(timeout=20)
+    assert "LivyDatabaseMaxConnections must be a number of connections (1 to 100000), auto or none" \
+        in str(e.value), str(e.value)[:2000]
