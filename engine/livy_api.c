@@ -499,6 +499,57 @@ static void row_command(livy_query_e q, const char *id, livy_conn_t *c, apr_pool
     PQclear(res);
 }
 
+/* ---- completion ---- */
+
+/* The supervisor stores what the REPL sent: only an array of strings is passed on. */
+static json_t *candidates_from(const char *text)
+{
+    json_t *list = json_loads(text, 0, NULL);
+    json_t *out = json_array();
+    size_t i;
+    json_t *v;
+    if (json_is_array(list)) {
+        json_array_foreach(list, i, v) {
+            if (json_is_string(v))
+                json_array_append(out, v);
+        }
+    }
+    json_decref(list);
+    return out;
+}
+
+int livy_api_completion_poll(livy_conn_t *c, apr_int64_t id, apr_pool_t *p,
+                             livy_api_response_t *resp, int *broken)
+{
+    const char *params[1] = {apr_psprintf(p, "%" APR_INT64_T_FMT, id)};
+    PGresult *res = livy_store_exec(c, Q_COMPLETION_TAKE, 1, params);
+    int rc = 0;
+    *broken = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        *broken = PQstatus(c->pg) != CONNECTION_OK || !strncmp(livy_store_sqlstate(res), "08", 2)
+                  || !strncmp(livy_store_sqlstate(res), "57P", 3);
+        resp->log_detail = livy_db_error(c->pg, p);
+        rc = -1;
+    } else if (PQntuples(res) == 1) {
+        json_t *o = json_object();
+        json_object_set_new(o, "candidates", candidates_from(PQgetvalue(res, 0, 0)));
+        reply_json(resp, p, 200, o);
+        rc = 1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+void livy_api_completion_drop(livy_conn_t *c, apr_int64_t id, apr_pool_t *p, int *broken)
+{
+    const char *params[1] = {apr_psprintf(p, "%" APR_INT64_T_FMT, id)};
+    PGresult *res = livy_store_exec(c, Q_COMPLETION_DROP, 1, params);
+    *broken = PQresultStatus(res) != PGRES_COMMAND_OK
+              && (PQstatus(c->pg) != CONNECTION_OK || !strncmp(livy_store_sqlstate(res), "08", 2)
+                  || !strncmp(livy_store_sqlstate(res), "57P", 3));
+    PQclear(res);
+}
+
 /* ---- statements ---- */
 
 static void create_statement(const livy_api_config_t *cfg, const livy_api_request_t *req,
@@ -893,13 +944,30 @@ static void session_only(const livy_api_config_t *cfg, const livy_api_request_t 
             livy_api_error(resp, p, 400, err);
         } else if (state_is_ended(state)) {
             livy_api_error(resp, p, 400, apr_psprintf(p, "Session %s is %s.", id, state));
-        } else {
+        } else if (!cfg->completion) {
             row_command(Q_SESSION_ACTIVITY, id, c, p, resp, &changed);
             if (changed >= 0) {
                 json_t *o = json_object();
                 json_object_set_new(o, "candidates", json_array());
                 reply_json(resp, p, 200, o);
             }
+        } else {
+            /* Asked of the REPL when it can answer; the module waits for the candidates
+             * (livy_api_completion_poll) without holding this connection. Until then, and
+             * whenever none come in time, the answer is no candidates. */
+            const char *params[4] = {id, cr.kind, cr.code,
+                                     apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)cr.cursor)};
+            PGresult *res = livy_store_exec(c, Q_COMPLETION_INSERT, 4, params);
+            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                reply_db_failure(resp, c, res, p);
+            } else {
+                json_t *o = json_object();
+                json_object_set_new(o, "candidates", json_array());
+                reply_json(resp, p, 200, o);
+                if (!PQgetisnull(res, 0, 1))
+                    resp->completion_id = apr_atoi64(PQgetvalue(res, 0, 1));
+            }
+            PQclear(res);
         }
         break;
     }

@@ -27,6 +27,7 @@ typedef struct {
      * UI route answers 501. */
     const char *ui_base;
     int metrics;           /* LivyMetrics: GET /metrics is served (else it is a 404) */
+    int completion;        /* POST .../completion asks the REPL (LivyCompletionTimeout > 0) */
     /* GET /metrics: fills *out with this httpd's counters (requests, pools); NULL: none. */
     void (*http_metrics)(livy_metrics_http_t *out);
 } livy_api_config_t;
@@ -58,6 +59,10 @@ typedef struct {
      * instead of no-store. */
     const char *etag;
     const char *cache_control;
+    /* POST .../completion asked the session's REPL: the request's id, whose answer the caller
+     * polls for with livy_api_completion_poll (resp already holds the empty answer), then
+     * drops; 0 when nothing was asked. */
+    apr_int64_t completion_id;
 } livy_api_response_t;
 
 /* Routes the request: fills r and returns 1 when the request is already answered in resp
@@ -74,6 +79,15 @@ int livy_api_check_schema(livy_conn_t *conn, apr_pool_t *p, livy_api_response_t 
 void livy_api_handle(const livy_api_config_t *cfg, const livy_api_request_t *req,
                      const livy_route_t *r, livy_conn_t *conn, apr_pool_t *p,
                      livy_api_response_t *resp);
+
+/* Polls completion request id: returns 1 when the REPL's candidates have come (resp is the
+ * answer, and the request is gone), 0 when not yet, -1 when the database failed (resp
+ * unchanged; *broken says whether the connection is to be discarded). */
+int livy_api_completion_poll(livy_conn_t *conn, apr_int64_t id, apr_pool_t *p,
+                             livy_api_response_t *resp, int *broken);
+
+/* Forgets completion request id, answered or not (the caller gave up waiting). */
+void livy_api_completion_drop(livy_conn_t *conn, apr_int64_t id, apr_pool_t *p, int *broken);
 
 /* Sets resp to a JSON error {"msg": msg}. */
 void livy_api_error(livy_api_response_t *resp, apr_pool_t *p, int status, const char *msg);

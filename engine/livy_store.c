@@ -258,6 +258,25 @@ static const char *const query_sql[Q__COUNT] = {
         " (extract(epoch from s.last_activity_at) * 1000)::bigint,"
         " (extract(epoch from s.ended_at) * 1000)::bigint, " EPOCH_MS
         " FROM sessions s WHERE NOT s.deleted ORDER BY s.id OFFSET $1 LIMIT $2",
+
+    /* A completion for the session's REPL: recorded (and its supervisor notified) only while
+     * the REPL can answer; activity counts in any case. Returns (sessions touched, the
+     * request's id or NULL). */
+    [Q_COMPLETION_INSERT] =
+        "WITH a AS (UPDATE sessions SET last_activity_at = now() WHERE id = $1 AND NOT deleted"
+        " RETURNING id, state, ended_at),"
+        " ins AS (INSERT INTO completions (session_id, kind, code, cursor_pos)"
+        " SELECT id, $2, $3, $4::bigint FROM a"
+        " WHERE ended_at IS NULL AND state IN ('idle','busy') RETURNING id, session_id),"
+        " n AS (SELECT pg_notify('livy_completions', session_id::text) FROM ins)"
+        " SELECT (SELECT count(*) FROM a), (SELECT id FROM ins), (SELECT count(*) FROM n)",
+
+    /* The answer, once there: taken, and the request with it. */
+    [Q_COMPLETION_TAKE] =
+        "DELETE FROM completions WHERE id = $1 AND answered_at IS NOT NULL"
+        " RETURNING candidates::text",
+
+    [Q_COMPLETION_DROP] = "DELETE FROM completions WHERE id = $1",
 };
 
 PGresult *livy_store_exec(livy_conn_t *c, livy_query_e q, int nparams, const char *const *params)

@@ -35,6 +35,9 @@ typedef enum {
     Q_METRICS,
     Q_WEBUI_SUPERVISORS,
     Q_WEBUI_SESSION_TIMES,
+    Q_COMPLETION_INSERT,
+    Q_COMPLETION_TAKE,
+    Q_COMPLETION_DROP,
     Q__COUNT
 } livy_query_e;
 

@@ -63,6 +63,8 @@ enum {
     Q_B_APPEND_LOG,
     Q_B_END,
     Q_B_EXPIRE,
+    Q_C_PENDING,
+    Q_C_ANSWER,
     Q_COUNT
 };
 
@@ -213,6 +215,9 @@ static const struct {
         "    WHERE v.id = batches.supervisor_id AND (v.stopped_at IS NULL "
         "    OR v.stopped_at >= now() - $1::bigint * interval '1 millisecond'))) ORDER BY id "
         "  LIMIT $2::int) RETURNING id), "
+        /* completions nobody waits for any more (the module drops its own) */
+        "cgone AS (DELETE FROM completions WHERE (SELECT got FROM lock) "
+        "  AND created_at < now() - interval '5 minutes'), "
         "sv AS (DELETE FROM supervisors v WHERE (SELECT got FROM lock) "
         "  AND stopped_at < now() - $1::bigint * interval '1 millisecond' "
         "  AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.supervisor_id = v.id) "
@@ -306,6 +311,12 @@ static const struct {
     [Q_B_EXPIRE] = {"livy_sv_b_expire",
         "UPDATE batches SET deleted = true WHERE NOT deleted AND ended_at IS NOT NULL "
         "AND ended_at < now() - $1::bigint * interval '1 millisecond' RETURNING id"},
+    [Q_C_PENDING] = {"livy_sv_c_pending",
+        "SELECT id, kind, code, cursor_pos FROM completions WHERE session_id = $1::bigint "
+        "AND id > $2::bigint AND answered_at IS NULL ORDER BY id"},
+    [Q_C_ANSWER] = {"livy_sv_c_answer",
+        "UPDATE completions SET candidates = $3::json, answered_at = now() "
+        "WHERE session_id = $1::bigint AND id = $2::bigint AND answered_at IS NULL"},
 };
 
 /* How long one query may take, from sending to the last byte of its answer (0: no limit). */
@@ -537,6 +548,7 @@ int store_sv_req_wants_rows(const store_sv_req_t *r)
     case Q_B_MINE:
     case Q_B_FLAGS:
     case Q_B_EXPIRE:
+    case Q_C_PENDING:
         return 1;
     default:
         return 0;
@@ -794,6 +806,39 @@ void store_sv_req_result(store_sv_req_t *r, apr_int64_t session, int id, const c
     r->params[3] = output_json;
     r->params[4] = i64(completed_ms, p);
     r->params[5] = i64(started_ms, p);
+}
+
+/* ---- completions ---- */
+
+void store_sv_req_completions(store_sv_req_t *r, apr_int64_t session, apr_int64_t after,
+                              apr_pool_t *p)
+{
+    req(r, Q_C_PENDING, 2);
+    r->params[0] = i64(session, p);
+    r->params[1] = i64(after, p);
+}
+
+apr_array_header_t *store_sv_parse_completions(PGresult *res, apr_pool_t *p)
+{
+    int n = PQntuples(res);
+    apr_array_header_t *a = apr_array_make(p, n > 0 ? n : 1, sizeof(store_sv_completion_t));
+    for (int r = 0; r < n; r++) {
+        store_sv_completion_t *c = apr_array_push(a);
+        c->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        c->kind = text_or_null(res, r, 1, p);
+        c->code = text_or_null(res, r, 2, p);
+        c->cursor = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+    }
+    return a;
+}
+
+void store_sv_req_completion_answer(store_sv_req_t *r, apr_int64_t session, apr_int64_t id,
+                                    const char *candidates_json, apr_pool_t *p)
+{
+    req(r, Q_C_ANSWER, 3);
+    r->params[0] = i64(session, p);
+    r->params[1] = i64(id, p);
+    r->params[2] = candidates_json;
 }
 
 /* ---- batches ---- */

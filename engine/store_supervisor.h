@@ -188,6 +188,21 @@ void store_sv_parse_purge(PGresult *res, apr_array_header_t **sessions /* of apr
 /* Statements from from_id on that wait, run, or carry a cancel request, in id order. */
 void store_sv_req_pending(store_sv_req_t *r, apr_int64_t session, int from_id, apr_pool_t *p);
 apr_array_header_t *store_sv_parse_pending(PGresult *res, apr_pool_t *p); /* store_sv_statement_t */
+/* A completion request the module recorded for a session's REPL. */
+typedef struct {
+    apr_int64_t id;
+    const char *kind;
+    const char *code;
+    apr_int64_t cursor;          /* -1: the end of code */
+} store_sv_completion_t;
+
+/* The session's unanswered completion requests after id `after`, in id order. */
+void store_sv_req_completions(store_sv_req_t *r, apr_int64_t session, apr_int64_t after,
+                              apr_pool_t *p);
+apr_array_header_t *store_sv_parse_completions(PGresult *res, apr_pool_t *p); /* store_sv_completion_t */
+/* The REPL's candidates (a JSON array of strings) for a completion request. */
+void store_sv_req_completion_answer(store_sv_req_t *r, apr_int64_t session, apr_int64_t id,
+                                    const char *candidates_json, apr_pool_t *p);
 void store_sv_req_started(store_sv_req_t *r, apr_int64_t session, int id, apr_int64_t started_ms,
                           apr_pool_t *p);
 void store_sv_req_cancelling(store_sv_req_t *r, apr_int64_t session, int id, apr_pool_t *p);

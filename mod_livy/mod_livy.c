@@ -191,8 +191,51 @@ const char *livy_api_prepare(request_rec *r, livy_api_config_t *cfg, livy_api_re
     sec->max_sessions_per_user = dconf->max_sessions_per_user > 0 ? dconf->max_sessions_per_user : 0;
     sec->max_starting_sessions = dconf->max_starting_sessions > 0 ? dconf->max_starting_sessions : 0;
     cfg->metrics = dconf->metrics > 0;
+    cfg->completion = livy_conf_completion_timeout(dconf) > 0;
     cfg->http_metrics = livy_metrics_snapshot;
     return base;
+}
+
+/* POST .../completion asked the session's REPL (through its supervisor): polls for the
+ * candidates until LivyCompletionTimeout, borrowing a pooled connection for each look only,
+ * then forgets the request. resp holds the empty answer until candidates come. */
+static void await_completion(request_rec *r, livy_server_conf_t *sconf, apr_int64_t id,
+                             livy_api_response_t *resp)
+{
+    livy_dir_conf_t *dconf = ap_get_module_config(r->per_dir_config, &livy_module);
+    apr_time_t deadline = apr_time_now() + livy_conf_completion_timeout(dconf);
+    apr_interval_time_t pause = 1000; /* 1 ms, doubling up to 20 ms */
+    for (;;) {
+        apr_time_t now = apr_time_now();
+        if (now >= deadline)
+            break;
+        apr_sleep(pause < deadline - now ? pause : deadline - now);
+        pause = pause * 2 < 20000 ? pause * 2 : 20000;
+        const char *why;
+        livy_conn_t *conn = livy_pool_acquire(r, sconf, 0, &why);
+        if (!conn)
+            break;
+        int broken = 0;
+        int rc = livy_api_completion_poll(conn, id, r->pool, resp, &broken);
+        livy_pool_release(sconf, conn, broken);
+        if (rc == 1)
+            return; /* taken, and the request with it */
+        if (rc < 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "livy: completion %" APR_INT64_T_FMT ": cannot look "
+                          "for the candidates (%s); answering none", id,
+                          resp->log_detail ? resp->log_detail : "database error");
+            break;
+        }
+    }
+    const char *why;
+    livy_conn_t *conn = livy_pool_acquire(r, sconf, 0, &why);
+    if (conn) {
+        int broken = 0;
+        livy_api_completion_drop(conn, id, r->pool, &broken);
+        livy_pool_release(sconf, conn, broken);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "livy: completion %" APR_INT64_T_FMT ": no candidates in time",
+                  id);
 }
 
 void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
@@ -226,6 +269,9 @@ void livy_api_serve(request_rec *r, const livy_api_config_t *cfg,
                       "connection under this request (%s); trying again on a fresh one",
                       resp->log_detail ? resp->log_detail : "no detail");
     }
+
+    if (resp->completion_id > 0)
+        await_completion(r, sconf, resp->completion_id, resp);
 
     /* 501 is the UI without mod_proxy: said once at startup (livy_ui_post_config) */
     if (resp->status >= 500 && resp->status != HTTP_NOT_IMPLEMENTED)

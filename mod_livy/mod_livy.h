@@ -58,12 +58,14 @@ typedef struct {
     int metrics;                      /* LivyMetrics; -1 = unset (Off) */
     int webui;                        /* LivyUI; -1 = unset (Off) */
     const char *webui_dir;            /* LivyUIDirectory; NULL = the installed one */
+    apr_interval_time_t completion_timeout; /* LivyCompletionTimeout; 0 = never ask; -1 = unset */
 } livy_dir_conf_t;
 
 #define LIVY_DEFAULT_MAX_BODY (1024 * 1024)
 #define LIVY_DEFAULT_ACQUIRE_TIMEOUT apr_time_from_sec(5)
 #define LIVY_DEFAULT_POOL_IDLE apr_time_from_sec(60)
 #define LIVY_DEFAULT_STATEMENT_TIMEOUT apr_time_from_sec(30)
+#define LIVY_DEFAULT_COMPLETION_TIMEOUT apr_time_from_sec(2)
 
 extern module AP_MODULE_DECLARE_DATA livy_module;
 extern const command_rec livy_directives[];
@@ -146,6 +148,7 @@ void livy_ui_register_hooks(apr_pool_t *p);
 
 /* The web UI under <mount>/ui/ (mod_livy_webui.c). */
 int livy_conf_webui(const livy_dir_conf_t *dconf);
+apr_interval_time_t livy_conf_completion_timeout(const livy_dir_conf_t *dconf);
 const char *livy_conf_webui_dir(const livy_dir_conf_t *dconf);
 int livy_webui_is_route(livy_route_e route);
 /* The security headers of every UI response. */

@@ -50,6 +50,12 @@ int livy_conf_pool_max(const livy_server_conf_t *conf)
     return max;
 }
 
+apr_interval_time_t livy_conf_completion_timeout(const livy_dir_conf_t *dconf)
+{
+    return dconf->completion_timeout >= 0 ? dconf->completion_timeout
+                                          : LIVY_DEFAULT_COMPLETION_TIMEOUT;
+}
+
 int livy_conf_max_connections(const livy_server_conf_t *conf)
 {
     return conf->max_connections == -1 ? 0 : conf->max_connections;
@@ -80,6 +86,7 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_sessions_per_user = c->max_starting_sessions = -1;
     c->metrics = -1;
     c->webui = -1;
+    c->completion_timeout = -1;
     if (dir) {
         size_t n = strlen(dir);
         while (n > 0 && dir[n - 1] == '/')
@@ -100,6 +107,8 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->section_path = add->section_path ? add->section_path : base->section_path;
     c->max_body = add->max_body >= 0 ? add->max_body : base->max_body;
     c->max_statement = add->max_statement >= 0 ? add->max_statement : base->max_statement;
+    c->completion_timeout = add->completion_timeout >= 0 ? add->completion_timeout
+                                                         : base->completion_timeout;
 #define MERGE_FLAG(f) c->f = add->f >= 0 ? add->f : base->f
 #define MERGE_LIST(f) c->f = add->f ? add->f : base->f
     MERGE_FLAG(csrf);
@@ -211,6 +220,17 @@ static const char *set_server_duration(cmd_parms *cmd, void *dc, const char *arg
         return apr_psprintf(cmd->pool, "%s must be a duration up to a day (e.g. 60, 60s, "
                             "500ms, 5mi; 0 for none)", cmd->cmd->name);
     *(apr_interval_time_t *)((char *)server_conf(cmd) + (apr_size_t)cmd->info) = t;
+    return NULL;
+}
+
+static const char *set_completion_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_interval_time_t t;
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0
+        || t > apr_time_from_sec(60))
+        return apr_psprintf(cmd->pool, "%s must be a duration up to a minute (e.g. 2, 2s, "
+                            "500ms; 0: answer no candidates without asking)", cmd->cmd->name);
+    ((livy_dir_conf_t *)dc)->completion_timeout = t;
     return NULL;
 }
 
@@ -384,6 +404,9 @@ const command_rec livy_directives[] = {
                  "On: serve the web UI at <mount>/ui/ (default Off)"),
     AP_INIT_TAKE1("LivyUIDirectory", set_webui_dir, NULL, LIVY_DIR_CONTEXTS,
                   "directory of the web UI's files (default: the installed one)"),
+    AP_INIT_TAKE1("LivyCompletionTimeout", set_completion_timeout, NULL, LIVY_DIR_CONTEXTS,
+                  "how long POST .../completion waits for the REPL's candidates (default 2s; "
+                  "0: answer none without asking)"),
     AP_INIT_TAKE1("LivyDatabase", set_database, NULL, RSRC_CONF,
                   "libpq connection string of the session database"),
     AP_INIT_TAKE1("LivyDatabasePoolMax", set_pool_max, NULL, RSRC_CONF,

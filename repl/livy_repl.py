@@ -85,6 +85,16 @@ CODE_FILENAME = "<stdin>"  # what user frames are called in tracebacks, as in Li
 DRIVER_FILENAMES = {__file__, os.path.abspath(__file__)}
 
 KIND_ALIASES = {"python": "pyspark", "scala": "spark", "r": "sparkr"}
+# What SQL completion offers besides the catalog's names: Spark SQL's common keywords.
+SQL_KEYWORDS = (
+    "ALTER", "AND", "AS", "ASC", "BETWEEN", "BY", "CACHE", "CASE", "CAST", "CREATE", "CROSS",
+    "DATABASE", "DELETE", "DESC", "DESCRIBE", "DISTINCT", "DROP", "ELSE", "END", "EXCEPT",
+    "EXISTS", "EXPLAIN", "FALSE", "FROM", "FULL", "FUNCTION", "GROUP", "HAVING", "IN", "INNER",
+    "INSERT", "INTERSECT", "INTO", "IS", "JOIN", "LEFT", "LIKE", "LIMIT", "NOT", "NULL", "ON",
+    "OR", "ORDER", "OUTER", "OVER", "PARTITION", "RIGHT", "SELECT", "SET", "SHOW", "TABLE",
+    "TABLES", "TEMPORARY", "THEN", "TRUE", "UNION", "UPDATE", "USE", "USING", "VALUES", "VIEW",
+    "WHEN", "WHERE", "WINDOW", "WITH",
+)
 TABLE_MIME = "application/vnd.livy.table.v1+json"
 
 
@@ -857,15 +867,17 @@ class ReplDriver:
         kind = message.get("kind") or self.session_kind
         kind = KIND_ALIASES.get(kind, kind)
         candidates = []
-        if kind == "pyspark":
-            code = message.get("code") or ""
-            cursor = message.get("cursor")
-            if not isinstance(cursor, int) or cursor < 0 or cursor > len(code):
-                cursor = len(code)
-            try:
+        code = message.get("code") or ""
+        cursor = message.get("cursor")
+        if not isinstance(cursor, int) or cursor < 0 or cursor > len(code):
+            cursor = len(code)
+        try:
+            if kind == "pyspark":
                 candidates = self.complete_python(code[:cursor])
-            except Exception as error:
-                self.log("completion failed: %s" % error)
+            elif kind == "sql":
+                candidates = self.complete_sql(code[:cursor])
+        except Exception as error:
+            self.log("completion failed: %s" % error)
         self.send({"type": "completion", "id": request_id, "candidates": candidates})
 
     def complete_python(self, code_before_cursor):
@@ -881,6 +893,20 @@ class ReplDriver:
             if candidate not in candidates:
                 candidates.append(candidate)
         return candidates
+
+    def complete_sql(self, code_before_cursor):
+        """Keywords, then the tables and views of the current database (temporary views
+        included), that the word before the cursor begins; keywords in the word's case."""
+        match = re.search(r"[A-Za-z_][\w]*$", code_before_cursor)
+        if not match or self.spark is None:
+            return []
+        word = match.group(0)
+        prefix = word.lower()
+        keywords = [k if word[:1].isupper() else k.lower()
+                    for k in SQL_KEYWORDS if k.lower().startswith(prefix)]
+        tables = sorted({t.name for t in self.spark.catalog.listTables()
+                         if t.name.lower().startswith(prefix)})
+        return (keywords + tables)[:MAX_COMPLETIONS]
 
     # -- statements ---------------------------------------------------------------------------
 

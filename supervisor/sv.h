@@ -134,7 +134,10 @@ struct sv_session {
     json_t *log_batch;           /* lines not yet written to session_log */
     int need_statements;
     int need_flags;
+    int need_completions;
     int statements_inflight;     /* a request for pending statements awaits its answer */
+    int completions_inflight;    /* ... for completion requests */
+    apr_int64_t last_completion; /* highest completion request id sent to the child */
     int flags_inflight;
     int end_inflight;
     int log_inflight;            /* one write of log lines at a time, so that order holds */

@@ -26,7 +26,7 @@
 #define PURGE_BATCH 100
 
 static const char *const channels_sql =
-    "LISTEN livy_sessions; LISTEN livy_statements; LISTEN livy_batches";
+    "LISTEN livy_sessions; LISTEN livy_statements; LISTEN livy_batches; LISTEN livy_completions";
 
 apr_int64_t sv_now_ms(void)
 {
@@ -316,6 +316,7 @@ static void db_connected(sv_t *sv)
         sv_session_t *s = apr_hash_this_val(hi);
         s->need_flags = 1;
         s->need_statements = 1;
+        s->need_completions = 1;
         sv_session_resync(s);
     }
     for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi; hi = apr_hash_next(hi))
@@ -404,6 +405,10 @@ static void drain_notifies(sv_t *sv)
         if (strcmp(n->relname, "livy_statements") == 0) {
             if (s)
                 s->need_statements = 1;
+        }
+        else if (strcmp(n->relname, "livy_completions") == 0) {
+            if (s)
+                s->need_completions = 1;
         }
         else if (strcmp(n->relname, "livy_sessions") == 0) {
             if (s)

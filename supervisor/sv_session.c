@@ -603,6 +603,83 @@ static void sync_statements(sv_session_t *s)
         s->need_statements = 1;
 }
 
+/* The answer to sync_completions: asks the child for each completion request not yet sent. A
+ * completion runs beside a statement in the child; the module waits for the answer a bounded
+ * time and drops the request then, so one sent late is merely not waited for. */
+static void completions_read(sv_t *sv, sv_op_t *op, PGresult *res)
+{
+    sv_session_t *s = sv_find_session(sv, op->session);
+    if (!s)
+        return;
+    s->completions_inflight = 0;
+    if (!res) {
+        if (op->lost)
+            s->need_completions = 1;
+        else
+            sv_error("session %" APR_INT64_T_FMT ": %s", s->id, op->err);
+        return;
+    }
+    if (s->done || s->fd < 0 || s->phase != SV_PHASE_READY || s->stopping)
+        return;
+    apr_array_header_t *rows = store_sv_parse_completions(res, sv->iter);
+    for (int i = 0; i < rows->nelts && s->fd >= 0; i++) {
+        store_sv_completion_t *c = &APR_ARRAY_IDX(rows, i, store_sv_completion_t);
+        if (c->id <= s->last_completion)
+            continue;
+        s->last_completion = c->id;
+        json_t *msg = json_pack("{s:s,s:I,s:s,s:s}", "op", "complete", "id", (json_int_t)c->id,
+                                "code", c->code ? c->code : "", "kind",
+                                execute_kind(c->kind, s->kind));
+        if (c->cursor >= 0)
+            json_object_set_new(msg, "cursor", json_integer(c->cursor));
+        send_msg(s, msg);
+        json_decref(msg);
+    }
+}
+
+static void sync_completions(sv_session_t *s)
+{
+    if (!sv_db_ok(s->sv) || s->fd < 0 || s->phase != SV_PHASE_READY || s->stopping
+        || s->completions_inflight)
+        return;
+    s->need_completions = 0;
+    store_sv_req_t r;
+    store_sv_req_completions(&r, s->id, s->last_completion, s->sv->iter);
+    if (sv_db_send(s->sv, &r, completions_read, s->id, 0, NULL, NULL) == 0)
+        s->completions_inflight = 1;
+    else
+        s->need_completions = 1;
+}
+
+/* The child's candidates: an array of at most 1000 strings is stored, nothing else. */
+static void on_completion(sv_session_t *s, json_t *msg)
+{
+    json_t *id = json_object_get(msg, "id");
+    json_t *list = json_object_get(msg, "candidates");
+    if (!json_is_integer(id))
+        return;
+    json_t *clean = json_array();
+    size_t i;
+    json_t *v;
+    if (json_is_array(list)) {
+        json_array_foreach(list, i, v) {
+            if (json_array_size(clean) >= 1000)
+                break;
+            if (json_is_string(v))
+                json_array_append(clean, v);
+        }
+    }
+    char *text = json_dumps(clean, JSON_COMPACT);
+    json_decref(clean);
+    if (!text)
+        return;
+    store_sv_req_t r;
+    store_sv_req_completion_answer(&r, s->id, json_integer_value(id),
+                                   apr_pstrdup(s->sv->iter, text), s->sv->iter);
+    free(text);
+    sv_db_send(s->sv, &r, NULL, s->id, 0, NULL, NULL);
+}
+
 static void flags_read(sv_t *sv, sv_op_t *op, PGresult *res)
 {
     sv_session_t *s = sv_find_session(sv, op->session);
@@ -670,6 +747,7 @@ static void on_ready(sv_session_t *s, json_t *msg)
     s->phase = SV_PHASE_READY;
     s->start_deadline_ms = 0;
     s->need_statements = 1;
+    s->need_completions = 1;
 }
 
 static void on_hello(sv_session_t *s, json_t *msg)
@@ -950,7 +1028,7 @@ static void handle_message(sv_session_t *s, json_t *msg)
         on_result(s, msg);
     }
     else if (strcmp(type, "completion") == 0) {
-        /* Completion requests are not relayed by this supervisor; ignore stray answers. */
+        on_completion(s, msg);
     }
     else {
         sv_warn("session %" APR_INT64_T_FMT ": unknown message type \"%s\" from the REPL", s->id,
@@ -1011,6 +1089,8 @@ int sv_session_has_work(sv_session_t *s)
         return 0; /* finishing: the end's answer wakes the loop */
     return (s->need_flags && !s->flags_inflight)
            || (s->need_statements && !s->statements_inflight && s->phase == SV_PHASE_READY
+               && s->fd >= 0 && !s->stopping)
+           || (s->need_completions && !s->completions_inflight && s->phase == SV_PHASE_READY
                && s->fd >= 0 && !s->stopping);
 }
 
@@ -1502,4 +1582,6 @@ void sv_session_work(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
         check_flags(s);
     if (s->need_statements)
         sync_statements(s);
+    if (s->need_completions)
+        sync_completions(s);
 }
