@@ -107,6 +107,24 @@ def round_trips(server, sid, warmup, n):
                           "REPL done -> client sees available": back_ms}
 
 
+def completions(server, sid, warmup, n):
+    """POST .../completion of a name in the session's namespace: the REPL's answer through the
+    supervisor and the database, as a client waits for it."""
+    http = requests.Session()
+    url = f"{server.url}/sessions/{sid}/completion"
+    body = {"code": "bench_va", "kind": "pyspark"}
+    times = []
+    for i in range(warmup + n):
+        t = time.perf_counter()
+        r = http.post(url, json=body)
+        elapsed = time.perf_counter() - t
+        assert r.status_code == 200 and r.json()["candidates"] == ["bench_value"], r.text
+        if i >= warmup:
+            times.append(elapsed)
+    http.close()
+    return times
+
+
 def floor(master, warmup, n):
     r = subprocess.run([str(h.VENV_PYTHON), "-c", FLOOR, master, str(warmup), str(n), CODE],
                        capture_output=True, text=True, cwd=tempfile.gettempdir())
@@ -119,7 +137,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--starts", type=int, default=5, help="cold session starts (median reported)")
     ap.add_argument("--statements", type=int, default=300, help="timed statements (>= 200)")
-    ap.add_argument("--warmup", type=int, default=20, help="untimed statements first")
+    ap.add_argument("--warmup", type=int, default=20, help="untimed statements (and completions) first")
+    ap.add_argument("--completions", type=int, default=200, help="timed completion requests")
     ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
     ap.add_argument("--master", default="local[1]", help="spark_master for the sessions and the floor")
     ap.add_argument("--conf", default="{}", help="session conf (JSON) for the sessions, e.g. JVM options")
@@ -146,6 +165,12 @@ def main():
         sid = r.json()["id"]
         wait_state(server, sid, {"idle"})
         times, polls, parts = round_trips(server, sid, args.warmup, args.statements)
+        r = server.post(f"/sessions/{sid}/statements", json={"code": "bench_value = 1", "kind": "pyspark"})
+        r.raise_for_status()
+        stid = r.json()["id"]
+        while server.get(f"/sessions/{sid}/statements/{stid}").json()["state"] != "available":
+            time.sleep(0.01)
+        comp_times = completions(server, sid, args.warmup, args.completions)
         server.delete(f"/sessions/{sid}").raise_for_status()
         print(f"\nstatement round trip for {CODE!r} through httpd (POST, then GET until available, no sleep), "
               f"{len(times)} statements after {args.warmup} untimed:")
@@ -155,6 +180,11 @@ def main():
         print("  where the time goes (p50; the REPL's times are whole milliseconds):")
         for name, values in parts.items():
             print(f"    {name:40} {pct(values, 50):7.1f} ms")
+
+        print(f"\ncompletion (POST .../completion of a namespace name, answered by the REPL through "
+              f"the supervisor), {len(comp_times)} requests after {args.warmup} untimed:")
+        print(f"  p50 {ms(pct(comp_times, 50))}   p90 {ms(pct(comp_times, 90))}   "
+              f"p99 {ms(pct(comp_times, 99))}   max {ms(max(comp_times))}")
 
         time.sleep(2)
         base_times = floor(args.master, args.warmup, args.statements)
