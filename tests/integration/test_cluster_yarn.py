@@ -111,7 +111,11 @@ def cluster(spark_env):
 def files(spark_env):
     """The batch files, in the directory the server allows (under /var/tmp, which batches see)."""
     d = h.batch_files_dir("livy-yarn-batches-")
-    yield SimpleNamespace(dir=d, pi=h.write_batch_file(d, "pi.py", PI),
+    # Where tasks leave a mark that they run (containers run as the NodeManager's account).
+    marks = d / "marks"
+    marks.mkdir()
+    marks.chmod(0o1777)
+    yield SimpleNamespace(dir=d, marks=marks, pi=h.write_batch_file(d, "pi.py", PI),
                           long=h.write_batch_file(d, "long.py", LONG))
     if not os.environ.get("LIVY_TEST_KEEP"):
         shutil.rmtree(d, ignore_errors=True)
@@ -194,13 +198,21 @@ def test_sql_statement_runs_on_the_cluster(yarn, session):
     assert body["data"] == [[1000, 499500]]
 
 
-def test_cancel_a_long_cluster_job_then_the_next_statement_runs(yarn, cluster, session):
+def test_cancel_a_long_cluster_job_then_the_next_statement_runs(yarn, cluster, files, session):
     c = yarn.sessions
     sid = session["id"]
     c.run(sid, "kept = 'kept across a cancel'")
-    st = c.submit(sid, "import time\nsc.parallelize(range(2), 2).map(lambda v: time.sleep(600) or v).count()")
+    code = ("import os, time\n"
+            "def _sleep(v):\n"
+            f"    open(os.path.join({str(files.marks)!r}, 'task-%d' % v), 'w').close()\n"
+            "    time.sleep(600)\n"
+            "    return v\n"
+            "sc.parallelize(range(2), 2).map(_sleep).count()")
+    st = c.submit(sid, code)
     seen = []
     c.wait_statement(sid, st["id"], "running", timeout=60, seen=seen)
+    # Cancelled while a task sleeps in the executor's container.
+    h.wait_for(lambda: list(files.marks.glob("task-*")), 120, f"a task of statement {st['id']} to run")
     c.cancel(sid, st["id"])
     final = c.wait_statement(sid, st["id"], ("cancelled", "available"), timeout=120, seen=seen)
     assert final["state"] == "cancelled", final

@@ -200,6 +200,10 @@ class MiniYarnCluster:
         return f"---- {self.log_path} (last {n} lines)\n" + "\n".join(lines[-n:])
 
     # -- the ResourceManager's and the NodeManager's REST APIs
+    # (Of the ResourceManager's, the routes whose answers come back whole from the minicluster
+    # jar: its shaded Jersey finds no JAXB writer for YARN's web classes and falls back on
+    # Jackson, which renders only their getters, so /apps/{id} lacks its state and counts;
+    # /apps/{id}/state, /appattempts and an attempt's /containers are complete.)
     def rm_get(self, path: str) -> dict:
         r = requests.get(f"http://{self.rm_web}/ws/v1/cluster/{path}", timeout=30,
                          headers={"Accept": "application/json"})
