@@ -160,8 +160,9 @@ def batches(yarn, files, session):
 def wait_batch_app_id(b: h.BatchClient, bid: int) -> str:
     """The batch's appId once it is YARN's (spark-submit logs it when YARN accepted the
     application)."""
-    return h.wait_for(lambda: (a := b.batch(bid)["appId"]) and yarn_cluster.APP_ID.fullmatch(a) and a,
-                      YARN_START_TIMEOUT, f"batch {bid}'s YARN application id{b.diagnose(bid)}", interval=0.5)
+    return yarn_cluster.wait_saying(
+        lambda: (a := b.batch(bid)["appId"]) and yarn_cluster.APP_ID.fullmatch(a) and a,
+        YARN_START_TIMEOUT, f"batch {bid}'s YARN application id", lambda: b.diagnose(bid))
 
 
 # ------------------------------------------------------------------ the session
@@ -175,11 +176,17 @@ def test_session_app_id_is_its_running_yarn_application(yarn, cluster, session, 
     assert cluster.app_state(app_id) == "RUNNING"
     attempts = cluster.app_attempts(app_id)
     assert [a["appAttemptState"] for a in attempts] == ["RUNNING"], attempts
-    # The application master and one executor, each in a running container of its own.
-    held = cluster.rm_containers(app_id)
-    assert len(held) >= 2 and all(c["containerState"] == "RUNNING" for c in held), held
-    running = cluster.nm_containers(app_id)
-    assert {c["id"] for c in running} == {c["containerId"] for c in held}, (running, held)
+    # The application master and one executor, each in a running container of its own (the
+    # session may be up before its executor is: Spark waits for executors only so long).
+    held = yarn_cluster.wait_saying(
+        lambda: (cs := cluster.rm_containers(app_id)) and len(cs) >= 2
+        and all(c["containerState"] == "RUNNING" for c in cs) and cs, 120,
+        f"two running containers of {app_id}",
+        lambda: f"the ResourceManager holds {cluster.rm_containers(app_id)}")
+    yarn_cluster.wait_saying(
+        lambda: {c["id"] for c in cluster.nm_containers(app_id)} == {c["containerId"] for c in held}, 60,
+        f"the NodeManager to run {[c['containerId'] for c in held]}",
+        lambda: f"it runs {[c['id'] for c in cluster.nm_containers(app_id)]}")
 
 
 def test_a_job_runs_in_the_executors_containers(yarn, cluster, session):
@@ -220,7 +227,8 @@ def test_cancel_a_long_cluster_job_then_the_next_statement_runs(yarn, cluster, f
     seen = []
     c.wait_statement(sid, st["id"], "running", timeout=60, seen=seen)
     # Cancelled while a task sleeps in the executor's container.
-    h.wait_for(lambda: list(files.marks.glob("task-*")), 120, f"a task of statement {st['id']} to run")
+    yarn_cluster.wait_saying(lambda: list(files.marks.glob("task-*")), 120,
+                             f"a task of statement {st['id']} to run", lambda: c.diagnose(sid))
     c.cancel(sid, st["id"])
     final = c.wait_statement(sid, st["id"], ("cancelled", "available"), timeout=120, seen=seen)
     assert final["state"] == "cancelled", final
@@ -256,16 +264,16 @@ def test_delete_of_a_running_yarn_batch_ends_its_application(yarn, cluster, file
     b.wait_log_line(bid, r"^long job: started$")
     cluster.wait_app_state(app_id, "RUNNING")
     # Its executor holds the sleeping task: the application master and the executor run.
-    h.wait_for(lambda: len(cluster.nm_containers(app_id)) >= 2, 120,
-               f"{app_id}'s executor container{b.diagnose(bid)}", interval=0.5)
+    yarn_cluster.wait_saying(lambda: len(cluster.nm_containers(app_id)) >= 2, 120,
+                             f"{app_id}'s executor container", lambda: b.diagnose(bid))
     procs = h.batch_processes(files.long)
     assert procs, "no process of the long batch"
 
     r = b.server.delete(f"/batches/{bid}")
     assert r.status_code == 200 and r.json() == {"msg": "deleted"}, (r.status_code, r.text)
     assert b.server.get(f"/batches/{bid}").status_code == 404
-    h.wait_for(lambda: b.row(bid)["state"] == "killed", 60,
-               f"batch {bid}'s row to say killed (it says {b.row(bid)})")
+    yarn_cluster.wait_saying(lambda: b.row(bid)["state"] == "killed", 60,
+                             f"batch {bid}'s row to say killed", lambda: f"it says {b.row(bid)}")
     assert cluster.wait_app_state(app_id, APP_ENDED) in APP_ENDED
     cluster.wait_containers_released(app_id)
     assert_processes_gone(procs, 30, f"batch {bid}'s processes")

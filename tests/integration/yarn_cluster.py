@@ -235,16 +235,24 @@ class MiniYarnCluster:
 
     def wait_app_state(self, app_id: str, states, timeout: float = 120) -> str:
         states = {states} if isinstance(states, str) else set(states)
-        return h.wait_for(lambda: (s := self.app_state(app_id)) in states and s, timeout,
-                          f"{app_id} to be {'/'.join(sorted(states))} (it is {self.app_state(app_id)})",
-                          interval=0.5)
+        return wait_saying(lambda: (s := self.app_state(app_id)) in states and s, timeout,
+                           f"{app_id} to be {'/'.join(sorted(states))}",
+                           lambda: f"it is {self.app_state(app_id)}")
 
     def wait_containers_released(self, app_id: str, timeout: float = 120) -> None:
         """Until neither the ResourceManager nor the NodeManager holds a container of app_id."""
-        h.wait_for(lambda: not self.rm_containers(app_id) and not self.nm_containers(app_id), timeout,
-                   f"{app_id}'s containers to be released (ResourceManager: "
-                   f"{[c['containerId'] for c in self.rm_containers(app_id)]}, NodeManager: "
-                   f"{[c['id'] for c in self.nm_containers(app_id)]})", interval=0.5)
+        wait_saying(lambda: not self.rm_containers(app_id) and not self.nm_containers(app_id), timeout,
+                    f"{app_id}'s containers to be released",
+                    lambda: (f"the ResourceManager holds {[c['containerId'] for c in self.rm_containers(app_id)]}, "
+                             f"the NodeManager {[(c['id'], c['state']) for c in self.nm_containers(app_id)]}"))
+
+
+def wait_saying(predicate, timeout: float, what: str, now, interval: float = 0.5):
+    """h.wait_for, and on timeout what now() says of the state it ended in."""
+    try:
+        return h.wait_for(predicate, timeout, what, interval=interval)
+    except AssertionError as e:
+        raise AssertionError(f"{e} ({now()})") from None
 
 
 @contextmanager
