@@ -19,7 +19,6 @@ import signal
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -157,11 +156,11 @@ class MiniYarnCluster:
         for path in (conf, env_sh):
             path.chmod(0o644)
 
-    def env(self) -> dict:
-        """The environment a supervisor running Spark on this cluster gets (it hands these on to
-        its REPLs and batches)."""
-        return {"HADOOP_CONF_DIR": str(self.hadoop_conf), "YARN_CONF_DIR": str(self.hadoop_conf),
-                "SPARK_CONF_DIR": str(self.spark_conf)}
+    def supervisor_conf(self) -> dict:
+        """What a supervisor running Spark on this cluster is configured with (it exports the
+        directories to its REPLs and batches as HADOOP_CONF_DIR and SPARK_CONF_DIR)."""
+        return {"spark_master": "yarn", "hadoop_conf_dir": str(self.hadoop_conf),
+                "spark_conf_dir": str(self.spark_conf)}
 
     def stop(self) -> list[str]:
         """Stops the cluster (its NodeManager kills what containers still run); returns complaints
@@ -255,21 +254,6 @@ def wait_saying(predicate, timeout: float, what: str, now, interval: float = 0.5
         raise AssertionError(f"{e} ({now()})") from None
 
 
-@contextmanager
-def environment(values: dict):
-    """os.environ with values set, for the processes started inside (restored afterwards)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def cluster_fixture(spark_env):
     """The body of a module-scoped fixture (`yield from yarn_cluster.cluster_fixture(...)`): a
     started MiniYarnCluster, stopped and checked after the last test (processes left behind fail
@@ -293,8 +277,8 @@ def yarn_module_server(work_dir: Path, pg: h.PgCluster, dbname: str, cluster: Mi
                        files_dir: Path, supervisor_conf: dict | None = None, allow=()):
     """The body of a module-scoped fixture (`yield from yarn_cluster.yarn_module_server(...)`): a
     server (event MPM) on a database of its own whose standalone supervisor runs Spark on
-    `cluster` (spark_master yarn, the cluster's HADOOP_CONF_DIR, YARN_CONF_DIR and SPARK_CONF_DIR
-    in its environment), allowing batch files from files_dir; yields the LivyServer. After the
+    `cluster` (spark_master yarn, the cluster's hadoop_conf_dir and spark_conf_dir), allowing
+    batch files from files_dir; yields the LivyServer. After the
     last test, batch processes still running from files_dir are a leak, and the server is stopped
     and checked as h.module_server does."""
     import pytest
@@ -304,10 +288,9 @@ def yarn_module_server(work_dir: Path, pg: h.PgCluster, dbname: str, cluster: Mi
     try:
         server = factory(mpm="event", supervisor="external", dbname=dbname,
                          extra_conf=f'LivyBatchAllowedPaths "{files_dir}"\n',
-                         supervisor_conf={"spark_master": "yarn", **(supervisor_conf or {})})
+                         supervisor_conf={**cluster.supervisor_conf(), **(supervisor_conf or {})})
         server.allow_errors(*allow)
-        with environment(cluster.env()):
-            server.start_external_supervisor()
+        server.start_external_supervisor()
     except h.HarnessError as e:
         factory.finish()
         pytest.fail(str(e), pytrace=False)
