@@ -48,8 +48,9 @@ static void set_count(json_t *obj, const char *key, int value, apr_pool_t *p)
  * Local masters keep every door of the driver (RPC, block manager, UI) on loopback and
  * authenticate RPC with a per-session secret that the REPL makes after the JVM has started
  * (never on its command line, which every local user can read). Cluster masters need the
- * driver's RPC and block manager on the network, never its UI, which stays on loopback. On YARN
- * and Kubernetes Spark hands out a per-application secret itself. A standalone cluster's
+ * driver's RPC and block manager on the network; its UI stays on loopback (standalone,
+ * Kubernetes) or behind YARN's proxy filter. On YARN and Kubernetes Spark hands out a
+ * per-application secret itself. A standalone cluster's
  * secret is the operator's (spark-defaults.conf), since the master and workers must know it
  * too: authentication is on all the same, so a cluster without that secret refuses the
  * session rather than run it with an open driver, and a session may not bring a secret of its
@@ -68,13 +69,17 @@ static void set_doors(json_t *root, json_t *spark, const char *master)
     case LIVY_MASTER_STANDALONE:
         json_object_del(spark, "spark.authenticate.secret");
         /* fall through */
-    case LIVY_MASTER_YARN:
     case LIVY_MASTER_K8S:
         json_object_set_new(spark, "spark.authenticate", json_string("true"));
         /* Executors elsewhere must reach the driver's RPC and block manager, not its UI: the
          * REPL keeps the UI on loopback (for httpd's proxy) and advertises the host's address. */
         json_object_set_new(root, "spark_local_ip", json_string("127.0.0.1"));
         json_object_set_new(root, "cluster_driver", json_true());
+        break;
+    case LIVY_MASTER_YARN:
+        /* YARN's proxy filter guards the UI (Spark adds it): reachable through the
+         * ResourceManager's proxy only, which must reach the driver's address. */
+        json_object_set_new(spark, "spark.authenticate", json_string("true"));
         break;
     default:
         break;

@@ -25,14 +25,14 @@ import shutil
 from types import SimpleNamespace
 
 import pytest
+import requests
 
 import livy_harness as h
 import yarn_cluster
 from livy_client import JAVA_FAST, Client, assert_processes_gone
 
 YARN_START_TIMEOUT = 300  # an application master and an executor, JVMs in containers, on two busy cores
-SESSION_CONF = {"spark.driver.extraJavaOptions": JAVA_FAST, "spark.ui.enabled": "false",
-                "spark.sql.shuffle.partitions": "2"}
+SESSION_CONF = {"spark.driver.extraJavaOptions": JAVA_FAST, "spark.sql.shuffle.partitions": "2"}
 BATCH_CONF = {"spark.driver.extraJavaOptions": JAVA_FAST, "spark.ui.enabled": "false"}
 APP_ENDED = {"FINISHED", "KILLED", "FAILED"}
 
@@ -201,6 +201,16 @@ def test_a_job_runs_in_the_executors_containers(yarn, cluster, session):
     am = [c for c in containers if c.endswith("_000001")]
     assert am and not set(am) & set(where["task_containers"]), (where, containers)
     assert where["task_hosts"], where
+
+
+def test_session_ui_is_served_by_the_resourcemanagers_proxy(yarn, cluster, session):
+    app_id = session["idle"]["appId"]
+    r = yarn.server.get(f"/sessions/{session['id']}/ui/jobs/", allow_redirects=False)
+    assert r.status_code in (302, 303, 307), (r.status_code, r.text[:300])
+    location = r.headers["Location"]
+    assert app_id in location and "/proxy/" in location, location
+    page = requests.get(f"http://{cluster.rm_web}/proxy/{app_id}/jobs/", timeout=60)
+    assert page.status_code == 200 and "Spark Jobs" in page.text, (page.status_code, page.text[:300])
 
 
 def test_sql_statement_runs_on_the_cluster(yarn, session):
