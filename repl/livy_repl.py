@@ -56,6 +56,9 @@ import re
 import rlcompleter
 import secrets
 import shlex
+import shutil
+import subprocess
+import tempfile
 import signal
 import socket
 import sys
@@ -111,6 +114,170 @@ def encode_message(obj):
 
 def encoded_size(obj):
     return len(encode_message(obj)) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# R (kind sparkr): an R process per session, driven over its stdin and stdout
+# ---------------------------------------------------------------------------------------------
+
+# The loop R runs. A request is one line, "<id> <code in hex>"; R evaluates each expression in
+# the global environment (printing visible values, as at its prompt), with its output and
+# messages captured, and answers one line, "LIVY-R <id> ok|error|interrupted <output in hex>
+# <error message in hex>". SIGINT interrupts the running code (and is ignored between requests).
+R_DRIVER = r"""
+.livy_unhex <- function(h) {
+  if (!nzchar(h)) return("")
+  bytes <- as.raw(strtoi(substring(h, seq(1, nchar(h), 2), seq(2, nchar(h), 2)), 16L))
+  text <- rawToChar(bytes)
+  Encoding(text) <- "UTF-8"
+  text
+}
+.livy_hex <- function(s) paste(as.character(charToRaw(enc2utf8(s))), collapse = "")
+.livy_eval <- function(code) {
+  out <- character()
+  con <- textConnection("out", "w", local = TRUE)
+  sink(con)
+  sink(con, type = "message")
+  status <- "ok"
+  message <- ""
+  tryCatch({
+    for (e in parse(text = code, keep.source = FALSE)) {
+      v <- withVisible(eval(e, envir = .GlobalEnv))
+      if (v$visible) print(v$value)
+    }
+  }, error = function(e) {
+    status <<- "error"
+    call <- conditionCall(e)
+    # as R's prompt says it; this loop's own eval and parse are the top level
+    top <- is.null(call) || identical(call[[1]], quote(eval)) || identical(call[[1]], quote(parse))
+    message <<- if (top) paste0("Error: ", conditionMessage(e)) else
+      paste0("Error in ", paste(deparse(call), collapse = " "), " : ", conditionMessage(e))
+  }, interrupt = function(e) {
+    status <<- "interrupted"
+    message <<- "interrupted"
+  })
+  sink(type = "message")
+  sink()
+  close(con)
+  list(status = status, out = paste(out, collapse = "
+"), message = message)
+}
+.livy_in <- file("stdin", "r")
+repeat {
+  line <- tryCatch(readLines(.livy_in, n = 1), interrupt = function(e) NA)
+  if (length(line) == 0) break
+  if (is.na(line)) next
+  space <- regexpr(" ", line, fixed = TRUE)
+  id <- if (space > 0) substr(line, 1, space - 1) else line
+  code <- if (space > 0) .livy_unhex(substr(line, space + 1, nchar(line))) else ""
+  r <- .livy_eval(code)
+  cat("LIVY-R", id, r$status, .livy_hex(r$out), .livy_hex(r$message), "\n")
+  flush(stdout())
+}
+"""
+
+# What SparkR's entry points say when no SparkR package is there to attach.
+R_WITHOUT_SPARKR = r"""
+local({
+  why <- paste0("SparkR is not installed on this server: pip's pyspark has no R package. Install ",
+                "a Spark distribution's R package (SPARK_HOME/R/lib/SparkR, from Spark's R/pkg) ",
+                "on the supervisor's host and set the supervisor's spark_home; plain R works ",
+                "meanwhile.")
+  for (name in c("sparkR.session", "sparkR.init", "sql", "createDataFrame", "as.DataFrame",
+                 "read.df", "read.json", "read.parquet", "spark.lapply", "collect",
+                 "createOrReplaceTempView", "tableToDF")) {
+    assign(name, function(...) stop(why, call. = FALSE), envir = globalenv())
+  }
+})
+"""
+
+
+class RInterpreter:
+    """One R process for a session's sparkr statements, started on first use; its globals live
+    as long as it does."""
+
+    def __init__(self, driver):
+        self.driver = driver
+        self.process = None
+        self.stderr_reader = None
+        self.driver_path = None
+        self.counter = 0
+
+    def start(self):
+        r = shutil.which("R")
+        if r is None:
+            raise RuntimeError("R is not installed on the supervisor's host (Debian: apt-get "
+                               "install r-base-core)")
+        # in TMPDIR: the session's own directory under the supervisor
+        fd, path = tempfile.mkstemp(prefix="livy-r-driver-", suffix=".R")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(R_DRIVER)
+        self.driver_path = path
+        self.process = subprocess.Popen(
+            [r, "--vanilla", "--quiet", "--no-echo", "-f", path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, LANG=os.environ.get("LANG", "C.UTF-8")),
+        )
+        self.stderr_reader = threading.Thread(target=self.relay_stderr, name="r-stderr",
+                                              daemon=True)
+        self.stderr_reader.start()
+        status, _, message = self.run(self.driver.sparkr_setup_code())
+        if status != "ok":
+            self.driver.log("R: setting up the session failed: %s" % message)
+
+    def relay_stderr(self):
+        for raw in iter(self.process.stderr.readline, b""):
+            self.driver.log("R: " + raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def run(self, code, statement=None):
+        """Runs code in R: (status, output, error message). A KeyboardInterrupt (the cancel
+        ladder's) interrupts R, whose answer then comes back as interrupted."""
+        if not self.alive():
+            self.start()
+        self.counter += 1
+        request = self.counter
+        line = "%d %s\n" % (request, code.encode("utf-8").hex())
+        self.process.stdin.write(line.encode("ascii"))
+        self.process.stdin.flush()
+        interrupted_at = None
+        while True:
+            try:
+                raw = self.process.stdout.readline()
+            except KeyboardInterrupt:
+                interrupted_at = interrupted_at or time.monotonic()
+                try:
+                    self.process.send_signal(signal.SIGINT)
+                except OSError:
+                    pass
+                continue
+            if not raw:
+                code_ = self.process.wait()
+                self.process = None
+                raise RuntimeError("the session's R process exited (status %s); its variables "
+                                   "are lost, the next statement starts a new one" % code_)
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            parts = text.split(" ")
+            if len(parts) >= 3 and parts[0] == "LIVY-R" and parts[1] == str(request):
+                out = bytes.fromhex(parts[3]).decode("utf-8", "replace") if len(parts) > 3 else ""
+                msg = bytes.fromhex(parts[4]).decode("utf-8", "replace") if len(parts) > 4 else ""
+                return parts[2], out, msg
+            self.driver.log("R: " + text)
+
+    def stop(self):
+        if self.alive():
+            try:
+                self.process.stdin.close()
+                self.process.wait(5)
+            except Exception:
+                self.process.kill()
+        if self.driver_path:
+            try:
+                os.unlink(self.driver_path)
+            except OSError:
+                pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,6 +681,7 @@ class ReplDriver:
         self.gateway = None
         self.sc = None
         self.spark = None
+        self.r = None  # the R process of sparkr statements, started on first use
         self.status_tracker = None
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         self.armed_statement = None  # the statement a SIGINT may interrupt, if it is cancelled
@@ -985,13 +1153,14 @@ class ReplDriver:
             return self.execute_python(statement)
         if kind == "sql":
             return self.execute_sql(statement)
-        if kind in ("spark", "sparkr"):
-            language = "Scala" if kind == "spark" else "R"
+        if kind == "sparkr":
+            return self.execute_r(statement)
+        if kind == "spark":
             return error_output(
                 statement.id,
                 "InterpreterNotAvailable",
-                "The %s interpreter (kind '%s') is not available in this server yet; "
-                "use kind 'pyspark' or 'sql'." % (language, kind),
+                "The Scala interpreter (kind 'spark') is not available in this server yet; "
+                "use kind 'pyspark', 'sparkr' or 'sql'.",
                 [],
             )
         return error_output(
@@ -1036,6 +1205,57 @@ class ReplDriver:
         if text or not data:
             data["text/plain"] = text
         return ok_output(statement.id, data)
+
+    def execute_r(self, statement):
+        try:
+            if self.r is None:
+                self.r = RInterpreter(self)
+            # armed: the cancel ladder's SIGINT raises KeyboardInterrupt in run(), which passes
+            # it on to R
+            self.armed_statement = statement
+            try:
+                status, out, message = self.r.run(statement.code, statement)
+            finally:
+                self.armed_statement = None
+        except Exception as error:
+            return error_output(statement.id, "Error", str(error), [])
+        if status == "ok":
+            return ok_output(statement.id, {"text/plain": out.rstrip()})
+        if status == "interrupted":
+            return error_output(statement.id, "Error", "interrupted", [])
+        lines = ([out + "\n"] if out.strip() else []) + [message + "\n"]
+        return error_output(statement.id, "Error", message, lines)
+
+    def sparkr_setup_code(self):
+        """What a new R process runs first: SparkR attached to this driver's JVM when a Spark
+        distribution's R package is there, else stubs that say what to install."""
+        lib = self.sparkr_lib()
+        if lib is None:
+            return R_WITHOUT_SPARKR
+        port, secret = self.start_r_backend()
+        return ("Sys.setenv(EXISTING_SPARKR_BACKEND_PORT = '%d', SPARKR_BACKEND_AUTH_SECRET = '%s')\n"
+                "suppressPackageStartupMessages(library(SparkR, lib.loc = '%s'))\n"
+                "invisible(sparkR.session())\n" % (port, secret, lib.replace("'", "\\'")))
+
+    def sparkr_lib(self):
+        home = os.environ.get("SPARK_HOME")
+        if not home:
+            try:
+                import pyspark
+                home = os.path.dirname(pyspark.__file__)
+            except ImportError:
+                return None
+        lib = os.path.join(home, "R", "lib")
+        return lib if os.path.isdir(os.path.join(lib, "SparkR")) else None
+
+    def start_r_backend(self):
+        """SparkR's backend in this driver's JVM (as sparkR.session starts one with
+        EXISTING_SPARKR_BACKEND_PORT): its port and secret; it serves on a thread of its own."""
+        backend = self.gateway.jvm.org.apache.spark.api.r.RBackend()
+        started = backend.init()
+        port, secret = started._1(), started._2().secret()
+        threading.Thread(target=backend.run, name="sparkr-backend", daemon=True).start()
+        return port, secret
 
     def execute_sql(self, statement):
         self.capture_output()  # Spark's Python warnings belong to the statement, not the log
@@ -1237,6 +1457,8 @@ class ReplDriver:
         self.exit_now(0)
 
     def stop_spark(self):
+        if self.r is not None:
+            self.r.stop()
         if self.sc is not None:
             try:
                 self.spark.stop()

@@ -367,12 +367,14 @@ def test_unknown_magic_and_missing_matplot_figure_are_error_outputs(repl):
     assert repl.text_of("1") == "1"
 
 
-def test_scala_and_r_kinds_answer_with_an_error_output(repl):
-    for kind, language in (("spark", "Scala"), ("sparkr", "R")):
-        output = repl.run('println("hi")', kind=kind)
-        assert output["status"] == "error"
-        assert output["ename"] == "InterpreterNotAvailable"
-        assert language in output["evalue"]
+def test_scala_answers_with_an_error_output_and_r_runs(repl):
+    output = repl.run('println("hi")', kind="spark")
+    assert output["status"] == "error"
+    assert output["ename"] == "InterpreterNotAvailable"
+    assert "Scala" in output["evalue"]
+    output = repl.run('cat("hi from R\\n")', kind="sparkr")
+    assert output == {"status": "ok", "execution_count": output["execution_count"],
+                      "data": {"text/plain": "hi from R"}}, output
     assert repl.text_of("'still alive'") == "'still alive'"
 
 
@@ -504,7 +506,10 @@ def test_completion_over_globals(repl):
     assert "sc.parallelize(" in reply["candidates"], reply
     repl.send(op="complete", id=6, code="sel", kind="sql", cursor=3)
     assert repl.wait_for(lambda m: m["type"] == "completion", 10) == {
-        "type": "completion", "id": 6, "candidates": []}
+        "type": "completion", "id": 6, "candidates": ["select"]}
+    repl.send(op="complete", id=8, code='println("hi")', kind="spark")
+    assert repl.wait_for(lambda m: m["type"] == "completion", 10) == {
+        "type": "completion", "id": 8, "candidates": []}
 
 
 # -- reconnect -------------------------------------------------------------------------------------
