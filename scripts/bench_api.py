@@ -51,12 +51,34 @@ def seed_sessions(server, n):
         list(pool.map(create, range(n)))
 
 
+def seed_listings(server, pg, sid, n_statements):
+    """Realistic listing content: n_statements finished statements with outputs in session sid,
+    10 log lines in every session, 10,000 batches with 10 log lines each (rows written directly,
+    as the supervisor would)."""
+    for _ in range(n_statements):
+        server.post(f"/sessions/{sid}/statements", json={"code": "spark.range(10).count()", "kind": "pyspark"}).raise_for_status()
+    pg.psql(f"UPDATE statements SET state = 'available', progress = 1, started = 1700000000000 + id,"
+            f" completed = 1700000000100 + id, output = ('{{\"status\":\"ok\",\"execution_count\":' || id"
+            f" || ',\"data\":{{\"text/plain\":\"10\"}}}}')::json"
+            f" WHERE session_id = {sid}")
+    pg.psql("INSERT INTO session_log (session_id, seq, line) SELECT s.id, g, 'stdout: INFO SparkContext:"
+            " line ' || g || ' of the driver log' FROM sessions s, generate_series(0, 9) g;"
+            " UPDATE sessions SET next_log_seq = 10")
+    pg.psql("INSERT INTO batches (file, owner, state) SELECT '/opt/jobs/etl.py', 'bench', 'running'"
+            " FROM generate_series(1, 10000);"
+            " INSERT INTO batch_log (batch_id, seq, line) SELECT b.id, g, 'stdout: INFO Client:"
+            " line ' || g || ' of spark-submit' FROM batches b, generate_series(0, 9) g;"
+            " UPDATE batches SET next_log_seq = 10; ANALYZE")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
+    ap.add_argument("--only", default="", metavar="REGEX",
+                    help="measure only the requests whose name matches REGEX (and the static file)")
     args = ap.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="livy-bench-"))
@@ -84,14 +106,24 @@ def main():
               f"-d{args.duration}s, {os.cpu_count()} cores, PostgreSQL on the same machine")
         print(f"session JSON: {len(session_json)} bytes\n")
         rows = []
+
+        def measure(name, path, script=None):
+            if re.search(args.only, name):
+                rows.append((name, wrk(f"{server.url}{path}", args, script)))
+
         static = wrk(f"{server.url}/static/session.json", args)
         rows.append(("static file (same size)", static))
-        rows.append((f"GET /sessions/{sid}", wrk(f"{server.url}/sessions/{sid}", args)))
-        rows.append((f"GET /sessions/{sid}/statements/0", wrk(f"{server.url}/sessions/{sid}/statements/0", args)))
-        rows.append(("GET /sessions?size=100 (1,000 stored)", wrk(f"{server.url}/sessions?size=100", args)))
-        rows.append((f"POST /sessions/{sid}/statements", wrk(f"{server.url}/sessions/{sid}/statements", args, str(lua))))
+        measure(f"GET /sessions/{sid}", f"/sessions/{sid}")
+        measure(f"GET /sessions/{sid}/statements/0", f"/sessions/{sid}/statements/0")
+        measure("GET /sessions?size=100 (1,000 stored)", "/sessions?size=100")
+        measure(f"POST /sessions/{sid}/statements", f"/sessions/{sid}/statements", str(lua))
         seed_sessions(server, 9000)
-        rows.append(("GET /sessions?size=100 (10,000 stored)", wrk(f"{server.url}/sessions?size=100", args)))
+        measure("GET /sessions?size=100 (10,000 stored)", "/sessions?size=100")
+        sid2 = server.get("/sessions?from=1&size=1").json()["sessions"][0]["id"]
+        seed_listings(server, pg, sid2, 100)
+        measure("GET /sessions?size=100 (+10 log lines each)", "/sessions?from=0&size=100")
+        measure(f"GET /sessions/{sid2}/statements (100 stored)", f"/sessions/{sid2}/statements")
+        measure("GET /batches?size=100 (10,000 stored)", "/batches?size=100")
 
         print(f"{'request':42} {'req/s':>10} {'p50':>9} {'p99':>9} {'vs static':>10} {'non-2xx':>8}")
         for name, (rps, p50, p99, bad) in rows:
