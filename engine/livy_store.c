@@ -55,10 +55,13 @@ static const char *const query_sql[Q__COUNT] = {
         " FROM sessions s WHERE s.name = $1 AND NOT s.deleted"
         " ORDER BY s.ended_at IS NULL DESC, s.id DESC LIMIT 1",
 
-    /* total first, then the page; the LEFT JOIN keeps the total when the page is empty */
+    /* total first, then the page; the LEFT JOIN keeps the total when the page is empty. The
+     * log is read only where the requester may view it ($3: every session; $4: the requester,
+     * who may view the sessions they own or are the proxy user of), NULL elsewhere. */
     [Q_SESSIONS_PAGE] =
         "SELECT c.listed, p.* FROM session_count c LEFT JOIN LATERAL ("
-        " SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
+        " SELECT " SESSION_COLS "CASE WHEN $3::boolean OR s.owner = $4 OR s.proxy_user = $4 THEN "
+        SESSION_LOG10 " END" SESSION_TAIL
         " FROM sessions s WHERE NOT s.deleted ORDER BY s.id OFFSET $1 LIMIT $2) p ON true",
 
     [Q_SESSION_INSERT] =
@@ -160,9 +163,11 @@ static const char *const query_sql[Q__COUNT] = {
         "SELECT " BATCH_COLS BATCH_LOG10 " FROM batches b WHERE b.name = $1 AND NOT b.deleted"
         " ORDER BY b.ended_at IS NULL DESC, b.id DESC LIMIT 1",
 
+    /* as Q_SESSIONS_PAGE */
     [Q_BATCHES_PAGE] =
         "SELECT c.listed, p.* FROM batch_count c LEFT JOIN LATERAL ("
-        " SELECT " BATCH_COLS BATCH_LOG10
+        " SELECT " BATCH_COLS "CASE WHEN $3::boolean OR b.owner = $4 OR b.proxy_user = $4 THEN "
+        BATCH_LOG10 " END"
         " FROM batches b WHERE NOT b.deleted ORDER BY b.id OFFSET $1 LIMIT $2) p ON true",
 
     /* starting and unclaimed (supervisor_id NULL): the supervisors' queue. $1 and $3 to $15
