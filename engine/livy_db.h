@@ -6,7 +6,7 @@
 #include <libpq-fe.h>
 
 /* The schema version this build of the engine needs (the highest migration in sql/). */
-#define LIVY_SCHEMA_VERSION 2
+#define LIVY_SCHEMA_VERSION 3
 
 /* Connects with `conninfo`; on failure returns NULL and sets *errmsg (allocated in p). */
 PGconn *livy_db_connect(const char *conninfo, apr_pool_t *p, const char **errmsg);

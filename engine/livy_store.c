@@ -10,11 +10,9 @@
     "s.spark_ui_url, s.ttl, s.idle_timeout, s.driver_memory, s.driver_cores, " \
     "s.executor_memory, s.executor_cores, s.conf, s.archives, s.files, s.heartbeat_timeout_s, " \
     "s.jars, s.num_executors, s.py_files, s.queue, "
-/* The last 10 log lines, oldest first, as a JSON array of strings. */
-#define SESSION_LOG10 \
-    "(SELECT coalesce(json_agg(t.line ORDER BY t.seq), '[]') FROM " \
-    "(SELECT l.line, l.seq FROM session_log l WHERE l.session_id = s.id " \
-    " ORDER BY l.seq DESC LIMIT 10) t)"
+/* The last 10 log lines, oldest first, as a JSON array of strings (kept on the row by the
+ * log's triggers: see sql/003_log_tails.sql). */
+#define SESSION_LOG10 "s.log_tail"
 #define SESSION_TAIL ", s.ended_at IS NOT NULL, s.next_statement_id" HEARTBEAT_DUE
 
 /* Whether this per-session request must record a heartbeat: only for sessions that asked for
@@ -26,10 +24,7 @@
 /* The batch columns every batch query returns (see BC_* in livy_store.h). `b` is the row. */
 #define BATCH_COLS \
     "b.id, b.name, b.owner, b.proxy_user, b.state, b.app_id, b.driver_log_url, "
-#define BATCH_LOG10 \
-    "(SELECT coalesce(json_agg(t.line ORDER BY t.seq), '[]') FROM " \
-    "(SELECT l.line, l.seq FROM batch_log l WHERE l.batch_id = b.id " \
-    " ORDER BY l.seq DESC LIMIT 10) t)"
+#define BATCH_LOG10 "b.log_tail"
 
 #define STATEMENT_COLS "id, code, state, output, progress, started, completed"
 #define EPOCH_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
