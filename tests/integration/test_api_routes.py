@@ -7,9 +7,15 @@ it would act on, and the notifications a listener receives, are checked instead)
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+import livy_harness as h
 
 # The session object, keys in the order Livy emits them (LIVY-API.md, "Session object").
 SESSION_KEYS = ["id", "name", "appId", "owner", "proxyUser", "state", "kind", "appInfo", "log",
@@ -328,7 +334,6 @@ def test_list_sessions_pages_over_many_rows_are_the_sessions_byte_for_byte(serve
 
 
 def test_list_sessions_total_is_exact_after_concurrent_creates_and_deletes(server):
-    from concurrent.futures import ThreadPoolExecutor
     first = [create(server, {"kind": "sql"})["id"] for _ in range(30)]
 
     def work(i):
@@ -374,6 +379,43 @@ def test_log_tail_follows_lines_added_trimmed_and_removed(server):
     other = create(server, {"kind": "sql"})["id"]
     add_log_lines(server, other, ["o"])
     assert tails() == [] and ok(server.get(f"/sessions/{other}"))["log"] == ["o"]
+
+
+def test_schema_3_fills_the_tails_of_existing_sessions_and_batches(pg, work_dir):
+    """Upgrading a database at schema 2: every session's and batch's log_tail is its last 10
+    lines, from the log the upgrade finds."""
+    dbname = "upgrade_tails"
+    pg.create_database(dbname, migrate=False)
+    old = work_dir / "sql-2"
+    old.mkdir(exist_ok=True)
+    for f in ("001_initial.sql", "002_batches.sql"):
+        shutil.copy(h.SQL_DIR / f, old / f)
+    owner = pg.conninfo(dbname, h.OWNER_ROLE)
+    run_dir = work_dir / "upgrade-run"
+    run_dir.mkdir(exist_ok=True)
+    for sql_dir in (old, h.SQL_DIR):
+        conf = work_dir / f"upgrade-{sql_dir.name}.conf"
+        conf.write_text(h.render_supervisor_conf(owner, run_dir, sql_dir=sql_dir))
+        r = subprocess.run([str(h.SUPERVISOR), "--config", str(conf), "--migrate", "--database",
+                            owner], capture_output=True, text=True, timeout=90)
+        # (the older directory reaches version 2, which this build refuses to run on)
+        assert r.returncode == (1 if sql_dir == old else 0), r.stderr
+        if sql_dir == old:
+            assert pg.psql("SELECT max(version) FROM livy_schema_version", db=dbname) == [("2",)]
+            pg.psql("INSERT INTO sessions (kind) SELECT 'sql' FROM generate_series(0, 2);"
+                    " INSERT INTO session_log (session_id, seq, line) SELECT 1, g, 's' || g"
+                    "  FROM generate_series(0, 14) g;"
+                    " INSERT INTO session_log (session_id, seq, line) VALUES (2, 7, 'only \"one\"');"
+                    " INSERT INTO batches (file) SELECT 'x.py' FROM generate_series(0, 1);"
+                    " INSERT INTO batch_log (batch_id, seq, line) SELECT 1, g, 'b' || g"
+                    "  FROM generate_series(0, 3) g", db=dbname)
+    assert pg.psql("SELECT max(version) FROM livy_schema_version", db=dbname) == [("3",)]
+    tails = {int(i): json.loads(t) for i, t in
+             pg.psql("SELECT id, log_tail::text FROM sessions ORDER BY id", db=dbname)}
+    assert tails == {0: [], 1: [f"s{g}" for g in range(5, 15)], 2: ['only "one"']}
+    tails = {int(i): json.loads(t) for i, t in
+             pg.psql("SELECT id, log_tail::text FROM batches ORDER BY id", db=dbname)}
+    assert tails == {0: [], 1: ["b0", "b1", "b2", "b3"]}
 
 
 # ------------------------------------------------------------------ GET /sessions/{id}
