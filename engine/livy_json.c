@@ -127,8 +127,11 @@ void livy_text_string(livy_text_t *t, const char *s)
         livy_text_lit(t, "null");
         return;
     }
-    size_t n = strlen(s);
-    char *o = text_room(t, n * 6 + 2), *start = o;
+    size_t n = 2; /* the quotes, then each byte and what its escape adds */
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+        n += *u >= 0x20 && *u != '"' && *u != '\\' ? 1
+           : strchr("\"\\\b\f\n\r\t", *u) ? 2 : 6;
+    char *o = text_room(t, n), *start = o;
     static const char hex[] = "0123456789ABCDEF";
     *o++ = '"';
     for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
