@@ -24,11 +24,18 @@ def wrk(url, args, script=None):
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
     if script:
         cmd += ["-s", script]
+    # processes started during the run (httpd children, pooled connections) count in full
+    before = [cpu_seconds(pids) for pids in args.watch()] if args.watch else []
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    after = [cpu_seconds(pids) for pids in args.watch()] if args.watch else []
+    used = [sum(t - b.get(pid, 0) for pid, t in a.items()) for a, b in zip(after, before)]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, pct.get("50", "?"), pct.get("99", "?"), int(non2xx.group(1)) if non2xx else 0
+    requests = max(1.0, rps * args.duration)
+    per_request = [f"{u * 1000 / requests:.2f}" for u in used] if used else ["?", "?"]
+    return (rps, pct.get("50", "?"), pct.get("99", "?"), int(non2xx.group(1)) if non2xx else 0,
+            *per_request)
 
 
 def rss_mb(pids):
@@ -41,6 +48,33 @@ def rss_mb(pids):
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of each process, in seconds."""
+    times = {}
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return times
+
+
+def server_pids(server, pg):
+    """httpd's processes, and PostgreSQL's: the postmaster and its children (the backends)."""
+    httpd = [p for p in h.all_pids() if str(server.conf_path) in h.process_cmdline(p)]
+    postmasters = set(h.pids_mentioning(str(pg.dir)))
+    children = []
+    for pid in h.all_pids():
+        try:
+            ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid in postmasters:
+            children.append(pid)
+    return httpd, sorted(postmasters) + children
 
 
 def seed_sessions(server, n):
@@ -79,6 +113,7 @@ def main():
     ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
     ap.add_argument("--only", default="", metavar="REGEX",
                     help="measure only the requests whose name matches REGEX (and the static file)")
+    ap.set_defaults(watch=None)  # set once the servers run: their processes, for CPU per request
     args = ap.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="livy-bench-"))
@@ -111,6 +146,7 @@ def main():
             if re.search(args.only, name):
                 rows.append((name, wrk(f"{server.url}{path}", args, script)))
 
+        args.watch = lambda: server_pids(server, pg)
         static = wrk(f"{server.url}/static/session.json", args)
         rows.append(("static file (same size)", static))
         measure(f"GET /sessions/{sid}", f"/sessions/{sid}")
@@ -125,9 +161,13 @@ def main():
         measure(f"GET /sessions/{sid2}/statements (100 stored)", f"/sessions/{sid2}/statements")
         measure("GET /batches?size=100 (10,000 stored)", "/batches?size=100")
 
-        print(f"{'request':42} {'req/s':>10} {'p50':>9} {'p99':>9} {'vs static':>10} {'non-2xx':>8}")
-        for name, (rps, p50, p99, bad) in rows:
-            print(f"{name:42} {rps:10.0f} {p50:>9} {p99:>9} {rps / static[0]:10.2f} {bad:8d}")
+        print("CPU per request: milliseconds of CPU time httpd and PostgreSQL spent per answered "
+              "request (steadier than req/s on a busy machine)\n")
+        print(f"{'request':44} {'req/s':>8} {'p50':>9} {'p99':>9} {'vs static':>10} {'non-2xx':>8}"
+              f" {'httpd ms':>9} {'pg ms':>6}")
+        for name, (rps, p50, p99, bad, cpu_httpd, cpu_pg) in rows:
+            print(f"{name:44} {rps:8.0f} {p50:>9} {p99:>9} {rps / static[0]:10.2f} {bad:8d}"
+                  f" {cpu_httpd:>9} {cpu_pg:>6}")
         httpd_pids = [p for p in h.all_pids() if str(server.conf_path) in h.process_cmdline(p)]
         pg_pids = h.pids_mentioning(str(pg.dir))
         print(f"\nmemory (RSS): httpd {rss_mb(httpd_pids):.0f} MiB in {len(httpd_pids)} processes, "
