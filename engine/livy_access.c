@@ -37,15 +37,19 @@ static int is_principal(const char *user, const char *owner, const char *proxy_u
         && ((owner && !strcmp(owner, user)) || (proxy_user && !strcmp(proxy_user, user)));
 }
 
-int livy_access_can_view(const livy_security_t *sec, const char *user, const char *owner,
-                         const char *proxy_user)
+int livy_access_can_view_all(const livy_security_t *sec, const char *user)
 {
     if (!sec->access_control)
         return 1;
-    return is_principal(user, owner, proxy_user)
-        || livy_access_listed(sec->view_users, user)
+    return livy_access_listed(sec->view_users, user)
         || livy_access_listed(sec->modify_users, user)
         || livy_access_is_superuser(sec, user);
+}
+
+int livy_access_can_view(const livy_security_t *sec, const char *user, const char *owner,
+                         const char *proxy_user)
+{
+    return is_principal(user, owner, proxy_user) || livy_access_can_view_all(sec, user);
 }
 
 int livy_access_can_modify(const livy_security_t *sec, const char *user, const char *owner,

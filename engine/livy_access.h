@@ -29,6 +29,10 @@ int livy_access_admitted(const livy_security_t *sec, const char *user);
 /* May user read the session's log and statements / act on the session? */
 int livy_access_can_view(const livy_security_t *sec, const char *user, const char *owner,
                          const char *proxy_user);
+/* May user view every session, whoever owns it? livy_access_can_view is this or being the
+ * session's owner or proxy user (what a listing's query can match on its own). */
+int livy_access_can_view_all(const livy_security_t *sec, const char *user);
+
 int livy_access_can_modify(const livy_security_t *sec, const char *user, const char *owner,
                            const char *proxy_user);
 

@@ -142,6 +142,9 @@ typedef struct {
     int c_id, c_owner, c_proxy_user, c_state;
     json_t *(*view)(const livy_api_config_t *cfg, const PGresult *res, int row, int c0,
                     int show_log);
+    /* the same object, appended as text (listings) */
+    void (*text_view)(const livy_api_config_t *cfg, livy_text_t *t, const PGresult *res, int row,
+                      int c0, int show_log);
 } resource_t;
 
 static json_t *session_view(const livy_api_config_t *cfg, const PGresult *res, int row, int c0,
@@ -156,16 +159,29 @@ static json_t *batch_view(const livy_api_config_t *cfg, const PGresult *res, int
     return livy_view_batch(res, row, c0, show_log);
 }
 
+static void session_text_view(const livy_api_config_t *cfg, livy_text_t *t,
+                              const PGresult *res, int row, int c0, int show_log)
+{
+    livy_view_session_text(t, res, row, c0, show_log, cfg->ui_base);
+}
+
+static void batch_text_view(const livy_api_config_t *cfg, livy_text_t *t, const PGresult *res,
+                            int row, int c0, int show_log)
+{
+    (void)cfg;
+    livy_view_batch_text(t, res, row, c0, show_log);
+}
+
 static const resource_t sessions = {
     "session", "Session", "sessions", Q_SESSION_BY_ID, Q_SESSION_BY_NAME, Q_SESSIONS_PAGE,
     Q_SESSION_DELETE, Q_LOG_TOTAL, Q_LOG_PAGE, SC_ID, SC_OWNER, SC_PROXY_USER, SC_STATE,
-    session_view,
+    session_view, session_text_view,
 };
 
 static const resource_t batches = {
     "batch", "Batch", "batches", Q_BATCH_BY_ID, Q_BATCH_BY_NAME, Q_BATCHES_PAGE,
     Q_BATCH_DELETE, Q_BATCH_LOG_TOTAL, Q_BATCH_LOG_PAGE, BC_ID, BC_OWNER, BC_PROXY_USER,
-    BC_STATE, batch_view,
+    BC_STATE, batch_view, batch_text_view,
 };
 
 static const resource_t *resource_of(livy_route_e route)
@@ -299,8 +315,28 @@ static apr_table_t *paging(const livy_api_request_t *req, int64_t from_default,
     return qp;
 }
 
+/* Room for the JSON text of res's rows: their text, and the keys and escapes around it. */
+static size_t text_estimate(const PGresult *res)
+{
+    size_t n = 64;
+    int rows = PQntuples(res), cols = PQnfields(res);
+    for (int i = 0; i < rows; i++) {
+        n += 512;
+        for (int j = 0; j < cols; j++)
+            n += (size_t)PQgetlength(res, i, j);
+    }
+    return n + n / 8;
+}
+
+static void reply_text(livy_api_response_t *resp, const livy_text_t *t)
+{
+    resp->status = 200;
+    resp->body = t->buf;
+    resp->body_len = t->len;
+}
+
 /* GET /sessions and GET /batches: {"from","total","sessions"} (Livy calls a page of batches
- * "sessions" too). */
+ * "sessions" too), written as text from the page's rows. */
 static void list_page(const resource_t *rs, const livy_api_config_t *cfg,
                       const livy_api_request_t *req, livy_conn_t *c, apr_pool_t *p,
                       livy_api_response_t *resp)
@@ -308,25 +344,33 @@ static void list_page(const resource_t *rs, const livy_api_config_t *cfg,
     int64_t from, size;
     if (!paging(req, 0, SESSIONS_PAGE_DEFAULT, 0, &from, &size, p, resp))
         return;
-    const char *qp[2] = {apr_psprintf(p, "%" APR_INT64_T_FMT, from),
-                         apr_psprintf(p, "%" APR_INT64_T_FMT, size)};
-    PGresult *res = livy_store_exec(c, rs->q_page, 2, qp);
+    const char *qp[4] = {apr_psprintf(p, "%" APR_INT64_T_FMT, from),
+                         apr_psprintf(p, "%" APR_INT64_T_FMT, size),
+                         livy_access_can_view_all(&cfg->security, req->user) ? "t" : "f",
+                         req->user && *req->user ? req->user : NULL};
+    PGresult *res = livy_store_exec(c, rs->q_page, 4, qp);
     if (!ok_tuples(res)) {
         reply_db_failure(resp, c, res, p);
         PQclear(res);
         return;
     }
-    json_t *list = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        if (!PQgetisnull(res, i, 1))
-            json_array_append_new(list, rs->view(cfg, res, i, 1,
-                                                 can_view_row(rs, cfg, req, res, i, 1)));
-    json_t *o = json_object();
-    json_object_set_new(o, "from", json_integer(from));
-    json_object_set_new(o, "total", json_integer(strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
-    json_object_set_new(o, "sessions", list);
+    livy_text_t t;
+    livy_text_init(&t, p, text_estimate(res));
+    livy_text_lit(&t, "{\"from\":");
+    livy_text_raw(&t, qp[0], strlen(qp[0]));
+    livy_text_lit(&t, ",\"total\":");
+    livy_text_integer(&t, PQgetvalue(res, 0, 0));
+    livy_text_lit(&t, ",\"sessions\":[");
+    for (int i = 0, n = 0; i < PQntuples(res); i++) {
+        if (PQgetisnull(res, i, 1))
+            continue;
+        if (n++)
+            livy_text_lit(&t, ",");
+        rs->text_view(cfg, &t, res, i, 1, can_view_row(rs, cfg, req, res, i, 1));
+    }
+    livy_text_lit(&t, "]}");
     PQclear(res);
-    reply_json(resp, p, 200, o);
+    reply_text(resp, &t);
 }
 
 static const char *json_text(apr_pool_t *p, json_t *j)
@@ -633,15 +677,20 @@ static void list_statements(const livy_api_request_t *req, PGresult *session, li
         PQclear(res);
         return;
     }
-    json_t *list = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(list, livy_view_statement(res, i));
-    PQclear(res);
-    json_t *o = json_object();
+    livy_text_t t;
+    livy_text_init(&t, p, text_estimate(res));
     /* ids are gapless from 0, so the next id is the count */
-    json_object_set_new(o, "total_statements", json_integer(total));
-    json_object_set_new(o, "statements", list);
-    reply_json(resp, p, 200, o);
+    livy_text_lit(&t, "{\"total_statements\":");
+    livy_text_raw(&t, params[3], strlen(params[3]));
+    livy_text_lit(&t, ",\"statements\":[");
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (i)
+            livy_text_lit(&t, ",");
+        livy_view_statement_text(&t, res, i);
+    }
+    livy_text_lit(&t, "]}");
+    PQclear(res);
+    reply_text(resp, &t);
 }
 
 static int statement_ref_ok(const livy_route_t *r, PGresult *session, apr_pool_t *p,

@@ -86,3 +86,133 @@ json_t *livy_json_parse_stored(const char *text, json_t *fallback)
     json_decref(fallback);
     return j;
 }
+
+/* ---- JSON text ---- */
+
+void livy_text_init(livy_text_t *t, apr_pool_t *p, size_t cap)
+{
+    t->p = p;
+    t->cap = cap < 64 ? 64 : cap;
+    t->buf = apr_palloc(p, t->cap);
+    t->len = 0;
+    t->buf[0] = '\0';
+}
+
+/* Room for n more bytes and the terminating NUL. */
+static char *text_room(livy_text_t *t, size_t n)
+{
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap * 2;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *buf = apr_palloc(t->p, cap);
+        memcpy(buf, t->buf, t->len + 1);
+        t->buf = buf;
+        t->cap = cap;
+    }
+    return t->buf + t->len;
+}
+
+void livy_text_raw(livy_text_t *t, const char *s, size_t n)
+{
+    char *o = text_room(t, n);
+    memcpy(o, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+void livy_text_string(livy_text_t *t, const char *s)
+{
+    if (!s) {
+        livy_text_lit(t, "null");
+        return;
+    }
+    size_t n = 2; /* the quotes, then each byte and what its escape adds */
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+        n += *u >= 0x20 && *u != '"' && *u != '\\' ? 1
+           : strchr("\"\\\b\f\n\r\t", *u) ? 2 : 6;
+    char *o = text_room(t, n), *start = o;
+    static const char hex[] = "0123456789ABCDEF";
+    *o++ = '"';
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
+        unsigned char c = *u;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 0xF];
+        }
+    }
+    *o++ = '"';
+    t->len += (size_t)(o - start);
+    t->buf[t->len] = '\0';
+}
+
+void livy_text_integer(livy_text_t *t, const char *digits)
+{
+    if (!digits || !*digits)
+        livy_text_lit(t, "0");
+    else
+        livy_text_raw(t, digits, strlen(digits));
+}
+
+void livy_text_real(livy_text_t *t, double v)
+{
+    char buf[64];
+    json_t *r = json_real(v);
+    size_t n = r ? json_dumpb(r, buf, sizeof buf, JSON_ENCODE_ANY | JSON_COMPACT) : 0;
+    json_decref(r);
+    if (n == 0 || n > sizeof buf)
+        livy_text_lit(t, "null");
+    else
+        livy_text_raw(t, buf, n);
+}
+
+void livy_text_stored(livy_text_t *t, const char *json, const char *fallback)
+{
+    if (!json) {
+        livy_text_raw(t, fallback, strlen(fallback));
+        return;
+    }
+    size_t n = strlen(json);
+    char *o = text_room(t, n), *start = o;
+    int in_string = 0;
+    for (const char *s = json; *s; s++) {
+        char c = *s;
+        if (in_string) {
+            *o++ = c;
+            if (c == '"') {
+                in_string = 0;
+            } else if (c == '\\' && s[1]) {
+                c = *++s;
+                *o++ = c;
+                if (c == 'u')
+                    for (int i = 0; i < 4 && s[1]; i++) {
+                        c = *++s;
+                        *o++ = c >= 'a' && c <= 'f' ? (char)(c - 'a' + 'A') : c;
+                    }
+            }
+        } else if (c == '"') {
+            in_string = 1;
+            *o++ = c;
+        } else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+            *o++ = c;
+        }
+    }
+    t->len += (size_t)(o - start);
+    t->buf[t->len] = '\0';
+}

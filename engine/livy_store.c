@@ -10,11 +10,9 @@
     "s.spark_ui_url, s.ttl, s.idle_timeout, s.driver_memory, s.driver_cores, " \
     "s.executor_memory, s.executor_cores, s.conf, s.archives, s.files, s.heartbeat_timeout_s, " \
     "s.jars, s.num_executors, s.py_files, s.queue, "
-/* The last 10 log lines, oldest first, as a JSON array of strings. */
-#define SESSION_LOG10 \
-    "(SELECT coalesce(json_agg(t.line ORDER BY t.seq), '[]') FROM " \
-    "(SELECT l.line, l.seq FROM session_log l WHERE l.session_id = s.id " \
-    " ORDER BY l.seq DESC LIMIT 10) t)"
+/* The last 10 log lines, oldest first, as a JSON array of strings (kept on the row by the
+ * log's triggers: see sql/003_log_tails.sql). */
+#define SESSION_LOG10 "s.log_tail"
 #define SESSION_TAIL ", s.ended_at IS NOT NULL, s.next_statement_id" HEARTBEAT_DUE
 
 /* Whether this per-session request must record a heartbeat: only for sessions that asked for
@@ -26,10 +24,7 @@
 /* The batch columns every batch query returns (see BC_* in livy_store.h). `b` is the row. */
 #define BATCH_COLS \
     "b.id, b.name, b.owner, b.proxy_user, b.state, b.app_id, b.driver_log_url, "
-#define BATCH_LOG10 \
-    "(SELECT coalesce(json_agg(t.line ORDER BY t.seq), '[]') FROM " \
-    "(SELECT l.line, l.seq FROM batch_log l WHERE l.batch_id = b.id " \
-    " ORDER BY l.seq DESC LIMIT 10) t)"
+#define BATCH_LOG10 "b.log_tail"
 
 #define STATEMENT_COLS "id, code, state, output, progress, started, completed"
 #define EPOCH_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
@@ -55,10 +50,13 @@ static const char *const query_sql[Q__COUNT] = {
         " FROM sessions s WHERE s.name = $1 AND NOT s.deleted"
         " ORDER BY s.ended_at IS NULL DESC, s.id DESC LIMIT 1",
 
-    /* total first, then the page; the LEFT JOIN keeps the total when the page is empty */
+    /* total first, then the page; the LEFT JOIN keeps the total when the page is empty. The
+     * log is read only where the requester may view it ($3: every session; $4: the requester,
+     * who may view the sessions they own or are the proxy user of), NULL elsewhere. */
     [Q_SESSIONS_PAGE] =
         "SELECT c.listed, p.* FROM session_count c LEFT JOIN LATERAL ("
-        " SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL
+        " SELECT " SESSION_COLS "CASE WHEN $3::boolean OR s.owner = $4 OR s.proxy_user = $4 THEN "
+        SESSION_LOG10 " END" SESSION_TAIL
         " FROM sessions s WHERE NOT s.deleted ORDER BY s.id OFFSET $1 LIMIT $2) p ON true",
 
     [Q_SESSION_INSERT] =
@@ -160,9 +158,11 @@ static const char *const query_sql[Q__COUNT] = {
         "SELECT " BATCH_COLS BATCH_LOG10 " FROM batches b WHERE b.name = $1 AND NOT b.deleted"
         " ORDER BY b.ended_at IS NULL DESC, b.id DESC LIMIT 1",
 
+    /* as Q_SESSIONS_PAGE */
     [Q_BATCHES_PAGE] =
         "SELECT c.listed, p.* FROM batch_count c LEFT JOIN LATERAL ("
-        " SELECT " BATCH_COLS BATCH_LOG10
+        " SELECT " BATCH_COLS "CASE WHEN $3::boolean OR b.owner = $4 OR b.proxy_user = $4 THEN "
+        BATCH_LOG10 " END"
         " FROM batches b WHERE NOT b.deleted ORDER BY b.id OFFSET $1 LIMIT $2) p ON true",
 
     /* starting and unclaimed (supervisor_id NULL): the supervisors' queue. $1 and $3 to $15

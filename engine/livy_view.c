@@ -4,6 +4,7 @@
 #include "livy_store.h"
 #include "livy_ui.h"
 
+#include <apr_strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,4 +125,114 @@ json_t *livy_view_statement_at(const PGresult *res, int row, int c)
 json_t *livy_view_statement(const PGresult *res, int row)
 {
     return livy_view_statement_at(res, row, 0);
+}
+
+/* ---- the same objects as JSON text (listings) ---- */
+
+static const char *cell(const PGresult *res, int row, int col)
+{
+    return text_or_null(res, row, col);
+}
+
+/* Keys and punctuation, as literal text. */
+#define KEY(t, text) livy_text_lit((t), text)
+
+void livy_view_session_text(livy_text_t *t, const PGresult *res, int row, int c, int show_log,
+                            const char *ui_base)
+{
+    KEY(t, "{\"id\":");
+    livy_text_integer(t, cell(res, row, c + SC_ID));
+    KEY(t, ",\"name\":");
+    livy_text_string(t, cell(res, row, c + SC_NAME));
+    KEY(t, ",\"appId\":");
+    livy_text_string(t, cell(res, row, c + SC_APP_ID));
+    KEY(t, ",\"owner\":");
+    livy_text_string(t, cell(res, row, c + SC_OWNER));
+    KEY(t, ",\"proxyUser\":");
+    livy_text_string(t, cell(res, row, c + SC_PROXY_USER));
+    KEY(t, ",\"state\":");
+    livy_text_string(t, cell(res, row, c + SC_STATE));
+    KEY(t, ",\"kind\":");
+    livy_text_string(t, cell(res, row, c + SC_KIND));
+    KEY(t, ",\"appInfo\":{\"driverLogUrl\":");
+    livy_text_string(t, cell(res, row, c + SC_DRIVER_LOG_URL));
+    KEY(t, ",\"sparkUiUrl\":");
+    const char *id = cell(res, row, c + SC_ID), *ended = cell(res, row, c + SC_ENDED);
+    if (!ui_base || !id || !cell(res, row, c + SC_SPARK_UI_URL) || (ended && !strcmp(ended, "t")))
+        livy_text_lit(t, "null");
+    else
+        livy_text_string(t, apr_pstrcat(t->p, ui_base, "/sessions/", id, "/" LIVY_UI_SEGMENT "/",
+                                        NULL));
+    KEY(t, ",\"executorLogUrls\":null},\"log\":");
+    livy_text_stored(t, show_log ? cell(res, row, c + SC_LOG) : NULL, "[]");
+    KEY(t, ",\"ttl\":");
+    livy_text_string(t, cell(res, row, c + SC_TTL));
+    KEY(t, ",\"idleTimeout\":");
+    livy_text_string(t, cell(res, row, c + SC_IDLE_TIMEOUT));
+    KEY(t, ",\"driverMemory\":");
+    livy_text_string(t, cell(res, row, c + SC_DRIVER_MEMORY));
+    KEY(t, ",\"driverCores\":");
+    livy_text_integer(t, cell(res, row, c + SC_DRIVER_CORES));
+    KEY(t, ",\"executorMemory\":");
+    livy_text_string(t, cell(res, row, c + SC_EXECUTOR_MEMORY));
+    KEY(t, ",\"executorCores\":");
+    livy_text_integer(t, cell(res, row, c + SC_EXECUTOR_CORES));
+    KEY(t, ",\"conf\":");
+    livy_text_stored(t, cell(res, row, c + SC_CONF), "{}");
+    KEY(t, ",\"archives\":");
+    livy_text_stored(t, cell(res, row, c + SC_ARCHIVES), "[]");
+    KEY(t, ",\"files\":");
+    livy_text_stored(t, cell(res, row, c + SC_FILES), "[]");
+    KEY(t, ",\"heartbeatTimeoutInSecond\":");
+    livy_text_integer(t, cell(res, row, c + SC_HEARTBEAT));
+    KEY(t, ",\"jars\":");
+    livy_text_stored(t, cell(res, row, c + SC_JARS), "[]");
+    KEY(t, ",\"numExecutors\":");
+    livy_text_integer(t, cell(res, row, c + SC_NUM_EXECUTORS));
+    KEY(t, ",\"pyFiles\":");
+    livy_text_stored(t, cell(res, row, c + SC_PY_FILES), "[]");
+    KEY(t, ",\"queue\":");
+    livy_text_string(t, cell(res, row, c + SC_QUEUE));
+    KEY(t, "}");
+}
+
+void livy_view_batch_text(livy_text_t *t, const PGresult *res, int row, int c, int show_log)
+{
+    KEY(t, "{\"id\":");
+    livy_text_integer(t, cell(res, row, c + BC_ID));
+    KEY(t, ",\"name\":");
+    livy_text_string(t, cell(res, row, c + BC_NAME));
+    KEY(t, ",\"owner\":");
+    livy_text_string(t, cell(res, row, c + BC_OWNER));
+    KEY(t, ",\"proxyUser\":");
+    livy_text_string(t, cell(res, row, c + BC_PROXY_USER));
+    KEY(t, ",\"state\":");
+    livy_text_string(t, cell(res, row, c + BC_STATE));
+    KEY(t, ",\"appId\":");
+    livy_text_string(t, cell(res, row, c + BC_APP_ID));
+    KEY(t, ",\"appInfo\":{\"driverLogUrl\":");
+    livy_text_string(t, cell(res, row, c + BC_DRIVER_LOG_URL));
+    KEY(t, ",\"sparkUiUrl\":null,\"executorLogUrls\":null},\"log\":");
+    livy_text_stored(t, show_log ? cell(res, row, c + BC_LOG) : NULL, "[]");
+    KEY(t, "}");
+}
+
+void livy_view_statement_text(livy_text_t *t, const PGresult *res, int row)
+{
+    const char *progress = cell(res, row, ST_PROGRESS);
+    KEY(t, "{\"id\":");
+    livy_text_integer(t, cell(res, row, ST_ID));
+    KEY(t, ",\"code\":");
+    livy_text_string(t, cell(res, row, ST_CODE));
+    KEY(t, ",\"state\":");
+    livy_text_string(t, cell(res, row, ST_STATE));
+    KEY(t, ",\"output\":");
+    livy_text_stored(t, cell(res, row, ST_OUTPUT), "null");
+    KEY(t, ",\"progress\":");
+    livy_text_real(t, progress ? strtod(progress, NULL) : 0.0);
+    KEY(t, ",\"started\":");
+    livy_text_integer(t, cell(res, row, ST_STARTED));
+    KEY(t, ",\"completed\":");
+    livy_text_integer(t, cell(res, row, ST_COMPLETED));
+    KEY(t, "}");
 }

@@ -3,6 +3,8 @@
 #ifndef LIVY_VIEW_H
 #define LIVY_VIEW_H
 
+#include "livy_json.h"
+
 #include <jansson.h>
 #include <libpq-fe.h>
 
@@ -25,5 +27,12 @@ json_t *livy_view_statement(const PGresult *res, int row);
 
 /* The same, from statement columns starting at column c. */
 json_t *livy_view_statement_at(const PGresult *res, int row, int c);
+
+/* The same three objects appended to t as JSON text, byte for byte as the functions above
+ * serialise (livy_json_dump), the stored JSON copied rather than parsed: for listings. */
+void livy_view_session_text(livy_text_t *t, const PGresult *res, int row, int col0,
+                            int show_log, const char *ui_base);
+void livy_view_batch_text(livy_text_t *t, const PGresult *res, int row, int col0, int show_log);
+void livy_view_statement_text(livy_text_t *t, const PGresult *res, int row);
 
 #endif

@@ -24,11 +24,18 @@ def wrk(url, args, script=None):
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
     if script:
         cmd += ["-s", script]
+    # processes started during the run (httpd children, pooled connections) count in full
+    before = [cpu_seconds(pids) for pids in args.watch()] if args.watch else []
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    after = [cpu_seconds(pids) for pids in args.watch()] if args.watch else []
+    used = [sum(t - b.get(pid, 0) for pid, t in a.items()) for a, b in zip(after, before)]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, pct.get("50", "?"), pct.get("99", "?"), int(non2xx.group(1)) if non2xx else 0
+    requests = max(1.0, rps * args.duration)
+    per_request = [f"{u * 1000 / requests:.2f}" for u in used] if used else ["?", "?"]
+    return (rps, pct.get("50", "?"), pct.get("99", "?"), int(non2xx.group(1)) if non2xx else 0,
+            *per_request)
 
 
 def rss_mb(pids):
@@ -43,6 +50,33 @@ def rss_mb(pids):
     return total / 1024
 
 
+def cpu_seconds(pids):
+    """User + system CPU time of each process, in seconds."""
+    times = {}
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return times
+
+
+def server_pids(server, pg):
+    """httpd's processes, and PostgreSQL's: the postmaster and its children (the backends)."""
+    httpd = [p for p in h.all_pids() if str(server.conf_path) in h.process_cmdline(p)]
+    postmasters = set(h.pids_mentioning(str(pg.dir)))
+    children = []
+    for pid in h.all_pids():
+        try:
+            ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid in postmasters:
+            children.append(pid)
+    return httpd, sorted(postmasters) + children
+
+
 def seed_sessions(server, n):
     def create(_):
         r = server.post("/sessions", json={"kind": "pyspark", "conf": {"spark.ui.enabled": "false"}})
@@ -51,12 +85,35 @@ def seed_sessions(server, n):
         list(pool.map(create, range(n)))
 
 
+def seed_listings(server, pg, sid, n_statements):
+    """Realistic listing content: n_statements finished statements with outputs in session sid,
+    10 log lines in every session, 10,000 batches with 10 log lines each (rows written directly,
+    as the supervisor would)."""
+    for _ in range(n_statements):
+        server.post(f"/sessions/{sid}/statements", json={"code": "spark.range(10).count()", "kind": "pyspark"}).raise_for_status()
+    pg.psql(f"UPDATE statements SET state = 'available', progress = 1, started = 1700000000000 + id,"
+            f" completed = 1700000000100 + id, output = ('{{\"status\":\"ok\",\"execution_count\":' || id"
+            f" || ',\"data\":{{\"text/plain\":\"10\"}}}}')::json"
+            f" WHERE session_id = {sid}")
+    pg.psql("INSERT INTO session_log (session_id, seq, line) SELECT s.id, g, 'stdout: INFO SparkContext:"
+            " line ' || g || ' of the driver log' FROM sessions s, generate_series(0, 9) g;"
+            " UPDATE sessions SET next_log_seq = 10")
+    pg.psql("INSERT INTO batches (file, owner, state) SELECT '/opt/jobs/etl.py', 'bench', 'running'"
+            " FROM generate_series(1, 10000);"
+            " INSERT INTO batch_log (batch_id, seq, line) SELECT b.id, g, 'stdout: INFO Client:"
+            " line ' || g || ' of spark-submit' FROM batches b, generate_series(0, 9) g;"
+            " UPDATE batches SET next_log_seq = 10; ANALYZE")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
+    ap.add_argument("--only", default="", metavar="REGEX",
+                    help="measure only the requests whose name matches REGEX (and the static file)")
+    ap.set_defaults(watch=None)  # set once the servers run: their processes, for CPU per request
     args = ap.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="livy-bench-"))
@@ -84,18 +141,33 @@ def main():
               f"-d{args.duration}s, {os.cpu_count()} cores, PostgreSQL on the same machine")
         print(f"session JSON: {len(session_json)} bytes\n")
         rows = []
+
+        def measure(name, path, script=None):
+            if re.search(args.only, name):
+                rows.append((name, wrk(f"{server.url}{path}", args, script)))
+
+        args.watch = lambda: server_pids(server, pg)
         static = wrk(f"{server.url}/static/session.json", args)
         rows.append(("static file (same size)", static))
-        rows.append((f"GET /sessions/{sid}", wrk(f"{server.url}/sessions/{sid}", args)))
-        rows.append((f"GET /sessions/{sid}/statements/0", wrk(f"{server.url}/sessions/{sid}/statements/0", args)))
-        rows.append(("GET /sessions?size=100 (1,000 stored)", wrk(f"{server.url}/sessions?size=100", args)))
-        rows.append((f"POST /sessions/{sid}/statements", wrk(f"{server.url}/sessions/{sid}/statements", args, str(lua))))
+        measure(f"GET /sessions/{sid}", f"/sessions/{sid}")
+        measure(f"GET /sessions/{sid}/statements/0", f"/sessions/{sid}/statements/0")
+        measure("GET /sessions?size=100 (1,000 stored)", "/sessions?size=100")
+        measure(f"POST /sessions/{sid}/statements", f"/sessions/{sid}/statements", str(lua))
         seed_sessions(server, 9000)
-        rows.append(("GET /sessions?size=100 (10,000 stored)", wrk(f"{server.url}/sessions?size=100", args)))
+        measure("GET /sessions?size=100 (10,000 stored)", "/sessions?size=100")
+        sid2 = server.get("/sessions?from=1&size=1").json()["sessions"][0]["id"]
+        seed_listings(server, pg, sid2, 100)
+        measure("GET /sessions?size=100 (+10 log lines each)", "/sessions?from=0&size=100")
+        measure(f"GET /sessions/{sid2}/statements (100 stored)", f"/sessions/{sid2}/statements")
+        measure("GET /batches?size=100 (10,000 stored)", "/batches?size=100")
 
-        print(f"{'request':42} {'req/s':>10} {'p50':>9} {'p99':>9} {'vs static':>10} {'non-2xx':>8}")
-        for name, (rps, p50, p99, bad) in rows:
-            print(f"{name:42} {rps:10.0f} {p50:>9} {p99:>9} {rps / static[0]:10.2f} {bad:8d}")
+        print("CPU per request: milliseconds of CPU time httpd and PostgreSQL spent per answered "
+              "request (steadier than req/s on a busy machine)\n")
+        print(f"{'request':44} {'req/s':>8} {'p50':>9} {'p99':>9} {'vs static':>10} {'non-2xx':>8}"
+              f" {'httpd ms':>9} {'pg ms':>6}")
+        for name, (rps, p50, p99, bad, cpu_httpd, cpu_pg) in rows:
+            print(f"{name:44} {rps:8.0f} {p50:>9} {p99:>9} {rps / static[0]:10.2f} {bad:8d}"
+                  f" {cpu_httpd:>9} {cpu_pg:>6}")
         httpd_pids = [p for p in h.all_pids() if str(server.conf_path) in h.process_cmdline(p)]
         pg_pids = h.pids_mentioning(str(pg.dir))
         print(f"\nmemory (RSS): httpd {rss_mb(httpd_pids):.0f} MiB in {len(httpd_pids)} processes, "

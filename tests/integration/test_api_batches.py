@@ -280,6 +280,65 @@ def test_list_batches_size_defaults_to_100(srv):
     assert rest["total"] == 130 and len(rest["sessions"]) == 30
 
 
+def listing_text(body_from, total, objects) -> bytes:
+    """A listing as it must be byte for byte: the objects as the per-id GETs wrote them."""
+    return (f'{{"from":{body_from},"total":{total},"sessions":['.encode()
+            + b",".join(objects) + b"]}")
+
+
+def test_list_batches_pages_over_many_rows_are_the_batches_byte_for_byte(srv):
+    awkward = "tab\there \"q\" back\\slash /slash \x01\x1f\x7f caf\u00e9 \U0001F600"
+    text = "E'" + "".join(f"\\U{ord(c):08x}" for c in awkward) + "'"
+    srv.db.psql(
+        "INSERT INTO batches (file, name, owner, proxy_user, state, app_id, driver_log_url)"
+        f" SELECT '/opt/jobs/x.py', CASE WHEN g % 3 = 0 THEN {text} || g END, 'u' || (g % 4),"
+        " CASE WHEN g % 5 = 0 THEN 'p' END, CASE WHEN g % 2 = 0 THEN 'running' ELSE 'starting' END,"
+        " 'application_' || g, CASE WHEN g % 4 = 0 THEN 'http://nm/' || g END"
+        " FROM generate_series(1, 230) g;"
+        " UPDATE batches SET deleted = true WHERE id % 9 = 0")
+    srv.db.psql("INSERT INTO batch_log (batch_id, seq, line) SELECT b.id, g,"
+                f" 'line ' || g || ' ' || {text} FROM batches b, generate_series(0, 13) g"
+                " WHERE g < b.id % 15")
+    ids = [int(r[0]) for r in srv.db.psql("SELECT id FROM batches WHERE NOT deleted ORDER BY id")]
+    total = len(ids)
+    assert total == batch_total(srv) > 200
+    single = {bid: call(srv, None, "GET", f"/open/batches/{bid}").content for bid in ids}
+    for start, size in [(0, 100), (100, 100), (200, 100), (7, 13), (total, 2)]:
+        r = call(srv, None, "GET", f"/open/batches?from={start}&size={size}")
+        ok(r)
+        assert r.content == listing_text(start, total, [single[i] for i in ids[start:start + size]])
+    for b in ok(call(srv, None, "GET", "/open/batches"))["sessions"]:
+        check_batch(b)
+        n = b["id"] % 15
+        assert b["log"] == [f"line {g} {awkward}" for g in range(max(0, n - 10), n)]
+
+
+def test_list_batches_shows_each_user_the_logs_a_get_shows_them(srv):
+    mine = {u: create(srv, {"file": "hdfs:///apps/etl.py"}, user=u, mount="")["id"]
+            for u in ("alice", "bob")}
+    proxied = create(srv, {"file": "hdfs:///apps/etl.py", "proxyUser": "bob"}, user="carol", mount="")["id"]
+    for bid in (*mine.values(), proxied):
+        add_log_lines(srv, bid, [f"{bid}-{i}" for i in range(12)])
+    ids = sorted((*mine.values(), proxied))
+    for user in ("alice", "bob", "carol", "erin", "frank"):
+        single = [call(srv, user, "GET", f"/batches/{bid}").content for bid in ids]
+        r = call(srv, user, "GET", "/batches")
+        ok(r)
+        assert r.content == listing_text(0, 3, single), user
+        logs = {b["id"]: b["log"] for b in r.json()["sessions"]}
+        full = {bid: [f"{bid}-{i}" for i in range(2, 12)] for bid in ids}
+        if user == "alice":
+            assert logs == {**full, mine["bob"]: [], proxied: []}
+        elif user == "bob":  # his own, and the one he is the proxy user of
+            assert logs == {**full, mine["alice"]: []}
+        else:
+            assert logs == full
+    # The tail follows a trim.
+    srv.db.psql(f"DELETE FROM batch_log WHERE batch_id = {proxied} AND seq < 9")
+    assert {b["id"]: b["log"] for b in ok(call(srv, "carol", "GET", "/batches"))["sessions"]}[proxied] == \
+        [f"{proxied}-{i}" for i in range(9, 12)]
+
+
 # ------------------------------------------------------------------ GET /batches/{id}, /state
 
 

@@ -7,9 +7,15 @@ it would act on, and the notifications a listener receives, are checked instead)
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+import livy_harness as h
 
 # The session object, keys in the order Livy emits them (LIVY-API.md, "Session object").
 SESSION_KEYS = ["id", "name", "appId", "owner", "proxyUser", "state", "kind", "appInfo", "log",
@@ -274,6 +280,144 @@ def test_list_sessions_size_defaults_to_100(server):
     assert rest["sessions"][0]["id"] > ids[-1]
 
 
+# Values that every escape and stored-JSON spelling goes through: control characters, quotes,
+# backslashes, slashes, non-ASCII, and JSON as the database's own functions write it (spaces
+# after ':' and ',', lower-case \u escapes).
+AWKWARD = "tab\there \"q\" back\\slash /slash \x01\x1f\x7f caf\u00e9 \u2028 \U0001F600"
+
+
+def sql_text(value: str) -> str:
+    """A PostgreSQL string literal for value (E'' syntax, every character escaped)."""
+    return "E'" + "".join(f"\\U{ord(c):08x}" for c in value) + "'"
+
+
+def page_text(body_from, total, objects) -> bytes:
+    """The listing as it must be byte for byte: the objects as the per-id GETs wrote them."""
+    return (f'{{"from":{body_from},"total":{total},"sessions":['.encode()
+            + b",".join(objects) + b"]}")
+
+
+def test_list_sessions_pages_over_many_rows_are_the_sessions_byte_for_byte(server):
+    name = sql_text(AWKWARD)
+    server.db.psql(
+        "INSERT INTO sessions (name, kind, owner, proxy_user, state, app_id, driver_log_url,"
+        " spark_ui_url, driver_memory, driver_cores, queue, ttl, conf, jars, files)"
+        f" SELECT CASE WHEN g % 3 = 0 THEN {name} || g END, 'pyspark', 'u' || (g % 4),"
+        " CASE WHEN g % 5 = 0 THEN 'p' END, CASE WHEN g % 7 = 0 THEN 'dead' ELSE 'idle' END,"
+        " 'app-' || g, 'http://nm/' || g, CASE WHEN g % 2 = 0 THEN 'http://127.0.0.1:4040' END,"
+        " '2g', g % 3, 'q' || g, '1h',"
+        f" json_build_object('spark.k', {name}, 'n', g::text),"
+        " json_build_array('a.jar', 'b\\u0001.jar'), '[\"f\"]'"
+        " FROM generate_series(1, 250) g;"
+        " UPDATE sessions SET ended_at = now() WHERE state = 'dead';"
+        " UPDATE sessions SET deleted = true WHERE id % 11 = 0")
+    server.db.psql(
+        "INSERT INTO session_log (session_id, seq, line) SELECT s.id, g,"
+        f" 'line ' || g || ' ' || {name} FROM sessions s, generate_series(0, 14) g"
+        " WHERE g < s.id % 16")
+    listed_ids = [int(r[0]) for r in server.db.psql("SELECT id FROM sessions WHERE NOT deleted ORDER BY id")]
+    total = len(listed_ids)
+    assert total > 200
+    single = {sid: server.get(f"/sessions/{sid}").content for sid in listed_ids}
+    pages = [(0, 100), (100, 100), (200, 100), (13, 7), (total - 1, 5), (total, 3)]
+    for start, size in pages:
+        r = server.get(f"/sessions?from={start}&size={size}")
+        ok(r)
+        ids = listed_ids[start:start + size]
+        assert r.content == page_text(start, total, [single[i] for i in ids])
+    default = ok(server.get("/sessions"))
+    assert [s["id"] for s in default["sessions"]] == listed_ids[:100]
+    for s in default["sessions"]:
+        check_session(s)
+        lines = s["id"] % 16
+        assert s["log"] == [f"line {g} {AWKWARD}" for g in range(max(0, lines - 10), lines)]
+
+
+def test_list_sessions_total_is_exact_after_concurrent_creates_and_deletes(server):
+    first = [create(server, {"kind": "sql"})["id"] for _ in range(30)]
+
+    def work(i):
+        if i % 2:
+            r = server.delete(f"/sessions/{first[i // 2]}")
+            assert r.status_code == 200, r.text
+        else:
+            ok(server.post("/sessions", json={"kind": "sql"}), 201)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(60)))
+    listed = int(row(server, "SELECT count(*) FROM sessions WHERE NOT deleted")[0])
+    assert listed == 30 + 30 - 30
+    body = ok(server.get("/sessions?size=1000"))
+    assert body["total"] == listed == len(body["sessions"])
+    assert not {s["id"] for s in body["sessions"]} & set(first[:30])
+
+
+def test_log_tail_follows_lines_added_trimmed_and_removed(server):
+    s = create(server, {"kind": "sql"})
+    sid = s["id"]
+
+    def tails():
+        got = ok(server.get(f"/sessions/{sid}"))["log"]
+        listed = {x["id"]: x["log"] for x in ok(server.get("/sessions"))["sessions"]}
+        assert listed[sid] == got
+        return got
+
+    assert tails() == []
+    add_log_lines(server, sid, [f"l{i}" for i in range(3)])
+    assert tails() == ["l0", "l1", "l2"]
+    # Appended as the supervisor does: the batch of lines, then the oldest trimmed.
+    server.db.psql(f"INSERT INTO session_log (session_id, seq, line) SELECT {sid}, g, 'l' || g"
+                   " FROM generate_series(3, 24) g")
+    assert tails() == [f"l{i}" for i in range(15, 25)]
+    server.db.psql(f"DELETE FROM session_log WHERE session_id = {sid} AND seq < 20")
+    assert tails() == [f"l{i}" for i in range(20, 25)]
+    server.db.psql(f"DELETE FROM session_log WHERE session_id = {sid} AND seq >= 23")
+    assert tails() == ["l20", "l21", "l22"]
+    server.db.psql(f"DELETE FROM session_log WHERE session_id = {sid}")
+    assert tails() == []
+    # Another session's lines leave this one alone.
+    other = create(server, {"kind": "sql"})["id"]
+    add_log_lines(server, other, ["o"])
+    assert tails() == [] and ok(server.get(f"/sessions/{other}"))["log"] == ["o"]
+
+
+def test_schema_3_fills_the_tails_of_existing_sessions_and_batches(pg, work_dir):
+    """Upgrading a database at schema 2: every session's and batch's log_tail is its last 10
+    lines, from the log the upgrade finds."""
+    dbname = "upgrade_tails"
+    pg.create_database(dbname, migrate=False)
+    old = work_dir / "sql-2"
+    old.mkdir(exist_ok=True)
+    for f in ("001_initial.sql", "002_batches.sql"):
+        shutil.copy(h.SQL_DIR / f, old / f)
+    owner = pg.conninfo(dbname, h.OWNER_ROLE)
+    run_dir = work_dir / "upgrade-run"
+    run_dir.mkdir(exist_ok=True)
+    for sql_dir in (old, h.SQL_DIR):
+        conf = work_dir / f"upgrade-{sql_dir.name}.conf"
+        conf.write_text(h.render_supervisor_conf(owner, run_dir, sql_dir=sql_dir))
+        r = subprocess.run([str(h.SUPERVISOR), "--config", str(conf), "--migrate", "--database",
+                            owner], capture_output=True, text=True, timeout=90)
+        # (the older directory reaches version 2, which this build refuses to run on)
+        assert r.returncode == (1 if sql_dir == old else 0), r.stderr
+        if sql_dir == old:
+            assert pg.psql("SELECT max(version) FROM livy_schema_version", db=dbname) == [("2",)]
+            pg.psql("INSERT INTO sessions (kind) SELECT 'sql' FROM generate_series(0, 2);"
+                    " INSERT INTO session_log (session_id, seq, line) SELECT 1, g, 's' || g"
+                    "  FROM generate_series(0, 14) g;"
+                    " INSERT INTO session_log (session_id, seq, line) VALUES (2, 7, 'only \"one\"');"
+                    " INSERT INTO batches (file) SELECT 'x.py' FROM generate_series(0, 1);"
+                    " INSERT INTO batch_log (batch_id, seq, line) SELECT 1, g, 'b' || g"
+                    "  FROM generate_series(0, 3) g", db=dbname)
+    assert pg.psql("SELECT max(version) FROM livy_schema_version", db=dbname) == [("4",)]
+    tails = {int(i): json.loads(t) for i, t in
+             pg.psql("SELECT id, log_tail::text FROM sessions ORDER BY id", db=dbname)}
+    assert tails == {0: [], 1: [f"s{g}" for g in range(5, 15)], 2: ['only "one"']}
+    tails = {int(i): json.loads(t) for i, t in
+             pg.psql("SELECT id, log_tail::text FROM batches ORDER BY id", db=dbname)}
+    assert tails == {0: [], 1: ["b0", "b1", "b2", "b3"]}
+
+
 # ------------------------------------------------------------------ GET /sessions/{id}
 
 
@@ -500,6 +644,35 @@ def test_list_statements_paging_and_order(server):
     # total_statements is all of them, not the page.
     assert ok(server.get(f"/sessions/{sid}/statements?size=1"))["total_statements"] == 6
     assert ok(server.get("/sessions/stmts/statements"))["total_statements"] == 6
+
+
+def test_list_statements_are_the_statements_byte_for_byte(server):
+    sid = create(server, {"kind": "pyspark"})["id"]
+    codes = ["1 + 1", AWKWARD, "print('x')\n\x1b[0m", ""]
+    for i in range(12):
+        post_code(server, sid, codes[i % len(codes)])
+    # Outputs as the supervisor stores them: jansson's compact text, or the database's
+    # json_build_object (a session that died under its statements); progress of every kind.
+    server.db.psql(
+        "UPDATE statements SET state = 'available', started = 1716200000000 + id,"
+        " completed = CASE WHEN id % 2 = 0 THEN 1716200000500 + id ELSE 0 END,"
+        " progress = CASE id % 4 WHEN 0 THEN 1 WHEN 1 THEN 1.0 / 3 WHEN 2 THEN 0.1 ELSE 0 END,"
+        " output = CASE id % 3"
+        "  WHEN 0 THEN ('{\"status\":\"ok\",\"execution_count\":' || id"
+        "   || ',\"data\":{\"text/plain\":\"caf\u00e9 \\\\u0001\"}}')::json"
+        "  WHEN 1 THEN json_build_object('status', 'error', 'execution_count', id,"
+        f"   'ename', 'SessionDead', 'evalue', {sql_text(AWKWARD)}, 'traceback', json_build_array())"
+        "  END"
+        f" WHERE session_id = {sid}")
+    single = [server.get(f"/sessions/{sid}/statements/{i}").content for i in range(12)]
+    for query, ids in [("", range(12)), ("?from=3&size=4", range(3, 7)),
+                       ("?order=desc&size=5", range(11, 6, -1)), ("?from=12", [])]:
+        r = server.get(f"/sessions/{sid}/statements{query}")
+        ok(r)
+        assert r.content == (b'{"total_statements":12,"statements":['
+                             + b",".join(single[i] for i in ids) + b"]}"), query
+    for st in ok(server.get(f"/sessions/{sid}/statements"))["statements"]:
+        check_statement(st)
 
 
 def test_list_statements_is_capped(server):

@@ -229,6 +229,30 @@ def test_session_and_state_are_never_refused_but_hide_the_log(srv):
     assert listed == {s["id"]: ["l0", "l1", "l2"], mine["id"]: ["bob-line"]}
 
 
+def test_the_listing_shows_each_user_the_sessions_a_get_shows_them(srv):
+    s = alices_session(srv)
+    bobs = create(srv, "bob", {"kind": "sql"})
+    proxied = create(srv, "carol", {"kind": "sql", "proxyUser": "bob"})
+    for sid in (bobs["id"], proxied["id"]):
+        srv.db.psql(f"INSERT INTO session_log (session_id, seq, line) SELECT {sid}, g, 'x' || g"
+                    " FROM generate_series(0, 11) g")
+    ids = [s["id"], bobs["id"], proxied["id"]]
+    seen = {}
+    for user in ("alice", "bob", "carol", "erin", "frank"):
+        single = [call(srv, user, "GET", f"/sessions/{sid}").content for sid in ids]
+        r = call(srv, user, "GET", "/sessions")
+        ok(r)
+        assert r.content == b'{"from":0,"total":3,"sessions":[' + b",".join(single) + b"]}", user
+        seen[user] = [bool(x["log"]) for x in r.json()["sessions"]]
+        page = call(srv, user, "GET", "/sessions?from=1&size=1")
+        assert page.content == b'{"from":1,"total":3,"sessions":[' + single[1] + b"]}", user
+    # alice: her own; bob: his own and the one he is the proxy user of; the others: all.
+    assert seen == {"alice": [True, False, False], "bob": [False, True, True],
+                    "carol": [True, True, True], "erin": [True, True, True],
+                    "frank": [True, True, True]}
+    refused(call(srv, "dave", "GET", "/sessions"), 403, "dave")
+
+
 def test_the_owner_can_do_everything(srv):
     s = alices_session(srv)
     assert ok(call(srv, "alice", "GET", f"/sessions/{s['id']}/log"))["log"] == ["l0", "l1", "l2"]

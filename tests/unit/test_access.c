@@ -60,16 +60,16 @@ END_TEST
 /* A session owned by owen, run as pat. */
 static const struct {
     const char *user;
-    int view, modify;
+    int view, modify, view_all;
 } session_rights[] = {
-    {"owen", 1, 1},    /* the owner */
-    {"pat", 1, 1},     /* the proxy user */
-    {"victor", 1, 0},  /* a viewer */
-    {"mona", 1, 1},    /* a modifier may also view */
-    {"root", 1, 1},    /* a superuser */
-    {"alice", 0, 0},   /* admitted, but neither principal nor listed */
-    {"", 0, 0},
-    {NULL, 0, 0},
+    {"owen", 1, 1, 0},    /* the owner */
+    {"pat", 1, 1, 0},     /* the proxy user */
+    {"victor", 1, 0, 1},  /* a viewer */
+    {"mona", 1, 1, 1},    /* a modifier may also view */
+    {"root", 1, 1, 1},    /* a superuser */
+    {"alice", 0, 0, 0},   /* admitted, but neither principal nor listed */
+    {"", 0, 0, 0},
+    {NULL, 0, 0, 0},
 };
 
 START_TEST(session_rights_table)
@@ -80,7 +80,12 @@ START_TEST(session_rights_table)
                   "view for %s", u ? u : "(null)");
     ck_assert_msg(livy_access_can_modify(sec, u, "owen", "pat") == session_rights[_i].modify,
                   "modify for %s", u ? u : "(null)");
+    /* what a listing's query is told: every session, or only those u owns or runs as */
+    ck_assert_msg(livy_access_can_view_all(sec, u) == session_rights[_i].view_all,
+                  "view all for %s", u ? u : "(null)");
+    ck_assert(livy_access_can_view(sec, u, "someone", "else") == session_rights[_i].view_all);
     sec->access_control = 0;
+    ck_assert(livy_access_can_view_all(sec, u));
     ck_assert(livy_access_can_view(sec, u, "owen", "pat"));
     ck_assert(livy_access_can_modify(sec, u, "owen", "pat"));
 }

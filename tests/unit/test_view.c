@@ -376,6 +376,145 @@ START_TEST(statement_code_with_unicode_and_quotes)
 }
 END_TEST
 
+
+/* ---- the same objects as text (listings): byte for byte what the views above serialise ---- */
+
+static const char *session_text(const PGresult *res, int c0, int show_log, const char *ui_base)
+{
+    livy_text_t t;
+    livy_text_init(&t, test_pool, 1); /* grows from the smallest buffer */
+    livy_view_session_text(&t, res, 0, c0, show_log, ui_base);
+    ck_assert_uint_eq(strlen(t.buf), t.len);
+    return t.buf;
+}
+
+static void assert_session_text_as_view(const char **v, int offset)
+{
+    PGresult *res = one_row(SC__COUNT + offset, v);
+    const char *const bases[] = {NULL, "https://livy.example.org:8998/x"};
+    for (int show = 0; show <= 1; show++)
+        for (int b = 0; b < N_ELEMS(bases); b++)
+            ck_assert_str_eq(session_text(res, offset, show, bases[b]),
+                             view_text(livy_view_session(res, 0, offset, show, bases[b])));
+}
+
+/* Strings with every kind of escape, and stored JSON as the database writes it (json_agg's and
+ * json_build_object's spacing, lower-case \u escapes). */
+static const char **awkward_session(void)
+{
+    const char **v = filled_session(0);
+    v[SC_NAME] = "tab\there \"q\" back\\slash /slash \x01\x1f\x7f caf\xc3\xa9 \xe2\x80\xa8";
+    v[SC_OWNER] = "\n\r\b\f";
+    v[SC_QUEUE] = "";
+    v[SC_CONF] = "{\"spark.a\" : \"x  y\", \"k \\\" q\" : \"\\u001f\xc3\xa9\\\\\", "
+                 "\"n\" : [1, -2.5, 0.10000000000000001, true, false, null, {}, []]}";
+    v[SC_JARS] = "[ ]";
+    v[SC_FILES] = "\n[\"a\",\n \"b\"]\n";
+    v[SC_LOG] = "[\"stdout: 1\", \"\\u0001 ctl\", \"tab\\tin \\\"quotes\\\"\", \"\"]";
+    return v;
+}
+
+START_TEST(session_text_as_view)
+{
+    const char *unset[SC__COUNT] = {0};
+    assert_session_text_as_view(unset, 0);
+    assert_session_text_as_view(filled_session(0), 0);
+    assert_session_text_as_view(filled_session(1), 1);
+    assert_session_text_as_view(awkward_session(), 0);
+    const char **ended = filled_session(0);
+    ended[SC_ENDED] = "t";
+    assert_session_text_as_view(ended, 0);
+    const char **no_ui = filled_session(0);
+    no_ui[SC_SPARK_UI_URL] = NULL;
+    assert_session_text_as_view(no_ui, 0);
+}
+END_TEST
+
+START_TEST(session_text_log_hidden_and_ui_url)
+{
+    PGresult *res = one_row(SC__COUNT, filled_session(0));
+    ck_assert_str_eq(session_text(res, 0, 0, NULL),
+                     apr_pstrcat(test_pool, filled_json_head, "\"log\":[],", filled_json_tail,
+                                 NULL));
+    ck_assert_ptr_nonnull(strstr(session_text(res, 0, 1, "http://h:1/p"),
+                                 "\"sparkUiUrl\":\"http://h:1/p/sessions/12/ui/\""));
+}
+END_TEST
+
+START_TEST(batch_text_as_view)
+{
+    const char *unset[BC__COUNT] = {0};
+    const char **awkward = filled_batch(0);
+    awkward[BC_NAME] = "a\x02\"b\"";
+    awkward[BC_LOG] = "[\"x\", \"\\u001b[0m\", \"caf\xc3\xa9\"]";
+    const char **rows[] = {unset, filled_batch(0), filled_batch(1), awkward};
+    const int offsets[] = {0, 0, 1, 0};
+    for (int i = 0; i < N_ELEMS(rows); i++) {
+        PGresult *res = one_row(BC__COUNT + offsets[i], rows[i]);
+        for (int show = 0; show <= 1; show++) {
+            livy_text_t t;
+            livy_text_init(&t, test_pool, 1);
+            livy_view_batch_text(&t, res, 0, offsets[i], show);
+            ck_assert_str_eq(t.buf, view_text(livy_view_batch(res, 0, offsets[i], show)));
+        }
+    }
+}
+END_TEST
+
+START_TEST(statement_text_as_view)
+{
+    const char *const progress[] = {NULL, "0", "1", "0.25", "0.3333333333333333", "1e-07",
+                                    "0.1"};
+    const char *const outputs[] = {
+        NULL,
+        "{\"status\":\"ok\",\"execution_count\":0,\"data\":{\"text/plain\":\"2\"}}",
+        /* as the supervisor's json_build_object writes a dead session's statements */
+        "{\"status\" : \"error\", \"execution_count\" : 3, \"ename\" : \"SessionDead\", "
+        "\"evalue\" : \"gone\\n\\u0007\", \"traceback\" : []}",
+    };
+    const char *const codes[] = {"1 + 1", "print(\"caf\xc3\xa9\")\n\t\x1b[1m\\", ""};
+    for (int i = 0; i < N_ELEMS(progress); i++)
+        for (int j = 0; j < N_ELEMS(outputs); j++)
+            for (int k = 0; k < N_ELEMS(codes); k++) {
+                const char *values[] = {
+                    [ST_ID] = "7", [ST_CODE] = codes[k], [ST_STATE] = "available",
+                    [ST_OUTPUT] = outputs[j], [ST_PROGRESS] = progress[i],
+                    [ST_STARTED] = "1716200000000", [ST_COMPLETED] = NULL,
+                };
+                PGresult *res = one_row(N_ELEMS(values), values);
+                livy_text_t t;
+                livy_text_init(&t, test_pool, 8);
+                livy_view_statement_text(&t, res, 0);
+                ck_assert_str_eq(t.buf, view_text(livy_view_statement(res, 0)));
+            }
+}
+END_TEST
+
+/* Appending keeps what came before, across growth, and text stays NUL-terminated. */
+START_TEST(text_appends_and_grows)
+{
+    livy_text_t t;
+    livy_text_init(&t, test_pool, 1);
+    livy_text_lit(&t, "[");
+    for (int i = 0; i < 200; i++) {
+        livy_text_string(&t, i % 2 ? "\x01\x02\x03" : NULL);
+        livy_text_lit(&t, ",");
+    }
+    livy_text_stored(&t, " { \"a b\" : \"c \\\" d\" } ", "null");
+    livy_text_lit(&t, ",");
+    livy_text_stored(&t, NULL, "{}");
+    livy_text_lit(&t, ",");
+    livy_text_integer(&t, NULL);
+    livy_text_lit(&t, "]");
+    ck_assert_uint_eq(strlen(t.buf), t.len);
+    const char *end = "\",{\"a b\":\"c \\\" d\"},{},0]";
+    ck_assert_str_eq(t.buf + t.len - strlen(end), end);
+    ck_assert_ptr_nonnull(strstr(t.buf, "[null,\"\\u0001\\u0002\\u0003\",null,"));
+    json_t *all = test_parse_json(t.buf, t.len);
+    ck_assert_int_eq(json_array_size(all), 203);
+}
+END_TEST
+
 Suite *view_suite(void)
 {
     Suite *s = suite_create("livy_view");
@@ -405,6 +544,14 @@ Suite *view_suite(void)
     tcase_add_test(tc, statement_waiting_has_null_output_and_zero_times);
     tcase_add_test(tc, statement_error_output_and_partial_progress);
     tcase_add_test(tc, statement_code_with_unicode_and_quotes);
+    suite_add_tcase(s, tc);
+
+    tc = test_tcase_with_pool("text");
+    tcase_add_test(tc, session_text_as_view);
+    tcase_add_test(tc, session_text_log_hidden_and_ui_url);
+    tcase_add_test(tc, batch_text_as_view);
+    tcase_add_test(tc, statement_text_as_view);
+    tcase_add_test(tc, text_appends_and_grows);
     suite_add_tcase(s, tc);
     return s;
 }
