@@ -839,6 +839,11 @@ class LivyServer:
         """Stops httpd, then the supervisor and REPL children it left; returns complaints about
         processes that did not go away on their own (empty when all was clean)."""
         problems = []
+        # Our own keep-alive connections first. A child of Debian's 2.4.71 event MPM stopping
+        # with one open has crashed in the MPM's shutdown (a segfault in apr_os_sock_get on the
+        # child's main thread while a worker destroyed its pools, no module frame on any
+        # thread): httpd's shutdown race, not what any test here is about.
+        self.http.close()
         if self.pid and process_alive(self.pid):
             self._stop_sent = time.time()
             os.kill(self.pid, signal.SIGTERM)
