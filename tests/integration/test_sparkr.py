@@ -88,14 +88,15 @@ def test_utf8_round_trips(rs, sid):
 
 
 def test_r_runs_inside_the_sessions_isolation(rs, sid):
+    # the REPL's private /tmp: what R writes there is the session's alone (and this statement
+    # starts R if no test before did)
+    assert r_text(rs, sid, 'writeLines("mine", file.path(tempdir(), "x")); '
+                           'startsWith(tempdir(), Sys.getenv("TMPDIR"))') == "[1] TRUE"
     members = h.session_members(rs.repl_pid(sid))
     r = [p for p in members if "livy-r-driver-" in h.process_cmdline(p)]
     assert len(r) == 1, [(p, h.process_cmdline(p)[:100]) for p in members]
     if h.IS_ROOT:
         assert Path(f"/proc/{r[0]}").stat().st_uid == h.pwd.getpwnam(h.REPL_USER).pw_uid
-    # the REPL's private /tmp: what R writes there is the session's alone
-    assert r_text(rs, sid, 'writeLines("mine", file.path(tempdir(), "x")); '
-                           'startsWith(tempdir(), Sys.getenv("TMPDIR"))') == "[1] TRUE"
 
 
 def test_cancel_interrupts_r_and_the_session_goes_on(rs, sid):
