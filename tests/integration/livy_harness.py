@@ -536,6 +536,9 @@ MPM_CONF = {
         MaxRequestWorkers 40
         MinSpareThreads 10
         MaxSpareThreads 30
+        # LivyServer.stop stops the event MPM gracefully; a child still busy after this long is
+        # stopped the hard way.
+        GracefulShutdownTimeout 10
         # Longer than the polling intervals of Livy clients (pylivy polls every 5 s, httpd's
         # default timeout): see README, "Keep-alive and polling clients".
         KeepAliveTimeout 30
@@ -839,14 +842,18 @@ class LivyServer:
         """Stops httpd, then the supervisor and REPL children it left; returns complaints about
         processes that did not go away on their own (empty when all was clean)."""
         problems = []
-        # Our own keep-alive connections first. A child of Debian's 2.4.71 event MPM stopping
-        # with one open has crashed in the MPM's shutdown (a segfault in apr_os_sock_get on the
-        # child's main thread while a worker destroyed its pools, no module frame on any
-        # thread): httpd's shutdown race, not what any test here is about.
+        # Our own keep-alive connections first, then a graceful stop for the event MPM. Its
+        # ungraceful stop (SIGTERM) races in httpd itself: the child's main thread closes the
+        # workers' sockets (close_worker_sockets) while a worker that just finished a connection
+        # frees that socket's pool, a segfault in apr_os_sock_get with no module frame on any
+        # thread (seen with Debian's 2.4.x builds). A graceful stop never takes that path:
+        # idle keep-alive connections are closed by the listener and busy workers finish.
+        # prefork has no such race and keeps SIGTERM (a graceful prefork child would wait for
+        # any other client's keep-alive connection to time out).
         self.http.close()
         if self.pid and process_alive(self.pid):
             self._stop_sent = time.time()
-            os.kill(self.pid, signal.SIGTERM)
+            os.kill(self.pid, signal.SIGWINCH if self.mpm == "event" else signal.SIGTERM)
             if wait_gone([self.pid], timeout):
                 problems.append(f"httpd (pid {self.pid}) did not stop within {timeout}s: killed")
                 try:
