@@ -415,7 +415,7 @@ const command_rec livy_directives[] = {
     AP_INIT_TAKE1("LivyDatabaseMaxConnections", set_max_connections, NULL, RSRC_CONF,
                   "database connections this httpd node holds at most, split among the "
                   "processes the MPM may run (default auto: half of what PostgreSQL's "
-                  "max_connections leaves; none: no budget)"),
+                  "max_connections leaves, at most 4 per CPU; none: no budget)"),
     AP_INIT_TAKE1("LivyDatabasePoolSize", set_pool_max, NULL, RSRC_CONF,
                   "the former name of LivyDatabasePoolMax"),
     AP_INIT_TAKE1("LivyDatabasePoolIdle", set_server_duration,

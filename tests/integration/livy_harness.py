@@ -553,6 +553,17 @@ MPM_CONF = {
         """,
 }
 
+# The event MPM as README's "Tuning the event MPM" recommends it (scripts/bench-api measures it).
+TUNED_EVENT_MPM = """\
+    StartServers 2
+    ServerLimit 4
+    ThreadsPerChild 64
+    MaxRequestWorkers 256
+    MinSpareThreads 64
+    MaxSpareThreads 256
+    KeepAliveTimeout 30
+    """
+
 LOG_LINE = re.compile(r"^\[[^\]]*\] \[(?:([\w.-]+):)?(\w+)\]")
 # livy-supervisor's own lines, which reach the error log through its stderr in managed mode:
 # "2026-01-01 12:00:00.000 [error] livy-supervisor[123]: ..."
@@ -633,7 +644,7 @@ class LivyServer:
     def __init__(self, base: Path, name: str, db: PgCluster | None, mpm: str = "event",
                  supervisor: bool | str = False, extra_conf: str = "", dbname: str = "livy",
                  conninfo: str | None = None, log_level: str = "info", supervisor_conf: dict | None = None,
-                 proxy: bool = True):
+                 proxy: bool = True, mpm_conf: str | None = None):
         if mpm not in MPM_CONF:
             raise ValueError(f"mpm must be one of {sorted(MPM_CONF)}")
         if supervisor not in (False, None, "managed", "external"):
@@ -647,6 +658,7 @@ class LivyServer:
         self.log_level = log_level
         self.supervisor_conf_extra = supervisor_conf or {}
         self.proxy = proxy  # load mod_proxy and mod_proxy_http (sessions' Spark UIs)
+        self.mpm_conf = mpm_conf  # the MPM's settings, instead of MPM_CONF's (the LoadModule stays)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.conf_path = self.root / "httpd.conf"
@@ -694,6 +706,8 @@ class LivyServer:
                           f'LivySupervisorBinary "{SUPERVISOR}"\n'
                           f'LivySupervisorConfig "{self.supervisor_conf_path}"\n')
         mpm = textwrap.dedent(MPM_CONF[self.mpm]).format(mods=HTTPD_MODULES)
+        if self.mpm_conf is not None:
+            mpm = mpm.splitlines()[0] + "\n" + textwrap.dedent(self.mpm_conf)
         proxy = ""
         if self.proxy:  # sessions' Spark UIs are proxied through mod_proxy (mod_livy_ui.c)
             proxy = (f"LoadModule proxy_module {HTTPD_MODULES}/mod_proxy.so\n"

@@ -10,6 +10,7 @@ Figures (connections during and after a burst, timings) are printed: run with -s
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -400,18 +401,56 @@ def peak_connections_under_burst(srv, pg, n: int = 200) -> tuple[int, list]:
     return peak[0], results
 
 
+def cpus() -> int:
+    """The CPUs httpd may run on, as the module counts them for its automatic budget."""
+    return len(os.sched_getaffinity(0))
+
+
+def auto_budget(max_connections: int, reserved: int = 3) -> tuple[int, str]:
+    """LivyDatabaseMaxConnections auto: half of what PostgreSQL allows, at most 4 per CPU; and
+    the text the module logs for it."""
+    half = (max_connections - reserved) // 2
+    if 4 * cpus() < half:
+        return 4 * cpus(), f"auto: {4 * cpus()} (4 per CPU, {cpus()} CPU{'s' if cpus() > 1 else ''} here)"
+    return half, f"auto: {half}"
+
+
 def test_default_pools_share_half_of_what_postgres_allows(livy_server, small_pg):
-    # auto: (24 - 3) / 2 = 10 connections for the node, 4 event processes: 2 each (not the 10
-    # threads each, 40 in all, that would exceed max_connections)
+    # auto: (24 - 3) / 2 = 10 connections for the node (or 4 per CPU when that is fewer), split
+    # among 4 event processes (not the 10 threads each, 40 in all, that would exceed
+    # max_connections)
+    budget, text = auto_budget(24)
+    per_process = max(1, budget // PROCESSES["event"])
+    bound = per_process * PROCESSES["event"]
     srv = livy_server(mpm="event", db=small_pg, extra_conf="LivyDatabaseAcquireTimeout 60\n")
     fits = log_lines(srv, r"livy: up to \d+ processes .*LivyDatabasePoolMax")
     assert fits and "[livy:info]" in fits[-1], srv.log_tail()
-    assert ("up to 4 processes x LivyDatabasePoolMax 2 = 8 connections, within PostgreSQL's "
-            "max_connections 24 (minus 3 reserved); LivyDatabaseMaxConnections auto: 10") in fits[-1], fits
+    assert (f"up to 4 processes x LivyDatabasePoolMax {per_process} = {bound} connections, within "
+            f"PostgreSQL's max_connections 24 (minus 3 reserved); LivyDatabaseMaxConnections {text}") \
+        in fits[-1], fits
     peak, results = peak_connections_under_burst(srv, small_pg)
-    print(f"\n200 concurrent GET /sessions, auto budget: peak {peak} mod_livy connections (bound 8)")
+    print(f"\n200 concurrent GET /sessions, auto budget: peak {peak} mod_livy connections (bound {bound})")
     assert [s for s, _, _ in results] == [200] * 200, sorted({str(s) for s, _, _ in results})
-    assert 1 <= peak <= 8, peak
+    assert 1 <= peak <= bound, peak
+
+
+def test_the_automatic_budget_is_a_few_backends_per_cpu(livy_server, pg):
+    # The shared cluster allows 300: half would be 148 for the node, 37 per process, and a burst
+    # would run that many backends against httpd's threads on this host's few CPUs.
+    budget, text = auto_budget(300)
+    assert budget == 4 * cpus() < 148
+    per_process = max(1, budget // PROCESSES["event"])
+    bound = per_process * PROCESSES["event"]
+    srv = livy_server(mpm="event", db=pg, extra_conf="LivyDatabaseAcquireTimeout 60\n")
+    fits = log_lines(srv, r"livy: up to \d+ processes .*LivyDatabasePoolMax")
+    assert fits and f"x LivyDatabasePoolMax {per_process} = {bound} connections" in fits[-1] \
+        and f"LivyDatabaseMaxConnections {text}" in fits[-1], fits
+    before = module_connections(pg)
+    peak, results = peak_connections_under_burst(srv, pg)
+    print(f"\n200 concurrent GET /sessions against max_connections 300: peak {peak} mod_livy "
+          f"connections (bound {bound} from this server, {before} before from others)")
+    assert [s for s, _, _ in results] == [200] * 200, sorted({str(s) for s, _, _ in results})
+    assert 1 <= peak - before <= bound, (peak, before)
 
 
 @pytest.mark.parametrize("budget, per_process", [(5, 1), (12, 3)])
