@@ -8,6 +8,14 @@
 /* The schema version this build of the engine needs (the highest migration in sql/). */
 #define LIVY_SCHEMA_VERSION 4
 
+/* A common table expression that commits its statement's transaction without waiting for the
+ * WAL to reach disk (synchronous_commit off for this transaction only; the setting is read at
+ * commit). For writes whose loss in a database crash costs nothing: heartbeats, activity
+ * times, progress. Never for what a client was told happened (statements, results, states).
+ * Name it in the UPDATE's FROM list so that it runs. */
+#define LIVY_SQL_ASYNC_COMMIT \
+    "async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS off)"
+
 /* Connects with `conninfo`; on failure returns NULL and sets *errmsg (allocated in p). */
 PGconn *livy_db_connect(const char *conninfo, apr_pool_t *p, const char **errmsg);
 

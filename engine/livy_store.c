@@ -1,6 +1,8 @@
 /* livy_store: the API's SQL, as named prepared statements prepared once per connection. */
 #include "livy_store.h"
 
+#include "livy_db.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -92,10 +94,14 @@ static const char *const query_sql[Q__COUNT] = {
         " SELECT count(*) FROM n",
 
     [Q_SESSION_HEARTBEAT] =
-        "UPDATE sessions SET last_heartbeat_at = now() WHERE id = $1 AND ended_at IS NULL",
+        "WITH " LIVY_SQL_ASYNC_COMMIT
+        " UPDATE sessions SET last_heartbeat_at = now() FROM async_commit"
+        " WHERE id = $1 AND ended_at IS NULL",
 
     [Q_SESSION_ACTIVITY] =
-        "UPDATE sessions SET last_activity_at = now() WHERE id = $1 AND NOT deleted",
+        "WITH " LIVY_SQL_ASYNC_COMMIT
+        " UPDATE sessions SET last_activity_at = now() FROM async_commit"
+        " WHERE id = $1 AND NOT deleted",
 
     [Q_STATEMENT_INSERT] =
         "WITH s AS (UPDATE sessions SET next_statement_id = next_statement_id + 1,"

@@ -75,8 +75,9 @@ static const struct {
     [Q_REGISTER] = {"livy_sv_register",
         "INSERT INTO supervisors (host, pid, capacity) VALUES ($1, $2::int, $3::int) RETURNING id"},
     [Q_HEARTBEAT] = {"livy_sv_heartbeat",
-        "WITH old AS (SELECT stopped_at FROM supervisors WHERE id = $1::bigint FOR UPDATE) "
-        "UPDATE supervisors v SET heartbeat_at = now(), stopped_at = NULL FROM old "
+        "WITH old AS (SELECT stopped_at FROM supervisors WHERE id = $1::bigint FOR UPDATE), "
+        LIVY_SQL_ASYNC_COMMIT " "
+        "UPDATE supervisors v SET heartbeat_at = now(), stopped_at = NULL FROM old, async_commit "
         "WHERE v.id = $1::bigint RETURNING old.stopped_at IS NOT NULL"},
     [Q_MARK_STOPPED] = {"livy_sv_mark_stopped",
         "UPDATE supervisors SET stopped_at = now() WHERE id = $1::bigint"},
@@ -238,7 +239,8 @@ static const struct {
         "UPDATE statements SET state = 'cancelling' "
         "WHERE session_id = $1::bigint AND id = $2::int AND state = 'running'"},
     [Q_PROGRESS] = {"livy_sv_progress",
-        "UPDATE statements SET progress = $3::float8 "
+        "WITH " LIVY_SQL_ASYNC_COMMIT " "
+        "UPDATE statements SET progress = $3::float8 FROM async_commit "
         "WHERE session_id = $1::bigint AND id = $2::int AND state IN ('running','cancelling')"},
     [Q_RESULT] = {"livy_sv_result",
         "WITH st AS (UPDATE statements SET state = $3::text, output = $4::json, progress = 1, "

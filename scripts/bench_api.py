@@ -147,6 +147,9 @@ def main():
                     help="wrk's connections; each request is measured at each count")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
+    ap.add_argument("--durable", action="store_true",
+                    help="PostgreSQL with fsync and synchronous_commit on, as in production (the "
+                         "test suite's cluster runs without them)")
     ap.add_argument("--mpm-conf", default="tuned", choices=["tuned", "tests"],
                     help="tuned: the event MPM settings README recommends (\"Tuning the event MPM\"); "
                          "tests: the small ones of the test suite's servers")
@@ -164,6 +167,8 @@ def main():
     args.errors = []  # wrk's error counts of each run, in order
     os.chmod(base, 0o755)
     pg = h.PgCluster(base, "pg").setup()
+    if args.durable:
+        h.make_durable(pg)
     static_dir = base / "static"
     static_dir.mkdir()
     extra = (f"LoadModule alias_module {h.HTTPD_MODULES}/mod_alias.so\n"
@@ -186,7 +191,8 @@ def main():
 
         print(f"mod_livy API benchmark: {args.mpm} MPM ({args.mpm_conf if args.mpm == 'event' else 'tests'}"
               f" settings), wrk -t{args.threads} -c{'/'.join(map(str, counts))} -d{args.duration}s, "
-              f"{os.cpu_count()} cores, PostgreSQL on the same machine")
+              f"{os.cpu_count()} cores, PostgreSQL on the same machine "
+              f"{'(durable: fsync, synchronous_commit on)' if args.durable else '(without fsync)'}")
         print(f"session JSON: {len(session_json)} bytes\n")
         backends_before = backends(pg)
         rows = []

@@ -140,6 +140,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=20, help="untimed statements (and completions) first")
     ap.add_argument("--completions", type=int, default=200, help="timed completion requests")
     ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
+    ap.add_argument("--durable", action="store_true",
+                    help="PostgreSQL with fsync and synchronous_commit on, as in production (the "
+                         "test suite's cluster runs without them)")
     ap.add_argument("--master", default="local[1]", help="spark_master for the sessions and the floor")
     ap.add_argument("--conf", default="{}", help="session conf (JSON) for the sessions, e.g. JVM options")
     args = ap.parse_args()
@@ -148,13 +151,16 @@ def main():
     base = Path(tempfile.mkdtemp(prefix="livy-bench-repl-"))
     os.chmod(base, 0o755)
     pg = h.PgCluster(base, "pg").setup()
+    if args.durable:
+        h.make_durable(pg)
     server = h.LivyServer(base, "httpd", pg, mpm=args.mpm, supervisor="managed", log_level="warn",
                           supervisor_conf={"spark_master": args.master})
     try:
         h.check_spark()
         server.start()
         print(f"mod_livy REPL benchmark: {args.mpm} MPM, managed supervisor, spark_master {args.master}, "
-              f"{os.cpu_count()} cores, pyspark {h.check_spark()}, session conf {conf or 'default'}")
+              f"{os.cpu_count()} cores, pyspark {h.check_spark()}, session conf {conf or 'default'}, "
+              f"PostgreSQL {'durable (fsync, synchronous_commit on)' if args.durable else 'without fsync'}")
 
         print(f"\ncold session start (POST /sessions -> idle), {args.starts} sequential sessions, each deleted after:")
         starts = cold_starts(server, args.starts, conf)

@@ -553,6 +553,15 @@ MPM_CONF = {
         """,
 }
 
+def make_durable(pg: "PgCluster") -> None:
+    """fsync and synchronous_commit back on (the tests' clusters run without them), for the
+    benchmarks' --durable: commits wait for the disk as in production."""
+    pg.psql("ALTER SYSTEM SET fsync = on")
+    pg.psql("ALTER SYSTEM SET synchronous_commit = on")
+    pg.psql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+
+
 # The event MPM as README's "Tuning the event MPM" recommends it (scripts/bench-api measures it).
 TUNED_EVENT_MPM = """\
     StartServers 2
