@@ -1146,6 +1146,32 @@ def write_batch_file(directory: Path, name: str, text: str) -> Path:
     return path
 
 
+def pi_batch(app_name: str, n: int = 200000) -> str:
+    """A batch that estimates pi with Spark over 2 partitions and prints "Pi is roughly ..." on
+    its stdout (write it with write_batch_file)."""
+    return f"""\
+        # Estimates pi with Spark: the batch's stdout carries the answer.
+        from operator import add
+        from random import random
+
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.builder.appName({app_name!r}).getOrCreate()
+        n = {n}
+
+
+        def inside(_):
+            x = random() * 2 - 1
+            y = random() * 2 - 1
+            return 1 if x * x + y * y <= 1 else 0
+
+
+        count = spark.sparkContext.parallelize(range(n), 2).map(inside).reduce(add)
+        print("Pi is roughly %f" % (4.0 * count / n), flush=True)
+        spark.stop()
+        """
+
+
 def pyspark_dir() -> Path:
     """The pip pyspark package of the venv (its jars/ and bin/spark-submit)."""
     r = _run([VENV_PYTHON, "-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))"],

@@ -29,27 +29,7 @@ AIRFLOW_PYTHON = AIRFLOW_VENV / "bin" / "python"
 AIRFLOW_REQUIREMENTS = h.ROOT / "tests" / "requirements-airflow.txt"
 AIRFLOW_SCRIPT = Path(__file__).parent / "airflow_batch_client.py"
 
-PI = """\
-    # Estimates pi with Spark: the batch's stdout carries the answer.
-    from operator import add
-    from random import random
-
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.appName("ClientPi").getOrCreate()
-    n = 200000
-
-
-    def inside(_):
-        x = random() * 2 - 1
-        y = random() * 2 - 1
-        return 1 if x * x + y * y <= 1 else 0
-
-
-    count = spark.sparkContext.parallelize(range(n), 2).map(inside).reduce(add)
-    print("Pi is roughly %f" % (4.0 * count / n), flush=True)
-    spark.stop()
-    """
+PI = h.pi_batch('ClientPi', 200000)
 
 HELLO = """\
     import sys

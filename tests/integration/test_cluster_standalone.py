@@ -49,27 +49,7 @@ PY_CONF = {**EXECUTOR_CONF, "spark.ui.enabled": "true",
 APP_ID = re.compile(r"^app-\d{14}-\d{4}$")
 HEARTBEAT_TIMEOUT = 5
 
-PI = """\
-    # Estimates pi on the cluster: the batch's stdout carries the answer.
-    from operator import add
-    from random import random
-
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.appName("cluster-pi").getOrCreate()
-    n = 200000
-
-
-    def inside(_):
-        x = random() * 2 - 1
-        y = random() * 2 - 1
-        return 1 if x * x + y * y <= 1 else 0
-
-
-    count = spark.sparkContext.parallelize(range(n), 2).map(inside).reduce(add)
-    print("Pi is roughly %f" % (4.0 * count / n), flush=True)
-    spark.stop()
-    """
+PI = h.pi_batch('cluster-pi', 200000)
 
 
 @pytest.fixture(scope="module")

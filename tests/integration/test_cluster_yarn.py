@@ -36,27 +36,7 @@ SESSION_CONF = {"spark.driver.extraJavaOptions": JAVA_FAST, "spark.sql.shuffle.p
 BATCH_CONF = {"spark.driver.extraJavaOptions": JAVA_FAST, "spark.ui.enabled": "false"}
 APP_ENDED = {"FINISHED", "KILLED", "FAILED"}
 
-PI = """\
-    # Estimates pi on the cluster's executors: the batch's stdout carries the answer.
-    from operator import add
-    from random import random
-
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.appName("YarnPi").getOrCreate()
-    n = 100000
-
-
-    def inside(_):
-        x = random() * 2 - 1
-        y = random() * 2 - 1
-        return 1 if x * x + y * y <= 1 else 0
-
-
-    count = spark.sparkContext.parallelize(range(n), 2).map(inside).reduce(add)
-    print("Pi is roughly %f" % (4.0 * count / n), flush=True)
-    spark.stop()
-    """
+PI = h.pi_batch('YarnPi', 100000)
 
 LONG = """\
     # A job that never ends on its own: one task that sleeps in an executor's Python worker.
