@@ -571,6 +571,7 @@ TUNED_EVENT_MPM = """\
     MinSpareThreads 64
     MaxSpareThreads 256
     KeepAliveTimeout 30
+    MaxKeepAliveRequests 0
     """
 
 LOG_LINE = re.compile(r"^\[[^\]]*\] \[(?:([\w.-]+):)?(\w+)\]")
