@@ -75,6 +75,47 @@ def cold_starts(server, n, conf):
     return times
 
 
+def pss_kib(pid):
+    """Proportional set size of one process (shared pages divided among their users), KiB."""
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def session_memory(server, sids):
+    """PSS, MiB, of each session's processes: the REPL child and everything in its process
+    session (the driver JVM, Python workers)."""
+    out = {}
+    for sid in sids:
+        pid = int((server.run_dir / f"session-{sid}.pid").read_text().strip())
+        members = h.session_members(pid)
+        out[sid] = (sum(pss_kib(m) for m in members) / 1024, len(members))
+    return out
+
+
+def idle_memory(server, n, conf):
+    """n sessions started side by side and left idle: each one's PSS (so that what they share,
+    the Python and JVM binaries and libraries, is split among them)."""
+    sids = []
+    try:
+        for _ in range(n):
+            r = server.post("/sessions", json={"kind": "pyspark", "conf": conf})
+            r.raise_for_status()
+            sids.append(r.json()["id"])
+        for sid in sids:
+            wait_state(server, sid, {"idle"})
+        time.sleep(5)  # past the start's garbage: what an idle session keeps
+        return session_memory(server, sids)
+    finally:
+        for sid in sids:
+            server.delete(f"/sessions/{sid}")
+        time.sleep(3)
+
+
 def round_trips(server, sid, warmup, n):
     """POST the statement, then GET it as fast as the answers come until it is available."""
     http = requests.Session()
@@ -139,6 +180,8 @@ def main():
     ap.add_argument("--statements", type=int, default=300, help="timed statements (>= 200)")
     ap.add_argument("--warmup", type=int, default=20, help="untimed statements (and completions) first")
     ap.add_argument("--completions", type=int, default=200, help="timed completion requests")
+    ap.add_argument("--idle-sessions", type=int, default=3,
+                    help="sessions started side by side to measure an idle session's memory (0: skip)")
     ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
     ap.add_argument("--durable", action="store_true",
                     help="PostgreSQL with fsync and synchronous_commit on, as in production (the "
@@ -165,6 +208,17 @@ def main():
         print(f"\ncold session start (POST /sessions -> idle), {args.starts} sequential sessions, each deleted after:")
         starts = cold_starts(server, args.starts, conf)
         print(f"  median {statistics.median(starts):.2f} s  (min {min(starts):.2f} s, max {max(starts):.2f} s)")
+
+        if args.idle_sessions > 0:
+            mem = idle_memory(server, args.idle_sessions, conf)
+            per = [m for m, _ in mem.values()]
+            print(f"\nmemory of idle sessions ({args.idle_sessions} started side by side, PSS of each "
+                  f"session's processes: REPL, driver JVM, Python workers):")
+            for sid, (m, procs) in mem.items():
+                print(f"  session {sid}: {m:7.1f} MiB in {procs} processes")
+            mean = statistics.mean(per)
+            print(f"  mean {mean:.1f} MiB per idle session, all {args.idle_sessions}: {sum(per):.1f} MiB;"
+                  f" idle sessions that fit in 20 GiB: {int(20 * 1024 / mean)}")
 
         r = server.post("/sessions", json={"kind": "pyspark", "conf": conf})
         r.raise_for_status()
