@@ -441,6 +441,7 @@ static int create_allowed(const livy_api_config_t *cfg, const livy_api_request_t
 /* The parameters both inserts share, at the places both give them: $1 the name, $3 the owner,
  * $4 the proxy user, $5 to $15 the Spark settings. */
 #define CREATE_PARAMS 20
+#define SESSION_CREATE_PARAMS 21
 static void spark_params(const livy_spark_req_t *s, const livy_api_request_t *req,
                          const char *proxy_user, apr_pool_t *p, const char **params)
 {
@@ -484,6 +485,18 @@ static void insert_created(const resource_t *rs, const livy_api_config_t *cfg, l
     reply_json(resp, p, 201, view);
 }
 
+/* Whether a warm REPL (started with the server's settings alone, as its REPL user, with no
+ * proxy user) can be this session's: nothing asked for that needs a JVM of its own. The name
+ * can: it names the session, while the Spark application keeps the warm REPL's name. */
+static int warm_can_serve(const livy_spark_req_t *s, const char *proxy_user)
+{
+    return !proxy_user && !s->driver_memory && !s->executor_memory && !s->queue
+           && !s->driver_cores && !s->executor_cores && !s->num_executors
+           && json_object_size(s->conf) == 0 && json_array_size(s->jars) == 0
+           && json_array_size(s->py_files) == 0 && json_array_size(s->files) == 0
+           && json_array_size(s->archives) == 0;
+}
+
 static void create_session(const livy_api_config_t *cfg, const livy_api_request_t *req,
                            livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
 {
@@ -495,7 +508,7 @@ static void create_session(const livy_api_config_t *cfg, const livy_api_request_
     }
     if (create_allowed(cfg, req, s.spark.proxy_user, c, p, resp, &proxy_user))
         return;
-    const char *params[CREATE_PARAMS];
+    const char *params[SESSION_CREATE_PARAMS];
     spark_params(&s.spark, req, proxy_user, p, params);
     params[1] = s.kind;
     params[15] = int_text(p, s.heartbeat_timeout);
@@ -504,7 +517,8 @@ static void create_session(const livy_api_config_t *cfg, const livy_api_request_
     params[18] = s.ttl_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.ttl_ms) : NULL;
     params[19] = s.idle_timeout_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.idle_timeout_ms)
                                         : NULL;
-    insert_created(&sessions, cfg, Q_SESSION_INSERT, CREATE_PARAMS, params, c, p, resp);
+    params[20] = warm_can_serve(&s.spark, proxy_user) ? "t" : "f";
+    insert_created(&sessions, cfg, Q_SESSION_INSERT, SESSION_CREATE_PARAMS, params, c, p, resp);
 }
 
 static void create_batch(const livy_api_config_t *cfg, const livy_api_request_t *req,

@@ -237,6 +237,16 @@ static int read_row(const PGresult *res, int i, livy_metrics_t *m, apr_pool_t *p
             || int_cell(res, i, MC_N3, &s->sessions)
             || int_cell(res, i, MC_N4, &s->batches) ? -1 : 0;
     }
+    if (!strcmp(fact, "warm")) { /* MC_A: the supervisor's id, listed before (ORDER BY) */
+        for (int k = 0; k < m->supervisors->nelts; k++) {
+            livy_metrics_supervisor_t *s = &APR_ARRAY_IDX(m->supervisors, k,
+                                                          livy_metrics_supervisor_t);
+            if (s->id && !strcmp(s->id, PQgetvalue(res, i, MC_A)))
+                return int_cell(res, i, MC_N1, &s->warm_ready)
+                    || int_cell(res, i, MC_N2, &s->warm_starting) ? -1 : 0;
+        }
+        return 0; /* a stopped supervisor's: not reported */
+    }
     if (!strcmp(fact, "info")) {
         int64_t v;
         if (int_cell(res, i, MC_N1, &v) || v < 0 || v > 1000000)
@@ -443,15 +453,20 @@ char *livy_metrics_render(const livy_metrics_t *m, apr_pool_t *p, size_t *len)
         {"livy_supervisor_sessions", "Live sessions the supervisor holds."},
         {"livy_supervisor_batches", "Live batches the supervisor runs (each takes one of its "
                                     "capacity too)."},
+        {"livy_supervisor_warm_repls", "Warm REPLs the supervisor keeps ready (warm_sessions): "
+                                       "a new session that takes one is idle at once."},
+        {"livy_supervisor_warm_repls_starting", "Warm REPLs the supervisor is starting."},
     };
-    for (int f = 0; f < 4; f++) {
+    for (int f = 0; f < 6; f++) {
         family(&t, per_supervisor[f].name, "gauge", per_supervisor[f].help);
         for (int i = 0; i < m->supervisors->nelts; i++) {
             const livy_metrics_supervisor_t *s =
                 &APR_ARRAY_IDX(m->supervisors, i, livy_metrics_supervisor_t);
             const char *value = f == 0 ? fmt_double(p, s->heartbeat_age)
                               : f == 1 ? int_text(p, s->capacity)
-                              : f == 2 ? int_text(p, s->sessions) : int_text(p, s->batches);
+                              : f == 2 ? int_text(p, s->sessions)
+                              : f == 3 ? int_text(p, s->batches)
+                              : f == 4 ? int_text(p, s->warm_ready) : int_text(p, s->warm_starting);
             supervisor_sample(&t, per_supervisor[f].name, s, value);
         }
     }

@@ -36,6 +36,8 @@ typedef struct {
     int64_t capacity;
     int64_t sessions;      /* live sessions it holds */
     int64_t batches;       /* live batches it runs */
+    int64_t warm_ready;    /* warm REPLs ready for a session to take (warm_sessions) */
+    int64_t warm_starting; /* ... and on their way up */
 } livy_metrics_supervisor_t;
 
 /* Bounds (seconds) of livy_session_start_duration_seconds: from create to the first idle. */

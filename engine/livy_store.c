@@ -61,15 +61,27 @@ static const char *const query_sql[Q__COUNT] = {
         SESSION_LOG10 " END" SESSION_TAIL
         " FROM sessions s WHERE NOT s.deleted ORDER BY s.id OFFSET $1 LIMIT $2) p ON true",
 
+    /* A ready warm REPL (sql/005_warm_sessions.sql) serves the new session when $21 says its
+     * settings allow: its row becomes the session's, idle at once; else a fresh row. Either
+     * way its supervisor hears of it (a warm row's: the flags say it was taken). */
     [Q_SESSION_INSERT] =
-        "WITH s AS (INSERT INTO sessions (name, kind, owner, proxy_user, driver_memory,"
+        "WITH w AS (SELECT id FROM sessions WHERE $21::boolean AND warm AND state = 'idle'"
+        " AND ended_at IS NULL AND stop_requested IS NULL ORDER BY id LIMIT 1"
+        " FOR UPDATE SKIP LOCKED),"
+        " t AS (UPDATE sessions s SET warm = false, deleted = false, name = $1, kind = $2,"
+        " owner = $3, heartbeat_timeout_s = $16::int, ttl = $17, idle_timeout = $18,"
+        " ttl_ms = $19::bigint, idle_timeout_ms = $20::bigint, created_at = now(),"
+        " ready_at = now(), state_changed_at = now(), last_activity_at = now(),"
+        " last_heartbeat_at = now() FROM w WHERE s.id = w.id RETURNING s.*),"
+        " i AS (INSERT INTO sessions (name, kind, owner, proxy_user, driver_memory,"
         " driver_cores, executor_memory, executor_cores, num_executors, queue, conf, jars,"
         " py_files, files, archives, heartbeat_timeout_s, ttl, idle_timeout, ttl_ms,"
-        " idle_timeout_ms) VALUES ($1, $2, $3, $4, $5, $6::int, $7, $8::int, $9::int, $10,"
+        " idle_timeout_ms) SELECT $1, $2, $3, $4, $5, $6::int, $7, $8::int, $9::int, $10,"
         " $11::json, $12::json, $13::json, $14::json, $15::json, $16::int, $17, $18,"
-        " $19::bigint, $20::bigint) RETURNING *),"
+        " $19::bigint, $20::bigint WHERE NOT EXISTS (SELECT 1 FROM t) RETURNING *),"
+        " s AS (SELECT * FROM t UNION ALL SELECT * FROM i),"
         " n AS (SELECT pg_notify('livy_sessions', id::text) FROM s)"
-        " SELECT " SESSION_COLS "'[]'::json" SESSION_TAIL " FROM s, n",
+        " SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL " FROM s, n",
 
     [Q_SESSION_DELETE] =
         "WITH u AS (UPDATE sessions SET deleted = true,"
@@ -206,11 +218,11 @@ static const char *const query_sql[Q__COUNT] = {
      * bounds) with its count and sum, the supervisors not stopped, the schema version. */
     [Q_METRICS] =
         "WITH counted AS (SELECT id, state, kind FROM sessions"
-        "  WHERE NOT deleted OR ended_at IS NULL),"
+        "  WHERE (NOT deleted OR ended_at IS NULL) AND NOT warm),"
         " done AS (SELECT ((completed - started) / 1000.0)::float8 AS d FROM statements"
         "  WHERE started > 0 AND completed > 0 AND completed >= started),"
         " started AS (SELECT extract(epoch FROM ready_at - created_at)::float8 AS d"
-        "  FROM sessions WHERE ready_at IS NOT NULL)"
+        "  FROM sessions WHERE ready_at IS NOT NULL AND NOT warm)"
         " SELECT 'session'::text, state, kind, count(*)::text, NULL::text, NULL::text,"
         "  NULL::text FROM counted GROUP BY state, kind"
         " UNION ALL SELECT 'statement', st.state, NULL, count(*)::text, NULL, NULL, NULL"
@@ -231,10 +243,15 @@ static const char *const query_sql[Q__COUNT] = {
         "  greatest(0, extract(epoch FROM now() - v.heartbeat_at))::text, v.capacity::text,"
         "  coalesce(held.n, 0)::text, coalesce(ran.n, 0)::text"
         "  FROM supervisors v LEFT JOIN (SELECT supervisor_id, count(*) AS n FROM sessions"
-        "   WHERE ended_at IS NULL GROUP BY supervisor_id) held ON held.supervisor_id = v.id"
+        "   WHERE ended_at IS NULL AND NOT warm GROUP BY supervisor_id) held"
+        "   ON held.supervisor_id = v.id"
         "  LEFT JOIN (SELECT supervisor_id, count(*) AS n FROM batches"
         "   WHERE ended_at IS NULL GROUP BY supervisor_id) ran ON ran.supervisor_id = v.id"
         "  WHERE v.stopped_at IS NULL"
+        " UNION ALL SELECT 'warm', supervisor_id::text, NULL,"
+        "  (count(*) FILTER (WHERE state = 'idle'))::text,"
+        "  (count(*) FILTER (WHERE state <> 'idle'))::text, NULL, NULL FROM sessions"
+        "  WHERE warm AND ended_at IS NULL AND stop_requested IS NULL GROUP BY supervisor_id"
         " UNION ALL SELECT 'info', NULL, NULL,"
         "  (SELECT coalesce(max(version), 0) FROM livy_schema_version)::text, NULL, NULL, NULL"
         " ORDER BY 1, 2, 3", /* stable output: samples sorted by their labels */

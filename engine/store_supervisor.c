@@ -15,7 +15,7 @@
     "id, kind, name, proxy_user, driver_memory, driver_cores, executor_memory, executor_cores, " \
     "num_executors, queue, conf::text, jars::text, py_files::text, files::text, "               \
     "archives::text, state, repl_pid, repl_socket, stop_requested, app_id, "                    \
-    "ended_at IS NOT NULL, owner"
+    "ended_at IS NOT NULL, owner, warm"
 
 #define BATCH_COLS                                                                              \
     "id, name, owner, proxy_user, state, app_id, file, class_name, args::text, driver_memory, "  \
@@ -65,6 +65,8 @@ enum {
     Q_B_EXPIRE,
     Q_C_PENDING,
     Q_C_ANSWER,
+    Q_WARM_INSERT,
+    Q_WARM_STOP,
     Q_COUNT
 };
 
@@ -142,7 +144,7 @@ static const struct {
         "WHERE s.id = $1::bigint AND s.ended_at IS NULL "
         "AND s.state IN ('starting','recovering','idle','busy')"},
     [Q_FLAGS] = {"livy_sv_flags",
-        "SELECT stop_requested, ended_at IS NOT NULL, deleted, state FROM sessions "
+        "SELECT stop_requested, ended_at IS NOT NULL, deleted, state, warm, kind FROM sessions "
         "WHERE id = $1::bigint"},
     [Q_SHUTTING_DOWN] = {"livy_sv_shutting_down",
         "UPDATE sessions SET state = 'shutting_down', state_changed_at = now() "
@@ -188,7 +190,7 @@ static const struct {
         "  coalesce(ttl_ms, $3::bigint) AS ttl, heartbeat_timeout_s::bigint * 1000 AS hb, "
         "  coalesce(idle_timeout_ms, $2::bigint) AS idle "
         "  FROM sessions WHERE supervisor_id = $1::bigint AND ended_at IS NULL "
-        "  AND stop_requested IS NULL AND state IN ('starting','idle','busy')) t "
+        "  AND stop_requested IS NULL AND NOT warm AND state IN ('starting','idle','busy')) t "
         "WHERE s.id = t.id AND t.reason IS NOT NULL AND s.stop_requested IS NULL "
         "AND s.ended_at IS NULL "
         "RETURNING s.id, t.reason, "
@@ -319,6 +321,15 @@ static const struct {
     [Q_C_ANSWER] = {"livy_sv_c_answer",
         "UPDATE completions SET candidates = $3::json, answered_at = now() "
         "WHERE session_id = $1::bigint AND id = $2::bigint AND answered_at IS NULL"},
+    /* A warm REPL's row: held by us, hidden (deleted) until POST /sessions takes it. */
+    [Q_WARM_INSERT] = {"livy_sv_warm_insert",
+        "INSERT INTO sessions (kind, supervisor_id, state, started_at, warm, deleted) "
+        "VALUES ('pyspark', $1::bigint, 'starting', now(), true, true) RETURNING " SESSION_COLS},
+    /* Stops a warm REPL unless a session has taken it meanwhile (no row then). */
+    [Q_WARM_STOP] = {"livy_sv_warm_stop",
+        "UPDATE sessions SET stop_requested = 'delete', state = 'shutting_down', "
+        "state_changed_at = now() WHERE id = $1::bigint AND warm AND ended_at IS NULL "
+        "AND stop_requested IS NULL RETURNING id"},
 };
 
 /* How long one query may take, from sending to the last byte of its answer (0: no limit). */
@@ -444,6 +455,7 @@ static apr_array_header_t *session_rows(PGresult *res, apr_pool_t *p)
         s->stop_requested = text_or_null(res, r, 18, p);
         s->app_id = text_or_null(res, r, 19, p);
         s->ended = bool_col(res, r, 20);
+        s->warm = bool_col(res, r, 22);
     }
     qsort(a->elts, (size_t)a->nelts, sizeof(store_sv_session_t), compare_session_ids);
     return a;
@@ -551,6 +563,8 @@ int store_sv_req_wants_rows(const store_sv_req_t *r)
     case Q_B_FLAGS:
     case Q_B_EXPIRE:
     case Q_C_PENDING:
+    case Q_WARM_INSERT:
+    case Q_WARM_STOP:
         return 1;
     default:
         return 0;
@@ -605,6 +619,18 @@ void store_sv_req_claim(store_sv_req_t *r, apr_int64_t me, int n, apr_pool_t *p)
     r->params[1] = int_text(n, p);
 }
 
+void store_sv_req_warm_insert(store_sv_req_t *r, apr_int64_t me, apr_pool_t *p)
+{
+    req(r, Q_WARM_INSERT, 1);
+    r->params[0] = i64(me, p);
+}
+
+void store_sv_req_warm_stop(store_sv_req_t *r, apr_int64_t session, apr_pool_t *p)
+{
+    req(r, Q_WARM_STOP, 1);
+    r->params[0] = i64(session, p);
+}
+
 void store_sv_req_mine(store_sv_req_t *r, apr_int64_t me, apr_pool_t *p)
 {
     req(r, Q_MINE, 1);
@@ -655,6 +681,8 @@ void store_sv_parse_flags(PGresult *res, store_sv_flags_t *flags, apr_pool_t *p)
         flags->ended = bool_col(res, 0, 1);
         flags->deleted = bool_col(res, 0, 2);
         flags->state = text_or_null(res, 0, 3, p);
+        flags->warm = bool_col(res, 0, 4);
+        flags->kind = text_or_null(res, 0, 5, p);
     }
 }
 
@@ -950,6 +978,8 @@ void store_sv_parse_batch_flags(PGresult *res, store_sv_flags_t *flags, apr_pool
         flags->ended = bool_col(res, 0, 1);
         flags->deleted = bool_col(res, 0, 2);
         flags->state = text_or_null(res, 0, 3, p);
+        flags->warm = bool_col(res, 0, 4);
+        flags->kind = text_or_null(res, 0, 5, p);
     }
 }
 

@@ -31,6 +31,7 @@ typedef struct store_sv_session {
     const char *stop_requested;  /* NULL, "stop" or "delete" */
     const char *app_id;
     int ended;                   /* ended_at is set */
+    int warm;                    /* a warm REPL no session has taken yet */
 } store_sv_session_t;
 
 /* A batch row as the supervisor needs it to run spark-submit, reattach or stop it. */
@@ -92,6 +93,8 @@ typedef struct store_sv_flags {
     int ended;
     int deleted;
     const char *state;
+    int warm;                    /* still a warm REPL: no session has taken it */
+    const char *kind;
 } store_sv_flags_t;
 
 /* All functions return 0, or -1 with *errmsg set (allocated in p). */
@@ -149,6 +152,12 @@ void store_sv_req_reap(store_sv_req_t *r, apr_int64_t me, apr_int64_t dead_after
                        apr_int64_t now_ms, apr_pool_t *p);
 /* Claims up to n unclaimed sessions (state starting), in id order: store_sv_parse_sessions. */
 void store_sv_req_claim(store_sv_req_t *r, apr_int64_t me, int n, apr_pool_t *p);
+/* A warm REPL's row (kind pyspark, state starting, held by me, hidden from clients until a
+ * POST /sessions takes it): store_sv_parse_sessions. */
+void store_sv_req_warm_insert(store_sv_req_t *r, apr_int64_t me, apr_pool_t *p);
+/* Stops a warm REPL's row (shutting_down, stop_requested delete) if no session has taken it:
+ * one row (its id) when it did, none when a session has the REPL now. */
+void store_sv_req_warm_stop(store_sv_req_t *r, apr_int64_t session, apr_pool_t *p);
 /* Every session this supervisor holds (live, or ended with a process that may run). */
 void store_sv_req_mine(store_sv_req_t *r, apr_int64_t me, apr_pool_t *p);
 apr_array_header_t *store_sv_parse_sessions(PGresult *res, apr_pool_t *p);

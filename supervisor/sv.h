@@ -77,6 +77,9 @@ struct sv {
     int signal_fd;                 /* read end of the self-pipe the signal handlers write */
     int terminate;
     int need_claim;
+    int warm_inflight;             /* a warm REPL's row is being inserted */
+    apr_int64_t warm_retry_ms;     /* no warm REPL is started before (after failures) */
+    apr_int64_t warm_backoff_ms;   /* ... and the wait after the next failure */
     apr_int64_t next_heartbeat_ms;
     apr_int64_t next_tick_ms;
     apr_int64_t next_purge_ms;
@@ -156,6 +159,8 @@ struct sv_session {
     const char *end_pending;     /* the process is gone; the database has to hear why */
     int end_noted;               /* ... and the session log already says so */
     int done;                    /* finished: the loop forgets it */
+    int warm;                    /* a warm REPL (sv_warm.c) no session has taken yet */
+    int warm_stop_inflight;      /* ... being stopped to make room, unless taken meanwhile */
 };
 
 /* A batch: spark-submit, run in its own process group with the REPLs' isolation; its output
@@ -209,7 +214,7 @@ void sv_db_params(sv_t *sv, const char *const **keys, const char *const **values
 /* The statement_timeout sent to the server: db_statement_timeout, at most a second below the
  * time after which the supervisor abandons a query (so the server always gives up first). */
 apr_int64_t sv_statement_timeout_ms(const sv_config_t *cfg);
-/* Sessions and batches held (what counts against max_sessions). */
+/* Sessions and batches held (what counts against max_sessions), warm REPLs aside. */
 int sv_live_sessions(sv_t *sv);
 sv_session_t *sv_find_session(sv_t *sv, apr_int64_t id);
 /* Connects, checks the schema, registers, takes over same-host sessions. 0 or -1. */
@@ -276,6 +281,16 @@ void sv_session_note(sv_session_t *s, const char *fmt, ...) __attribute__((forma
 /* On supervisor exit: flush, close the socket; the child lives on. */
 void sv_session_detach(sv_session_t *s);
 void sv_session_destroy(sv_session_t *s);
+
+/* --- sv_warm.c --- */
+/* Keeps warm_sessions REPLs started ahead of demand: starts one when there is room and no
+ * other REPL is starting, stops one when sessions need its room. Called once per loop turn. */
+void sv_warm_work(sv_t *sv, apr_int64_t now, apr_int64_t *deadline_ms);
+/* A session took the warm REPL s (its row is no longer warm). */
+void sv_warm_taken(sv_session_t *s, const char *kind);
+/* The warm REPL s is ready, or ended (failed: no new one for a while). */
+void sv_warm_ready(sv_session_t *s);
+void sv_warm_ended(sv_session_t *s);
 
 /* --- sv_batch.c --- */
 /* What runs batches: spark_submit, else SPARK_HOME's, else the one next to python, else PATH's. */

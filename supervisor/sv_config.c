@@ -154,6 +154,7 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
         {"log_lines_max", offsetof(sv_config_t, log_lines_max), 1},
         {"sql_row_cap", offsetof(sv_config_t, sql_row_cap), 0},
         {"repl_min_uid", offsetof(sv_config_t, repl_min_uid), 1},
+        {"warm_sessions", offsetof(sv_config_t, warm_sessions), 0},
     };
 
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
@@ -297,6 +298,17 @@ int sv_config_check(const sv_config_t *c, apr_pool_t *p, const char **errmsg)
                                "run as) or `repl_user_from`; `repl_isolation = off` runs every "
                                "session's code as the supervisor, for single-user development "
                                "only", where);
+        return -1;
+    }
+    if (c->warm_sessions > 0 && c->repl_isolation && c->repl_user_from != SV_REPL_USER_FIXED) {
+        *errmsg = apr_psprintf(p, "%s: warm_sessions needs every REPL to run as one account "
+                               "(repl_user): with repl_user_from, a REPL's account is known only "
+                               "when its session is created", where);
+        return -1;
+    }
+    if (c->warm_sessions > c->max_sessions) {
+        *errmsg = apr_psprintf(p, "%s: warm_sessions (%d) is more than max_sessions (%d)", where,
+                               c->warm_sessions, c->max_sessions);
         return -1;
     }
     if (c->repl_env) {

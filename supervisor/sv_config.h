@@ -23,6 +23,7 @@ typedef struct sv_config {
     const char *spark_submit;      /* what runs batches; NULL: found (sv_batch.c) */
     const char *spark_master;
     int max_sessions;
+    int warm_sessions;             /* REPLs kept started ahead of demand, within max_sessions */
     apr_int64_t heartbeat_interval_ms;
     apr_int64_t supervisor_dead_after_ms;
     apr_int64_t idle_timeout_ms;   /* 0 = never */

@@ -92,7 +92,7 @@ int sv_live_sessions(sv_t *sv)
     int n = 0;
     for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi; hi = apr_hash_next(hi)) {
         sv_session_t *s = apr_hash_this_val(hi);
-        if (!s->orphan && !s->done)
+        if (!s->orphan && !s->done && !s->warm)
             n++;
     }
     for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->batches); hi; hi = apr_hash_next(hi)) {
@@ -937,6 +937,7 @@ int sv_run(sv_t *sv)
             sv_batch_work(apr_hash_this_val(hi), now, &deadline);
         if (sv->need_claim)
             claim(sv); /* after the work: sessions that just ended have made room */
+        sv_warm_work(sv, now, &deadline);
         for (apr_hash_index_t *hi = apr_hash_first(sv->iter, sv->sessions); hi;
              hi = apr_hash_next(hi))
             sv_session_flush_log(apr_hash_this_val(hi));

@@ -281,6 +281,8 @@ static void ended(sv_t *sv, sv_op_t *op, PGresult *res)
         sv_info("session %" APR_INT64_T_FMT " stopped (%s)", s->id, s->stop_reason);
     else
         sv_warn("session %" APR_INT64_T_FMT " is dead: %s", s->id, s->end_pending);
+    if (s->warm)
+        sv_warm_ended(s);
     remove_files(s);
     s->done = 1;
     sv->need_claim = 1;
@@ -697,6 +699,8 @@ static void flags_read(sv_t *sv, sv_op_t *op, PGresult *res)
         return;
     store_sv_flags_t flags;
     store_sv_parse_flags(res, &flags, sv->iter);
+    if (s->warm && flags.found && !flags.warm)
+        sv_warm_taken(s, flags.kind);
     if (!flags.found)
         sv_session_begin_stop(s, "its database row is gone");
     else if (flags.stop_requested && strcmp(flags.stop_requested, "delete") == 0)
@@ -744,6 +748,8 @@ static void on_ready(sv_session_t *s, json_t *msg)
     }
     if (s->phase != SV_PHASE_READY)
         sv_info("session %" APR_INT64_T_FMT " is ready (%s)", s->id, app_id ? app_id : "no app id");
+    if (s->warm && s->phase != SV_PHASE_READY)
+        sv_warm_ready(s);
     s->phase = SV_PHASE_READY;
     s->start_deadline_ms = 0;
     s->need_statements = 1;
@@ -1393,6 +1399,7 @@ void sv_session_adopt(sv_session_t *s, const store_sv_session_t *row)
 {
     /* What talking to the REPL, and removing its directory later, take. */
     const char *why;
+    s->warm = row->warm;
     if (resolve_account(s, row, &why) != 0)
         sv_warn("session %" APR_INT64_T_FMT ": %s", s->id, why);
     s->have_key = sv_auth_read_key(s->key_path, s->key) == 0;

@@ -386,6 +386,22 @@ def test_config_bad_duration_is_an_error(tmp_base):
     assert "bad-duration.conf:3: idle_timeout" in r.stderr and "duration" in r.stderr
 
 
+@pytest.mark.parametrize("settings, says", [
+    ("repl_user_from = owner\nwarm_sessions = 1\n",
+     "warm_sessions needs every REPL to run as one account"),
+    ("repl_user = nobody\nmax_sessions = 2\nwarm_sessions = 3\n",
+     "warm_sessions (3) is more than max_sessions (2)"),
+    ("repl_user = nobody\nwarm_sessions = -1\n", "warm_sessions: \"-1\" is not a non-negative integer"),
+], ids=["per-user-accounts", "over-capacity", "negative"])
+def test_config_warm_sessions_it_cannot_keep_is_an_error(tmp_base, settings, says):
+    conf = tmp_base / "bad-warm.conf"
+    conf.write_text("database = host=nowhere\nrun_dir = /tmp/x\n" + settings)
+    r = subprocess.run([str(SUPERVISOR), "--config", str(conf), "--foreground"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert says in r.stderr, r.stderr
+
+
 def test_refuses_an_unmigrated_database_naming_migrate(tmp_base, cluster):
     database = cluster.create_database("empty", migrate=False)
     d = tmp_base / "unmigrated"
@@ -412,7 +428,7 @@ def test_refuses_a_python_without_pyspark_naming_the_setting(tmp_base, cluster):
 
 
 def test_migrate_is_idempotent_and_prints_the_version(supervisor):
-    assert supervisor["sv"].migrate().strip() == "schema version 4"
+    assert supervisor["sv"].migrate().strip() == "schema version 5"
 
 
 def test_registers_and_heartbeats(cluster, supervisor):

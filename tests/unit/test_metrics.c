@@ -66,7 +66,7 @@ static livy_metrics_t *sample_metrics(void)
     m->duration_sum = 412.75;
     livy_metrics_supervisor_t *v = apr_array_push(m->supervisors);
     v->id = "7", v->host = "spark-1", v->heartbeat_age = 1.5, v->capacity = 20, v->sessions = 3;
-    v->batches = 2;
+    v->batches = 2, v->warm_ready = 1, v->warm_starting = 0;
     livy_metrics_statement_t *b = apr_array_push(m->batches);
     b->state = "running", b->count = 2;
     int64_t start_le[LIVY_METRICS_START_BUCKETS] = {0, 1, 3, 3, 3, 3, 4, 4, 4};
@@ -138,6 +138,13 @@ static const char *const sample_text =
     "capacity too).\n"
     "# TYPE livy_supervisor_batches gauge\n"
     "livy_supervisor_batches{host=\"spark-1\",id=\"7\"} 2\n"
+    "# HELP livy_supervisor_warm_repls Warm REPLs the supervisor keeps ready (warm_sessions): "
+    "a new session that takes one is idle at once.\n"
+    "# TYPE livy_supervisor_warm_repls gauge\n"
+    "livy_supervisor_warm_repls{host=\"spark-1\",id=\"7\"} 1\n"
+    "# HELP livy_supervisor_warm_repls_starting Warm REPLs the supervisor is starting.\n"
+    "# TYPE livy_supervisor_warm_repls_starting gauge\n"
+    "livy_supervisor_warm_repls_starting{host=\"spark-1\",id=\"7\"} 0\n"
     "# HELP livy_info mod_livy's version and the database's schema version.\n"
     "# TYPE livy_info gauge\n"
     "livy_info{version=\"1.2.3\",schema_version=\"1\"} 1\n";
@@ -163,6 +170,7 @@ START_TEST(render_empty_database)
         "livy_statement_duration_seconds histogram", "livy_supervisors gauge",
         "livy_supervisor_heartbeat_age_seconds gauge", "livy_supervisor_capacity gauge",
         "livy_supervisor_sessions gauge", "livy_supervisor_batches gauge",
+        "livy_supervisor_warm_repls gauge", "livy_supervisor_warm_repls_starting gauge",
         "livy_session_start_duration_seconds histogram", "livy_batches gauge", "livy_info gauge",
     };
     for (int i = 0; i < N_ELEMS(families); i++) {
@@ -319,6 +327,8 @@ static const char *const good_rows[][MC__COUNT] = {
     {"start_bucket", "2", NULL, "1", NULL, NULL},
     {"start_bucket", "9", NULL, "3", NULL, NULL},
     {"start", NULL, NULL, "3", "17.25", NULL},
+    {"warm", "7", NULL, "1", "2", NULL},
+    {"warm", "99", NULL, "5", "5", NULL}, /* a supervisor no longer listed: left out */
     {"info", NULL, NULL, "1", NULL, NULL},
 };
 
@@ -351,6 +361,8 @@ START_TEST(from_result_reads_every_fact)
     ck_assert_int_eq(v->capacity, 20);
     ck_assert_int_eq(v->sessions, 3);
     ck_assert_int_eq(v->batches, 2);
+    ck_assert_int_eq(v->warm_ready, 1);
+    ck_assert_int_eq(v->warm_starting, 2);
     ck_assert_int_eq(m.batches->nelts, 1);
     ck_assert_str_eq(APR_ARRAY_IDX(m.batches, 0, livy_metrics_statement_t).state, "running");
     ck_assert_int_eq(APR_ARRAY_IDX(m.batches, 0, livy_metrics_statement_t).count, 4);
