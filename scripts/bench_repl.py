@@ -75,6 +75,34 @@ def cold_starts(server, n, conf):
     return times
 
 
+def warm_ready(pg, dbname):
+    rows = pg.psql("SELECT count(*) FROM sessions WHERE warm AND state = 'idle' AND ended_at IS NULL "
+                   "AND stop_requested IS NULL", db=dbname)
+    return int(rows[0][0]) > 0
+
+
+def warm_starts(server, pg, dbname, n):
+    """n sessions that each take a warm REPL (warm_sessions 1): POST /sessions until the session
+    is idle, once a warm REPL is ready; each deleted after, the supervisor starting the next."""
+    times = []
+    for i in range(n):
+        deadline = time.monotonic() + 600
+        while not warm_ready(pg, dbname):
+            if time.monotonic() > deadline:
+                raise SystemExit("no warm REPL became ready within 600 s:\n" + server.log_tail())
+            time.sleep(0.1)
+        t = time.monotonic()
+        r = server.post("/sessions", json={"kind": "pyspark"})
+        r.raise_for_status()
+        s = r.json()
+        if s["state"] != "idle":
+            s = wait_state(server, s["id"], {"idle"})
+            print(f"  session {s['id']}: started cold", flush=True)
+        times.append(time.monotonic() - t)
+        server.delete(f"/sessions/{s['id']}").raise_for_status()
+    return times
+
+
 def pss_kib(pid):
     """Proportional set size of one process (shared pages divided among their users), KiB."""
     try:
@@ -182,6 +210,9 @@ def main():
     ap.add_argument("--completions", type=int, default=200, help="timed completion requests")
     ap.add_argument("--idle-sessions", type=int, default=3,
                     help="sessions started side by side to measure an idle session's memory (0: skip)")
+    ap.add_argument("--warm-starts", type=int, default=20,
+                    help="sessions created on a server with warm_sessions 1, each once a warm REPL is "
+                         "ready (0: skip)")
     ap.add_argument("--mpm", default="event", choices=["event", "prefork"])
     ap.add_argument("--durable", action="store_true",
                     help="PostgreSQL with fsync and synchronous_commit on, as in production (the "
@@ -255,6 +286,20 @@ def main():
         overhead = pct(times, 50) - pct(base_times, 50)
         print(f"\nour overhead per statement above the floor: p50 {ms(overhead)}  "
               f"(p99 {ms(pct(times, 99) - pct(base_times, 99))})")
+
+        if args.warm_starts > 0:
+            for p in server.stop():
+                print(f"warning: {p}", file=sys.stderr)
+            pg.create_database("warm")
+            server = h.LivyServer(base, "httpd-warm", pg, mpm=args.mpm, supervisor="managed",
+                                  log_level="warn", dbname="warm",
+                                  supervisor_conf={"spark_master": args.master, "warm_sessions": 1})
+            server.start()
+            warm = warm_starts(server, pg, "warm", args.warm_starts)
+            print(f"\nwarm session start (warm_sessions 1: POST /sessions -> idle once a warm REPL "
+                  f"is ready, session deleted after), {len(warm)} sessions:")
+            print(f"  p50 {ms(pct(warm, 50))}   p90 {ms(pct(warm, 90))}   p99 {ms(pct(warm, 99))}   "
+                  f"max {ms(max(warm))}")
     finally:
         problems = server.stop()
         pg.destroy()

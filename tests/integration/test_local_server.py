@@ -176,3 +176,37 @@ def test_start_with_auth_everywhere_and_the_local_servers_limits(local_base):
     waited = time.monotonic() - started_at
     assert first.startswith(b"HTTP/1.1 408"), first[:200]
     assert 15 <= waited <= 35, waited
+
+
+def test_first_session_takes_the_warm_repl_at_once(local_base):
+    """A newcomer's first session: livy-local keeps one warm REPL (LIVY_WARM_SESSIONS, default 1
+    with a local master), so POST /sessions answers idle and the first statement runs at once;
+    stop leaves neither the session's REPL nor the warm one that replaces it."""
+    base, instances = local_base
+    a = LocalInstance(base, "warm")
+    instances.append(a)
+    started(a)
+    http = requests.Session()
+
+    def warm_ready():
+        text = http.get(a.url + "/metrics", timeout=30).text
+        return any(line.startswith("livy_supervisor_warm_repls{") and line.endswith(" 1")
+                   for line in text.splitlines())
+
+    h.wait_for(warm_ready, 240, "livy-local's warm REPL", interval=0.5)
+    t = time.monotonic()
+    r = http.post(a.url + "/sessions", json={"kind": "pyspark"}, timeout=30)
+    took = time.monotonic() - t
+    assert r.status_code == 201 and r.json()["state"] == "idle", (r.status_code, r.text)
+    assert took < 1.0, f"POST /sessions took {took:.3f}s"
+    sid = r.json()["id"]
+    r = http.post(f"{a.url}/sessions/{sid}/statements", json={"code": "1 + 1"}, timeout=30)
+    assert r.status_code == 201, r.text
+    st = h.wait_for(lambda: (lambda st: st if st["state"] == "available" else None)(
+        http.get(f"{a.url}/sessions/{sid}/statements/{r.json()['id']}", timeout=30).json()), 60,
+        "the first statement's result", interval=0.05)
+    assert st["output"]["data"]["text/plain"] == "2", st
+    stop = a.run("stop", timeout=120)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    left = a.processes()
+    assert not left, "still running after stop: " + "; ".join(f"{p}: {h.process_cmdline(p)}" for p in left)

@@ -35,6 +35,8 @@ FAMILIES = {
     "livy_supervisor_capacity": "gauge",
     "livy_supervisor_sessions": "gauge",
     "livy_supervisor_batches": "gauge",
+    "livy_supervisor_warm_repls": "gauge",
+    "livy_supervisor_warm_repls_starting": "gauge",
     "livy_batches": "gauge",
     "livy_session_start_duration_seconds": "histogram",
     "livy_http_requests": "counter",  # prometheus_client names a counter family without _total
