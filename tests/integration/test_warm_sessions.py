@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
+import threading
 import time
 
 import pytest
@@ -196,3 +198,65 @@ def test_a_deleted_session_is_gone_for_good(warm, facts):
     with requests.Session() as http:
         r = http.post(f"{warm.server.url}/sessions/{taken_row}/statements", json={"code": "1"})
     assert r.status_code in (400, 404), r.text
+
+
+def test_two_creates_at_once_share_no_warm_repl(warm, facts):
+    """Two sessions created together while one warm REPL is ready: one takes it, the other
+    starts cold; neither waits for the other, and both run."""
+    row, pid = wait_warm_ready(warm, other_than=set(facts.get("used", ())) | {
+        facts["taken"][0], facts["second"][0]})
+    answers = []
+
+    def create():
+        answers.append(take(warm, kind="pyspark")[0])
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 2, answers
+    served = [s for s in answers if s["id"] == row]
+    cold = [s for s in answers if s["id"] != row]
+    assert len(served) == 1 and served[0]["state"] == "idle", answers
+    assert len(cold) == 1 and cold[0]["state"] in {"not_started", "starting"}, answers
+    warm.wait_session(cold[0]["id"], "idle")
+    pids = []
+    for s in answers:
+        assert run_text(warm, s["id"], "1 + 1") == "2"
+        pids.append(warm.repl_pid(s["id"]))
+    assert pids[0] != pids[1] and pid in pids
+    for s in answers:
+        assert warm.server.delete(f"/sessions/{s['id']}").status_code == 200
+    assert_processes_gone(pids, 60, "the two sessions' REPLs")
+    facts["used"] = set(facts.get("used", ())) | {row}
+
+
+def test_a_restarted_supervisor_keeps_its_warm_repl(warm, facts):
+    """The managed supervisor killed with SIGKILL: httpd starts it again, it reattaches to the
+    warm REPL it left (still hidden, still warm), and the next session takes it."""
+    row, pid = wait_warm_ready(warm, other_than=set(facts["used"]) | {
+        facts["taken"][0], facts["second"][0]})
+    old = warm.db.psql("SELECT id, pid FROM supervisors WHERE stopped_at IS NULL "
+                       "ORDER BY id DESC LIMIT 1", db=warm.dbname)
+    old_pid = int(old[0][1])
+    os.kill(old_pid, signal.SIGKILL)
+    assert not h.wait_gone([old_pid], 10)
+
+    def successor():
+        rows = warm.db.psql(f"SELECT v.id FROM supervisors v JOIN sessions s ON s.supervisor_id "
+                            f"= v.id WHERE s.id = {row} AND v.pid <> {old_pid} "
+                            f"AND v.stopped_at IS NULL", db=warm.dbname)
+        return bool(rows)
+
+    h.wait_for(successor, 60, "the new supervisor to take over the warm REPL")
+    assert h.process_alive(pid)
+    assert warm.server.get("/sessions").json()["total"] == 0
+    h.wait_for(lambda: "reattaching to its REPL" in "\n".join(warm.server.error_log_lines()), 30,
+               "the new supervisor to reattach")
+    s, took = take(warm, kind="pyspark")
+    assert s["id"] == row and s["state"] == "idle", s
+    assert warm.repl_pid(row) == pid
+    assert run_text(warm, row, "sc.parallelize(range(4)).sum()") == "6"
+    assert warm.server.delete(f"/sessions/{row}").status_code == 200
+    assert_processes_gone([pid], 60, "the session's REPL")
