@@ -727,11 +727,16 @@ static void get_statement(const livy_route_t *r, PGresult *session, livy_conn_t 
     const char *params[2] = {PQgetvalue(session, 0, SC_ID),
                              apr_psprintf(p, "%" APR_INT64_T_FMT, r->statement_id)};
     if (PQnfields(session) > SC__COUNT) { /* the lookup brought the statement along */
-        if (PQgetisnull(session, 0, SC__COUNT + ST_ID))
+        if (PQgetisnull(session, 0, SC__COUNT + ST_ID)) {
             livy_api_error(resp, p, 404, apr_psprintf(p, "Statement '%s' not found in session "
                                                       "%s.", r->statement_ref, params[0]));
-        else
-            reply_json(resp, p, 200, livy_view_statement_at(session, 0, SC__COUNT));
+        }
+        else {
+            livy_text_t t;
+            livy_text_init(&t, p, text_estimate(session));
+            livy_view_statement_text_at(&t, session, 0, SC__COUNT);
+            reply_text(resp, &t);
+        }
         return;
     }
     PGresult *res = livy_store_exec(c, Q_STATEMENT_GET, 2, params);
@@ -1082,7 +1087,11 @@ static void per_resource(const livy_api_config_t *cfg, const livy_api_request_t 
             if (changed >= 0)
                 livy_api_error(resp, p, 200, "deleted");
         } else {
-            reply_json(resp, p, 200, rs->view(cfg, row, 0, 0, can_view));
+            /* as text, the listings' writer: no JSON tree built and dumped again */
+            livy_text_t t;
+            livy_text_init(&t, p, text_estimate(row));
+            rs->text_view(cfg, &t, row, 0, 0, can_view);
+            reply_text(resp, &t);
         }
         break;
     case LIVY_ROUTE_SESSION_STATE:

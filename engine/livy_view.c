@@ -217,22 +217,27 @@ void livy_view_batch_text(livy_text_t *t, const PGresult *res, int row, int c, i
     KEY(t, "}");
 }
 
-void livy_view_statement_text(livy_text_t *t, const PGresult *res, int row)
+void livy_view_statement_text_at(livy_text_t *t, const PGresult *res, int row, int c)
 {
-    const char *progress = cell(res, row, ST_PROGRESS);
+    const char *progress = cell(res, row, c + ST_PROGRESS);
     KEY(t, "{\"id\":");
-    livy_text_integer(t, cell(res, row, ST_ID));
+    livy_text_integer(t, cell(res, row, c + ST_ID));
     KEY(t, ",\"code\":");
-    livy_text_string(t, cell(res, row, ST_CODE));
+    livy_text_string(t, cell(res, row, c + ST_CODE));
     KEY(t, ",\"state\":");
-    livy_text_string(t, cell(res, row, ST_STATE));
+    livy_text_string(t, cell(res, row, c + ST_STATE));
     KEY(t, ",\"output\":");
-    livy_text_stored(t, cell(res, row, ST_OUTPUT), "null");
+    livy_text_stored(t, cell(res, row, c + ST_OUTPUT), "null");
     KEY(t, ",\"progress\":");
     livy_text_real(t, progress ? strtod(progress, NULL) : 0.0);
     KEY(t, ",\"started\":");
-    livy_text_integer(t, cell(res, row, ST_STARTED));
+    livy_text_integer(t, cell(res, row, c + ST_STARTED));
     KEY(t, ",\"completed\":");
-    livy_text_integer(t, cell(res, row, ST_COMPLETED));
+    livy_text_integer(t, cell(res, row, c + ST_COMPLETED));
     KEY(t, "}");
+}
+
+void livy_view_statement_text(livy_text_t *t, const PGresult *res, int row)
+{
+    livy_view_statement_text_at(t, res, row, 0);
 }

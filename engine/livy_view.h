@@ -34,5 +34,7 @@ void livy_view_session_text(livy_text_t *t, const PGresult *res, int row, int co
                             int show_log, const char *ui_base);
 void livy_view_batch_text(livy_text_t *t, const PGresult *res, int row, int col0, int show_log);
 void livy_view_statement_text(livy_text_t *t, const PGresult *res, int row);
+/* ... from the statement's columns at col0 on (after a session's). */
+void livy_view_statement_text_at(livy_text_t *t, const PGresult *res, int row, int col0);
 
 #endif

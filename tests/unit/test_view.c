@@ -490,6 +490,28 @@ START_TEST(statement_text_as_view)
 }
 END_TEST
 
+/* After a session's columns (GET .../statements/{sid} brings both in one row). */
+START_TEST(statement_text_after_the_session_columns)
+{
+    const char *values[SC__COUNT + ST_COMPLETED + 1] = {0};
+    values[SC_ID] = "3";
+    values[SC_STATE] = "idle";
+    values[SC__COUNT + ST_ID] = "12";
+    values[SC__COUNT + ST_CODE] = "x = \"\u00e9\"";
+    values[SC__COUNT + ST_STATE] = "running";
+    values[SC__COUNT + ST_PROGRESS] = "0.5";
+    values[SC__COUNT + ST_STARTED] = "1716200000000";
+    PGresult *res = one_row(N_ELEMS(values), values);
+    livy_text_t t;
+    livy_text_init(&t, test_pool, 8);
+    livy_view_statement_text_at(&t, res, 0, SC__COUNT);
+    ck_assert_str_eq(t.buf, view_text(livy_view_statement_at(res, 0, SC__COUNT)));
+    ck_assert_str_eq(t.buf, "{\"id\":12,\"code\":\"x = \\\"\u00e9\\\"\",\"state\":\"running\","
+                            "\"output\":null,\"progress\":0.5,\"started\":1716200000000,"
+                            "\"completed\":0}");
+}
+END_TEST
+
 /* Appending keeps what came before, across growth, and text stays NUL-terminated. */
 START_TEST(text_appends_and_grows)
 {
@@ -551,6 +573,7 @@ Suite *view_suite(void)
     tcase_add_test(tc, session_text_log_hidden_and_ui_url);
     tcase_add_test(tc, batch_text_as_view);
     tcase_add_test(tc, statement_text_as_view);
+    tcase_add_test(tc, statement_text_after_the_session_columns);
     tcase_add_test(tc, text_appends_and_grows);
     suite_add_tcase(s, tc);
     return s;
