@@ -192,6 +192,232 @@ local({
 """
 
 
+# ---------------------------------------------------------------------------------------------
+# Scala (kind spark): a Scala interpreter (the compiler's IMain) in the driver's own JVM
+# ---------------------------------------------------------------------------------------------
+
+# What the session's interpreter compiles for itself once, so that the REPL reaches it through
+# py4j: a run that captures the code's console output, an interrupt of the thread that runs it,
+# and the compiler's completions. One source per Scala line (the REPL API moved in 2.13).
+SCALA_HELPER_213 = r"""
+package livyrepl
+import java.io.{ByteArrayOutputStream, PrintStream}
+import scala.tools.nsc.interpreter.IMain
+object ScalaRunner {
+  @volatile private var running: Thread = null
+  def run(intp: IMain, code: String, out: ByteArrayOutputStream): String = {
+    val ps = new PrintStream(out, true, "UTF-8")
+    val me = Thread.currentThread()
+    val loader = me.getContextClassLoader
+    running = me
+    try Console.withOut(ps) { Console.withErr(ps) { intp.interpret(code).toString } }
+    finally { running = null; ps.flush(); me.setContextClassLoader(loader); Thread.interrupted() }
+  }
+  // A term's value as JSON (an RDD's first 10 elements), for %json and %table; null if unbound
+  def valueJson(intp: IMain, name: String): String = {
+    val value = intp.valueOfTerm(name) match {
+      case Some(rdd: org.apache.spark.rdd.RDD[_]) => Some(rdd.take(10))
+      case other => other
+    }
+    value.map { v =>
+      val json = org.json4s.Extraction.decompose(v)(org.json4s.DefaultFormats)
+      org.json4s.jackson.JsonMethods.compact(org.json4s.jackson.JsonMethods.render(json))
+    }.orNull
+  }
+  def interrupt(): Unit = { val t = running; if (t != null) t.interrupt() }
+  def complete(intp: IMain, code: String, cursor: Int): Array[String] = {
+    val completion = new scala.tools.nsc.interpreter.shell.ReplCompletion(intp)
+    completion.complete(code, cursor).candidates.map(_.name).distinct.toArray
+  }
+}
+"""
+
+SCALA_HELPER_212 = r"""
+package livyrepl
+import java.io.{ByteArrayOutputStream, PrintStream}
+import scala.tools.nsc.interpreter.IMain
+object ScalaRunner {
+  @volatile private var running: Thread = null
+  def run(intp: IMain, code: String, out: ByteArrayOutputStream): String = {
+    val ps = new PrintStream(out, true, "UTF-8")
+    val me = Thread.currentThread()
+    val loader = me.getContextClassLoader
+    running = me
+    try Console.withOut(ps) { Console.withErr(ps) { intp.interpret(code).toString } }
+    finally { running = null; ps.flush(); me.setContextClassLoader(loader); Thread.interrupted() }
+  }
+  // A term's value as JSON (an RDD's first 10 elements), for %json and %table; null if unbound
+  def valueJson(intp: IMain, name: String): String = {
+    val value = intp.valueOfTerm(name) match {
+      case Some(rdd: org.apache.spark.rdd.RDD[_]) => Some(rdd.take(10))
+      case other => other
+    }
+    value.map { v =>
+      val json = org.json4s.Extraction.decompose(v)(org.json4s.DefaultFormats)
+      org.json4s.jackson.JsonMethods.compact(org.json4s.jackson.JsonMethods.render(json))
+    }.orNull
+  }
+  def interrupt(): Unit = { val t = running; if (t != null) t.interrupt() }
+  def complete(intp: IMain, code: String, cursor: Int): Array[String] = {
+    val completion = new scala.tools.nsc.interpreter.PresentationCompilerCompleter(intp)
+    completion.complete(code, cursor).candidates.distinct.toArray
+  }
+}
+"""
+
+# Bound as in spark-shell and Livy: the session's SparkSession (the one Python and SQL use),
+# its SparkContext and SQLContext, and the usual imports. @transient: closures that capture the
+# REPL's line objects must not try to serialise them.
+SCALA_PRELUDE = """\
+@transient val spark = org.apache.spark.sql.SparkSession.builder.getOrCreate()
+@transient val sc = spark.sparkContext
+@transient val sqlContext = spark.sqlContext
+import org.apache.spark.SparkContext._
+import spark.implicits._
+import spark.sql
+import org.apache.spark.sql.functions._
+"""
+
+# Scala 2.13 prints definitions as declarations ("val res0: Int = 2", "class P"); Livy's output,
+# which clients parse, is the earlier form ("res0: Int = 2", "defined class P").
+SCALA_VAL_LINE = re.compile(r"^(?:val|var) (?=[^\s:]+: )")
+SCALA_TYPE_LINE = re.compile(r"^(class|object|trait) (\S+)$")
+COMPLETION_WAIT_S = 1.0
+SCALA_MAGIC = re.compile(r"^%(\w+)(?:[ \t]+(\S*))?[ \t]*$")
+
+
+def scala_livy_text(text):
+    lines = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        match = SCALA_TYPE_LINE.match(body)
+        if match:
+            line = "defined %s %s%s" % (match.group(1), match.group(2), line[len(body):])
+        else:
+            line = SCALA_VAL_LINE.sub("", line)
+        lines.append(line)
+    return "".join(lines)
+
+
+def scala_error_output(count, text):
+    """As Livy reports an interpreter error: ename "Error", evalue the message's first line (the
+    compiler's "error: ..." line, or the exception), traceback the other lines."""
+    lines = text.splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if line.strip().startswith("error:")), None)
+    if first is None:
+        first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return error_output(count, "Error", "error", [])
+    evalue = lines[first].strip()
+    return error_output(count, "Error", evalue, lines[:first] + lines[first + 1:])
+
+
+class ScalaInterpreter:
+    """The session's Scala interpreter, created in the driver's JVM on the first Scala statement
+    or completion: class-based, its classes written to spark.repl.class.outputDir, which Spark
+    serves to executors, so that classes defined in the REPL work in tasks."""
+
+    def __init__(self, driver):
+        jvm = driver.sc._jvm
+        self.jvm = jvm
+        self.row_cap = driver.sql_row_cap
+        self.busy = threading.Lock()
+        class_dir = driver.scala_class_dir
+        if not class_dir:
+            raise RuntimeError("spark.repl.class.outputDir is not set for this session's Spark")
+        version = str(jvm.scala.util.Properties.versionNumberString())
+        self.version = version
+        settings = jvm.scala.tools.nsc.Settings()
+        settings.processArgumentString(
+            "-Yrepl-class-based -Yrepl-outdir %s -usejavacp -nowarn" % shlex.quote(class_dir))
+        self.buffer = jvm.java.io.ByteArrayOutputStream()
+        self.writer = jvm.java.io.PrintWriter(
+            jvm.java.io.OutputStreamWriter(self.buffer, "UTF-8"), True)
+        if version.startswith("2.12."):
+            # (2.12's JPrintWriter is java.io.PrintWriter)
+            self.intp = jvm.scala.tools.nsc.interpreter.IMain(settings, self.writer)
+            self.intp.initializeSynchronous()
+            helper = SCALA_HELPER_212
+        else:
+            reporter = jvm.scala.tools.nsc.interpreter.shell.ReplReporterImpl(settings, self.writer)
+            self.intp = jvm.scala.tools.nsc.interpreter.IMain(settings, reporter)
+            self.intp.initializeCompiler()
+            helper = SCALA_HELPER_213
+        if not self.intp.compileString(helper):
+            raise RuntimeError("the Scala interpreter cannot compile its helper: "
+                               + self.take_output())
+        runner_class = self.intp.classLoader().loadClass("livyrepl.ScalaRunner$")
+        self.runner = runner_class.getField("MODULE$").get(None)
+        self.take_output()
+        status, out = self.run(SCALA_PRELUDE)
+        if status != "Success":
+            raise RuntimeError("the Scala interpreter could not bind spark and sc: " + out)
+
+    def take_output(self):
+        self.writer.flush()
+        text = self.buffer.toString("UTF-8")
+        self.buffer.reset()
+        return text
+
+    def run(self, code):
+        with self.busy:
+            status = self.runner.run(self.intp, code, self.buffer)
+            return str(status), self.take_output()
+
+    def execute(self, statement):
+        magic = SCALA_MAGIC.match(statement.code.strip())
+        if magic:
+            return self.execute_magic(statement, magic.group(1), magic.group(2) or "")
+        status, out = self.run(statement.code)
+        if status != "Success" and not out.strip():
+            # Nothing to compile (only comments), or a real incomplete input: braces tell them
+            # apart, as Livy does
+            wrapped, _ = self.run("{\n%s\n}" % statement.code)
+            if wrapped == "Success":
+                return ok_output(statement.id, {"text/plain": ""})
+        if status == "Success":
+            return ok_output(statement.id, {"text/plain": scala_livy_text(out)})
+        if status == "Incomplete":
+            return error_output(statement.id, "Error", "incomplete statement", [])
+        return scala_error_output(statement.id, out)
+
+    def execute_magic(self, statement, name, term):
+        """%json NAME and %table NAME, as Livy's Scala interpreter has them."""
+        if name not in ("json", "table"):
+            return error_output(statement.id, "UnknownMagic", "Unknown magic command %s" % name, [])
+        try:
+            with self.busy:
+                text = self.runner.valueJson(self.intp, term)
+        except Exception as error:
+            return error_output(statement.id, "ValueError",
+                                "Failed to convert value into a JSON value: %s" % error, [])
+        if text is None:
+            return error_output(statement.id, "NameError", "Value %s does not exist" % term, [])
+        value = json.loads(text)
+        if name == "json":
+            return ok_output(statement.id, {"application/json": value})
+        try:
+            table = build_table(value, self.row_cap)
+        except ValueError as error:
+            return error_output(statement.id, "TypeError", str(error), [])
+        for header in table[TABLE_MIME]["headers"]:
+            if header["type"] == "INT_TYPE":
+                header["type"] = "BIGINT_TYPE"  # a JSON integer, as Livy's Scala table types it
+        return ok_output(statement.id, table)
+
+    def interrupt(self):
+        self.runner.interrupt()
+
+    def complete(self, code, cursor):
+        # The compiler serves one caller at a time: while a statement runs, no candidates
+        if not self.busy.acquire(timeout=COMPLETION_WAIT_S):
+            return []
+        try:
+            return [str(name) for name in self.runner.complete(self.intp, code, cursor)]
+        finally:
+            self.busy.release()
+
+
 class RInterpreter:
     """One R process for a session's sparkr statements, started on first use; its globals live
     as long as it does."""
@@ -682,6 +908,10 @@ class ReplDriver:
         self.sc = None
         self.spark = None
         self.r = None  # the R process of sparkr statements, started on first use
+        self.scala = None  # the Scala interpreter of spark statements, created on first use
+        self.scala_lock = threading.Lock()
+        self.scala_statement = None  # the statement the Scala interpreter runs now
+        self.scala_class_dir = None  # spark.repl.class.outputDir
         self.status_tracker = None
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         self.armed_statement = None  # the statement a SIGINT may interrupt, if it is cancelled
@@ -999,11 +1229,19 @@ class ReplDriver:
                 self.log("cancelJobGroup(%s) failed: %s" % (group, error))
             first_attempt = False
             if elapsed >= CANCEL_INTERRUPT_AFTER_S and not statement.done.is_set():
-                statement.interrupt_sent = True
-                try:
-                    signal.pthread_kill(self.main_thread_id, signal.SIGINT)
-                except (OSError, ProcessLookupError):
-                    pass
+                if self.scala_statement is statement:
+                    # The JVM thread that runs the Scala code: its sleeps and waits end with
+                    # an InterruptedException; the Python thread waiting on py4j stays as it is
+                    try:
+                        self.scala.interrupt()
+                    except Exception as error:
+                        self.log("interrupting the Scala interpreter failed: %s" % error)
+                else:
+                    statement.interrupt_sent = True
+                    try:
+                        signal.pthread_kill(self.main_thread_id, signal.SIGINT)
+                    except (OSError, ProcessLookupError):
+                        pass
             if elapsed >= self.cancel_kill_after_s:
                 self.give_up_on_statement(statement)
                 return
@@ -1044,6 +1282,8 @@ class ReplDriver:
                 candidates = self.complete_python(code[:cursor])
             elif kind == "sql":
                 candidates = self.complete_sql(code[:cursor])
+            elif kind == "spark" and self.sc is not None:
+                candidates = self.scala_interpreter().complete(code, cursor)
         except Exception as error:
             self.log("completion failed: %s" % error)
         self.send({"type": "completion", "id": request_id, "candidates": candidates})
@@ -1156,13 +1396,7 @@ class ReplDriver:
         if kind == "sparkr":
             return self.execute_r(statement)
         if kind == "spark":
-            return error_output(
-                statement.id,
-                "InterpreterNotAvailable",
-                "The Scala interpreter (kind 'spark') is not available in this server yet; "
-                "use kind 'pyspark', 'sparkr' or 'sql'.",
-                [],
-            )
+            return self.execute_scala(statement)
         return error_output(
             statement.id, "UnknownKind", "Unknown statement kind %r." % (kind,), []
         )
@@ -1205,6 +1439,29 @@ class ReplDriver:
         if text or not data:
             data["text/plain"] = text
         return ok_output(statement.id, data)
+
+    def scala_interpreter(self):
+        with self.scala_lock:
+            if self.scala is None:
+                started = time.monotonic()
+                self.scala = ScalaInterpreter(self)
+                self.log("Scala %s interpreter ready in %.1f s"
+                         % (self.scala.version, time.monotonic() - started))
+            return self.scala
+
+    def execute_scala(self, statement):
+        self.capture_output()  # py4j's and Spark's Python warnings belong to the statement
+        try:
+            scala = self.scala_interpreter()
+        except Exception as error:
+            self.log("the Scala interpreter is not available: %s" % error)
+            return error_output(statement.id, "InterpreterNotAvailable",
+                                "The Scala interpreter could not start: %s" % error, [])
+        self.scala_statement = statement
+        try:
+            return scala.execute(statement)
+        finally:
+            self.scala_statement = None
 
     def execute_r(self, statement):
         try:
@@ -1369,6 +1626,12 @@ class ReplDriver:
 
         conf = SparkConf()
         conf.setAll(list(spark_settings.items()))
+        # Where the Scala interpreter writes the classes it compiles; set before the context
+        # starts, Spark serves them to executors (spark.repl.class.uri), as spark-shell's do.
+        self.scala_class_dir = conf.get("spark.repl.class.outputDir")
+        if not self.scala_class_dir:
+            self.scala_class_dir = tempfile.mkdtemp(prefix="repl-classes-")
+            conf.set("spark.repl.class.outputDir", self.scala_class_dir)
         # The console progress bar redraws one line with carriage returns: as log lines it is
         # noise, and progress reaches the supervisor as messages anyway.
         conf.setIfMissing("spark.ui.showConsoleProgress", "false")

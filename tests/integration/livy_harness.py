@@ -741,13 +741,15 @@ class LivyServer:
         )
 
     def _python_for_repl(self) -> Path:
+        # supervisor_conf's `python` (another venv's interpreter) replaces the suite's.
         # Under an ASan build httpd runs with libasan preloaded; the supervisor inherits that, and
         # so would Python and the JVM it starts. They get a clean environment instead.
+        python = Path(self.supervisor_conf_extra.get("python", VENV_PYTHON))
         if not self._asan:
-            return VENV_PYTHON
+            return python
         wrapper = self.root / "supervisor" / "python"
         wrapper.write_text(f'#!/bin/sh\nunset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS\n'
-                           f'exec "{VENV_PYTHON}" "$@"\n')
+                           f'exec "{python}" "$@"\n')
         wrapper.chmod(0o755)
         return wrapper
 
@@ -776,7 +778,8 @@ class LivyServer:
         # reads them before either drops privileges) may read them.
         for path, text in ((self.supervisor_conf_path,
                             render_supervisor_conf(self.conninfo, self.run_dir, self._python_for_repl(),
-                                                   **self.supervisor_conf_extra)),
+                                                   **{k: v for k, v in self.supervisor_conf_extra.items()
+                                                      if k != "python"})),
                            (self.conf_path, self.render())):
             path.touch(mode=0o600)
             path.chmod(0o600)

@@ -367,11 +367,10 @@ def test_unknown_magic_and_missing_matplot_figure_are_error_outputs(repl):
     assert repl.text_of("1") == "1"
 
 
-def test_scala_answers_with_an_error_output_and_r_runs(repl):
-    output = repl.run('println("hi")', kind="spark")
-    assert output["status"] == "error"
-    assert output["ename"] == "InterpreterNotAvailable"
-    assert "Scala" in output["evalue"]
+def test_scala_and_r_run_beside_python(repl):
+    output = repl.run('println("hi from Scala"); 20 + 22', kind="spark")
+    assert output == {"status": "ok", "execution_count": output["execution_count"],
+                      "data": {"text/plain": "hi from Scala\nres0: Int = 42\n"}}, output
     output = repl.run('cat("hi from R\\n")', kind="sparkr")
     assert output == {"status": "ok", "execution_count": output["execution_count"],
                       "data": {"text/plain": "hi from R"}}, output
@@ -507,9 +506,9 @@ def test_completion_over_globals(repl):
     repl.send(op="complete", id=6, code="sel", kind="sql", cursor=3)
     assert repl.wait_for(lambda m: m["type"] == "completion", 10) == {
         "type": "completion", "id": 6, "candidates": ["select"]}
-    repl.send(op="complete", id=8, code='println("hi")', kind="spark")
-    assert repl.wait_for(lambda m: m["type"] == "completion", 10) == {
-        "type": "completion", "id": 8, "candidates": []}
+    repl.send(op="complete", id=8, code="spark.rea", kind="spark")
+    reply = repl.wait_for(lambda m: m["type"] == "completion", 30)
+    assert reply["id"] == 8 and "read" in reply["candidates"], reply
 
 
 # -- reconnect -------------------------------------------------------------------------------------

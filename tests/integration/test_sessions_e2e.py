@@ -231,13 +231,12 @@ def test_sql_statement_on_the_shared_session(e2e, main):
     assert err["status"] == "error" and "no_such_table" in err["evalue"]
 
 
-def test_spark_kind_answers_with_an_error_output_not_a_hang(e2e, main):
+def test_scala_and_r_statements_in_a_pyspark_session(e2e, main):
     sid = main["id"]
-    st = e2e.run(sid, 'println("hi")', kind="spark", timeout=30)
+    st = e2e.run(sid, 'println("hi"); spark.range(3).count()', kind="spark", timeout=120)
     assert st["state"] == "available"
     out = st["output"]
-    assert out["status"] == "error" and out["ename"] == "InterpreterNotAvailable", out
-    assert "not available" in out["evalue"] and "Scala" in out["evalue"]
+    assert out["status"] == "ok" and out["data"]["text/plain"] == "hi\nres0: Long = 3\n", out
     # an R statement in a pyspark session runs in the session's R process
     out = e2e.run(sid, 'cat("hi from R\\n")', kind="sparkr", timeout=60)["output"]
     assert out["status"] == "ok" and out["data"]["text/plain"] == "hi from R", out
