@@ -312,6 +312,14 @@ def scala_error_output(count, text):
     return error_output(count, "Error", evalue, lines[:first] + lines[first + 1:])
 
 
+def merge_text_outputs(before, after):
+    """Livy's merge of a statement's line outputs: text after text is appended; anything else
+    replaces what came before."""
+    if "text/plain" in before and "text/plain" in after and len(before) == len(after) == 1:
+        return {"text/plain": before["text/plain"] + after["text/plain"]}
+    return dict(after)
+
+
 class ScalaInterpreter:
     """The session's Scala interpreter, created in the driver's JVM on the first Scala statement
     or completion: class-based, its classes written to spark.repl.class.outputDir, which Spark
@@ -365,21 +373,41 @@ class ScalaInterpreter:
             return str(status), self.take_output()
 
     def execute(self, statement):
-        magic = SCALA_MAGIC.match(statement.code.strip())
-        if magic:
-            return self.execute_magic(statement, magic.group(1), magic.group(2) or "")
-        status, out = self.run(statement.code)
-        if status != "Success" and not out.strip():
-            # Nothing to compile (only comments), or a real incomplete input: braces tell them
-            # apart, as Livy does
-            wrapped, _ = self.run("{\n%s\n}" % statement.code)
-            if wrapped == "Success":
-                return ok_output(statement.id, {"text/plain": ""})
-        if status == "Success":
-            return ok_output(statement.id, {"text/plain": scala_livy_text(out)})
-        if status == "Incomplete":
-            return error_output(statement.id, "Error", "incomplete statement", [])
-        return scala_error_output(statement.id, out)
+        """Line by line, as Livy's Scala interpreter runs a statement: a line that is not a whole
+        input yet is joined with the next; the first error ends the statement; the lines' text
+        outputs are concatenated (a magic's output replaces what came before). Definitions then
+        come before their uses in separate compiler runs, which Spark's encoders of classes
+        defined in the REPL need."""
+        lines = statement.code.strip().split("\n")
+        data = {"text/plain": ""}
+        pending = None
+        for index, line in enumerate(lines):
+            last = index == len(lines) - 1
+            chunk = line if pending is None else pending + "\n" + line
+            magic = SCALA_MAGIC.match(chunk.strip()) if pending is None else None
+            if magic:
+                output = self.execute_magic(statement, magic.group(1), magic.group(2) or "")
+                if output["status"] != "ok":
+                    return output
+                data = merge_text_outputs(data, output["data"])
+                continue
+            status, out = self.run(chunk)
+            if status == "Success":
+                pending = None
+                data = merge_text_outputs(data, {"text/plain": scala_livy_text(out)})
+                continue
+            if status == "Incomplete" or not out.strip():
+                # not a whole input yet (or only comments, which 2.13 calls an error)
+                if not last:
+                    pending = chunk
+                    continue
+                wrapped, _ = self.run("{\n%s\n}" % chunk)
+                if wrapped == "Success":
+                    break  # only comments: nothing more to run
+                if status == "Incomplete":
+                    return error_output(statement.id, "Error", "incomplete statement", [])
+            return scala_error_output(statement.id, out)
+        return ok_output(statement.id, data)
 
     def execute_magic(self, statement, name, term):
         """%json NAME and %table NAME, as Livy's Scala interpreter has them."""

@@ -144,11 +144,12 @@ def idle_memory(server, n, conf):
         time.sleep(3)
 
 
-def round_trips(server, sid, warmup, n):
+def round_trips(server, sid, warmup, n, kind="pyspark"):
     """POST the statement, then GET it as fast as the answers come until it is available."""
     http = requests.Session()
     url = f"{server.url}/sessions/{sid}/statements"
-    body = {"code": CODE, "kind": "pyspark"}
+    body = {"code": CODE, "kind": kind}
+    expected = "2" if kind == "pyspark" else None
     times, polls, repl_ms, post_ms, dispatch_ms, back_ms = [], [], [], [], [], []
     for i in range(warmup + n):
         wall0 = time.time()
@@ -161,7 +162,8 @@ def round_trips(server, sid, warmup, n):
             st = http.get(f"{url}/{st['id']}").json()
             k += 1
         elapsed = time.perf_counter() - t
-        assert st["output"]["data"]["text/plain"] == "2", st
+        text = st["output"]["data"]["text/plain"]
+        assert text == expected if expected else text.endswith(": Int = 2\n"), st
         if i >= warmup:
             times.append(elapsed)
             polls.append(k)
@@ -262,6 +264,9 @@ def main():
         while server.get(f"/sessions/{sid}/statements/{stid}").json()["state"] != "available":
             time.sleep(0.01)
         comp_times = completions(server, sid, args.warmup, args.completions)
+        # the same statement in Scala, in the same session (its interpreter starts on the first)
+        scala_times, scala_polls, scala_parts = round_trips(server, sid, args.warmup, args.statements,
+                                                            kind="spark")
         server.delete(f"/sessions/{sid}").raise_for_status()
         print(f"\nstatement round trip for {CODE!r} through httpd (POST, then GET until available, no sleep), "
               f"{len(times)} statements after {args.warmup} untimed:")
@@ -270,6 +275,14 @@ def main():
         print(f"  GETs per statement after the POST: mean {statistics.mean(polls):.1f}")
         print("  where the time goes (p50; the REPL's times are whole milliseconds):")
         for name, values in parts.items():
+            print(f"    {name:40} {pct(values, 50):7.1f} ms")
+
+        print(f"\nthe same round trip in Scala (kind spark, {CODE!r} in the session's Scala interpreter), "
+              f"{len(scala_times)} statements after {args.warmup} untimed:")
+        print(f"  p50 {ms(pct(scala_times, 50))}   p90 {ms(pct(scala_times, 90))}   "
+              f"p99 {ms(pct(scala_times, 99))}   max {ms(max(scala_times))}")
+        print(f"  GETs per statement after the POST: mean {statistics.mean(scala_polls):.1f}")
+        for name, values in scala_parts.items():
             print(f"    {name:40} {pct(values, 50):7.1f} ms")
 
         print(f"\ncompletion (POST .../completion of a namespace name, answered by the REPL through "
