@@ -155,7 +155,9 @@ def test_cancel_interrupts_a_running_statement_and_the_session_goes_on(scala):
 
 
 def test_completion_from_the_scala_compiler(scala):
+    """(Selected alone by the sanitizer pass: defines what it completes.)"""
     c, sid = scala
+    ok_text(c, sid, "var counterOfCompletions = 0")
     deadline = time.monotonic() + 30
     while True:
         r = c.server.post(f"/sessions/{sid}/completion",
@@ -165,8 +167,8 @@ def test_completion_from_the_scala_compiler(scala):
             break
         time.sleep(0.5)
     assert "read" in r.json()["candidates"], r.text
-    r = c.server.post(f"/sessions/{sid}/completion", json={"code": "coun", "kind": "spark"})
-    assert "counter" in r.json()["candidates"], r.text
+    r = c.server.post(f"/sessions/{sid}/completion", json={"code": "counterOf", "kind": "spark"})
+    assert "counterOfCompletions" in r.json()["candidates"], r.text
 
 
 def test_a_shared_session_runs_scala_sql_and_python_on_one_sparksession(scala_server):

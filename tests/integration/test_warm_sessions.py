@@ -136,7 +136,7 @@ def test_a_new_session_takes_the_warm_repl_and_is_idle_at_once(warm, facts):
     facts["taken"] = (row, pid)
 
 
-def test_the_pool_refills_with_a_new_repl(warm, facts):
+def test_a_new_warm_repl_replaces_the_taken_one(warm, facts):
     taken_row, taken_pid = facts["taken"]
     row, pid = wait_warm_ready(warm, other_than={taken_row})
     assert row > taken_row and pid != taken_pid
