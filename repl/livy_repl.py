@@ -198,8 +198,9 @@ local({
 
 # What the session's interpreter compiles for itself once, so that the REPL reaches it through
 # py4j: a run that captures the code's console output, an interrupt of the thread that runs it,
-# and the compiler's completions. One source per Scala line (the REPL API moved in 2.13).
-SCALA_HELPER_213 = r"""
+# a term's value as JSON (%json, %table), and the compiler's completions, whose API is the one
+# part that differs between Scala 2.12 and 2.13 (SCALA_COMPLETERS).
+SCALA_HELPER = r"""
 package livyrepl
 import java.io.{ByteArrayOutputStream, PrintStream}
 import scala.tools.nsc.interpreter.IMain
@@ -213,7 +214,7 @@ object ScalaRunner {
     try Console.withOut(ps) { Console.withErr(ps) { intp.interpret(code).toString } }
     finally { running = null; ps.flush(); me.setContextClassLoader(loader); Thread.interrupted() }
   }
-  // A term's value as JSON (an RDD's first 10 elements), for %json and %table; null if unbound
+  // A term's value as JSON (an RDD's first 10 elements); null if unbound
   def valueJson(intp: IMain, name: String): String = {
     val value = intp.valueOfTerm(name) match {
       case Some(rdd: org.apache.spark.rdd.RDD[_]) => Some(rdd.take(10))
@@ -226,44 +227,16 @@ object ScalaRunner {
   }
   def interrupt(): Unit = { val t = running; if (t != null) t.interrupt() }
   def complete(intp: IMain, code: String, cursor: Int): Array[String] = {
-    val completion = new scala.tools.nsc.interpreter.shell.ReplCompletion(intp)
-    completion.complete(code, cursor).candidates.map(_.name).distinct.toArray
+    COMPLETER
   }
 }
 """
-
-SCALA_HELPER_212 = r"""
-package livyrepl
-import java.io.{ByteArrayOutputStream, PrintStream}
-import scala.tools.nsc.interpreter.IMain
-object ScalaRunner {
-  @volatile private var running: Thread = null
-  def run(intp: IMain, code: String, out: ByteArrayOutputStream): String = {
-    val ps = new PrintStream(out, true, "UTF-8")
-    val me = Thread.currentThread()
-    val loader = me.getContextClassLoader
-    running = me
-    try Console.withOut(ps) { Console.withErr(ps) { intp.interpret(code).toString } }
-    finally { running = null; ps.flush(); me.setContextClassLoader(loader); Thread.interrupted() }
-  }
-  // A term's value as JSON (an RDD's first 10 elements), for %json and %table; null if unbound
-  def valueJson(intp: IMain, name: String): String = {
-    val value = intp.valueOfTerm(name) match {
-      case Some(rdd: org.apache.spark.rdd.RDD[_]) => Some(rdd.take(10))
-      case other => other
-    }
-    value.map { v =>
-      val json = org.json4s.Extraction.decompose(v)(org.json4s.DefaultFormats)
-      org.json4s.jackson.JsonMethods.compact(org.json4s.jackson.JsonMethods.render(json))
-    }.orNull
-  }
-  def interrupt(): Unit = { val t = running; if (t != null) t.interrupt() }
-  def complete(intp: IMain, code: String, cursor: Int): Array[String] = {
-    val completion = new scala.tools.nsc.interpreter.PresentationCompilerCompleter(intp)
-    completion.complete(code, cursor).candidates.distinct.toArray
-  }
+SCALA_COMPLETERS = {
+    "2.12": "new scala.tools.nsc.interpreter.PresentationCompilerCompleter(intp)"
+            ".complete(code, cursor).candidates.distinct.toArray",
+    "2.13": "new scala.tools.nsc.interpreter.shell.ReplCompletion(intp)"
+            ".complete(code, cursor).candidates.map(_.name).distinct.toArray",
 }
-"""
 
 # Bound as in spark-shell and Livy: the session's SparkSession (the one Python and SQL use),
 # its SparkContext and SQLContext, and the usual imports. @transient: closures that capture the
@@ -345,12 +318,12 @@ class ScalaInterpreter:
             # (2.12's JPrintWriter is java.io.PrintWriter)
             self.intp = jvm.scala.tools.nsc.interpreter.IMain(settings, self.writer)
             self.intp.initializeSynchronous()
-            helper = SCALA_HELPER_212
+            helper = SCALA_HELPER.replace("COMPLETER", SCALA_COMPLETERS["2.12"])
         else:
             reporter = jvm.scala.tools.nsc.interpreter.shell.ReplReporterImpl(settings, self.writer)
             self.intp = jvm.scala.tools.nsc.interpreter.IMain(settings, reporter)
             self.intp.initializeCompiler()
-            helper = SCALA_HELPER_213
+            helper = SCALA_HELPER.replace("COMPLETER", SCALA_COMPLETERS["2.13"])
         if not self.intp.compileString(helper):
             raise RuntimeError("the Scala interpreter cannot compile its helper: "
                                + self.take_output())
