@@ -12,6 +12,7 @@
 #include <apr_strings.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SESSIONS_PAGE_DEFAULT 100
 #define LOG_PAGE_DEFAULT 100
@@ -441,7 +442,7 @@ static int create_allowed(const livy_api_config_t *cfg, const livy_api_request_t
 /* The parameters both inserts share, at the places both give them: $1 the name, $3 the owner,
  * $4 the proxy user, $5 to $15 the Spark settings. */
 #define CREATE_PARAMS 20
-#define SESSION_CREATE_PARAMS 21
+#define SESSION_CREATE_PARAMS 22
 static void spark_params(const livy_spark_req_t *s, const livy_api_request_t *req,
                          const char *proxy_user, apr_pool_t *p, const char **params)
 {
@@ -497,12 +498,53 @@ static int warm_can_serve(const livy_spark_req_t *s, const char *proxy_user)
            && json_array_size(s->archives) == 0;
 }
 
+/* Whether the session asks for a shared driver: the conf entry SHARED_DRIVER_CONF (taken out
+ * of its Spark conf), else LivySharedDrivers. Only Python and SQL share a driver: an explicit
+ * request for another kind is refused (-1 with *err), the server's default passes it by. */
+#define SHARED_DRIVER_CONF "livy.session.sharedDriver"
+static int wants_shared_driver(const livy_api_config_t *cfg, livy_session_req_t *s,
+                               apr_pool_t *p, const char **err)
+{
+    int shared = cfg->shared_drivers;
+    json_t *v = json_object_get(s->spark.conf, SHARED_DRIVER_CONF);
+    int explicit = v != NULL;
+    if (v) {
+        /* conf values arrive as strings (booleans coerced by validation) */
+        const char *text = json_string_value(v);
+        if (text && !strcasecmp(text, "true"))
+            shared = 1;
+        else if (text && !strcasecmp(text, "false"))
+            shared = 0;
+        else {
+            *err = apr_psprintf(p, "Configuration '" SHARED_DRIVER_CONF "' must be true or "
+                                   "false, not '%.64s'.", text ? text : "");
+            return -1;
+        }
+        json_object_del(s->spark.conf, SHARED_DRIVER_CONF);
+    }
+    if (shared && s->kind && (!strcmp(s->kind, "spark") || !strcmp(s->kind, "sparkr"))) {
+        if (explicit) {
+            *err = apr_psprintf(p, "Sessions of kind %s cannot share a driver ('"
+                                   SHARED_DRIVER_CONF "'): only pyspark, sql and shared "
+                                   "sessions can.", s->kind);
+            return -1;
+        }
+        shared = 0;
+    }
+    return shared;
+}
+
 static void create_session(const livy_api_config_t *cfg, const livy_api_request_t *req,
                            livy_conn_t *c, apr_pool_t *p, livy_api_response_t *resp)
 {
     livy_session_req_t s;
     const char *err, *proxy_user;
     if (livy_validate_session_create(req->body, req->body_len, &cfg->validate, p, &s, &err)) {
+        livy_api_error(resp, p, 400, err);
+        return;
+    }
+    int shared = wants_shared_driver(cfg, &s, p, &err);
+    if (shared < 0) {
         livy_api_error(resp, p, 400, err);
         return;
     }
@@ -517,7 +559,9 @@ static void create_session(const livy_api_config_t *cfg, const livy_api_request_
     params[18] = s.ttl_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.ttl_ms) : NULL;
     params[19] = s.idle_timeout_ms >= 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, s.idle_timeout_ms)
                                         : NULL;
-    params[20] = warm_can_serve(&s.spark, proxy_user) ? "t" : "f";
+    /* A shared session joins a driver of its kind, or starts one; never a warm REPL. */
+    params[20] = !shared && warm_can_serve(&s.spark, proxy_user) ? "t" : "f";
+    params[21] = shared ? "t" : "f";
     insert_created(&sessions, cfg, Q_SESSION_INSERT, SESSION_CREATE_PARAMS, params, c, p, resp);
 }
 

@@ -28,6 +28,7 @@ typedef struct {
     const char *ui_base;
     int metrics;           /* LivyMetrics: GET /metrics is served (else it is a 404) */
     int completion;        /* POST .../completion asks the REPL (LivyCompletionTimeout > 0) */
+    int shared_drivers;    /* LivySharedDrivers: sessions share drivers unless they opt out */
     /* GET /metrics: fills *out with this httpd's counters (requests, pools); NULL: none. */
     void (*http_metrics)(livy_metrics_http_t *out);
 } livy_api_config_t;

@@ -6,7 +6,7 @@
 #include <libpq-fe.h>
 
 /* The schema version this build of the engine needs (the highest migration in sql/). */
-#define LIVY_SCHEMA_VERSION 5
+#define LIVY_SCHEMA_VERSION 6
 
 /* A common table expression that commits its statement's transaction without waiting for the
  * WAL to reach disk (synchronous_commit off for this transaction only; the setting is read at

@@ -76,9 +76,10 @@ static const char *const query_sql[Q__COUNT] = {
         " i AS (INSERT INTO sessions (name, kind, owner, proxy_user, driver_memory,"
         " driver_cores, executor_memory, executor_cores, num_executors, queue, conf, jars,"
         " py_files, files, archives, heartbeat_timeout_s, ttl, idle_timeout, ttl_ms,"
-        " idle_timeout_ms) SELECT $1, $2, $3, $4, $5, $6::int, $7, $8::int, $9::int, $10,"
-        " $11::json, $12::json, $13::json, $14::json, $15::json, $16::int, $17, $18,"
-        " $19::bigint, $20::bigint WHERE NOT EXISTS (SELECT 1 FROM t) RETURNING *),"
+        " idle_timeout_ms, shared_driver) SELECT $1, $2, $3, $4, $5, $6::int, $7, $8::int,"
+        " $9::int, $10, $11::json, $12::json, $13::json, $14::json, $15::json, $16::int, $17,"
+        " $18, $19::bigint, $20::bigint, $22::boolean WHERE NOT EXISTS (SELECT 1 FROM t)"
+        " RETURNING *),"
         " s AS (SELECT * FROM t UNION ALL SELECT * FROM i),"
         " n AS (SELECT pg_notify('livy_sessions', id::text) FROM s)"
         " SELECT " SESSION_COLS SESSION_LOG10 SESSION_TAIL " FROM s, n",

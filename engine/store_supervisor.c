@@ -15,7 +15,7 @@
     "id, kind, name, proxy_user, driver_memory, driver_cores, executor_memory, executor_cores, " \
     "num_executors, queue, conf::text, jars::text, py_files::text, files::text, "               \
     "archives::text, state, repl_pid, repl_socket, stop_requested, app_id, "                    \
-    "ended_at IS NOT NULL, owner, warm"
+    "ended_at IS NOT NULL, owner, warm, shared_driver"
 
 #define BATCH_COLS                                                                              \
     "id, name, owner, proxy_user, state, app_id, file, class_name, args::text, driver_memory, "  \
@@ -456,6 +456,7 @@ static apr_array_header_t *session_rows(PGresult *res, apr_pool_t *p)
         s->app_id = text_or_null(res, r, 19, p);
         s->ended = bool_col(res, r, 20);
         s->warm = bool_col(res, r, 22);
+        s->shared_driver = bool_col(res, r, 23);
     }
     qsort(a->elts, (size_t)a->nelts, sizeof(store_sv_session_t), compare_session_ids);
     return a;

@@ -32,6 +32,7 @@ typedef struct store_sv_session {
     const char *app_id;
     int ended;                   /* ended_at is set */
     int warm;                    /* a warm REPL no session has taken yet */
+    int shared_driver;           /* may share its REPL process (sql/006_shared_drivers.sql) */
 } store_sv_session_t;
 
 /* A batch row as the supervisor needs it to run spark-submit, reattach or stop it. */

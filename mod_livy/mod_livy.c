@@ -191,6 +191,7 @@ const char *livy_api_prepare(request_rec *r, livy_api_config_t *cfg, livy_api_re
     sec->max_sessions_per_user = dconf->max_sessions_per_user > 0 ? dconf->max_sessions_per_user : 0;
     sec->max_starting_sessions = dconf->max_starting_sessions > 0 ? dconf->max_starting_sessions : 0;
     cfg->metrics = dconf->metrics > 0;
+    cfg->shared_drivers = dconf->shared_drivers > 0;
     cfg->completion = livy_conf_completion_timeout(dconf) > 0;
     cfg->http_metrics = livy_metrics_snapshot;
     return base;

@@ -56,6 +56,7 @@ typedef struct {
      * lie in; NULL = unset, and then no local file is allowed */
     apr_array_header_t *batch_allowed_paths;
     int metrics;                      /* LivyMetrics; -1 = unset (Off) */
+    int shared_drivers;               /* LivySharedDrivers; -1 = unset (Off) */
     int webui;                        /* LivyUI; -1 = unset (Off) */
     const char *webui_dir;            /* LivyUIDirectory; NULL = the installed one */
     apr_interval_time_t completion_timeout; /* LivyCompletionTimeout; 0 = never ask; -1 = unset */

@@ -85,6 +85,7 @@ void *livy_create_dir_conf(apr_pool_t *p, char *dir)
     c->csrf = c->impersonation = c->access_control = -1;
     c->max_sessions_per_user = c->max_starting_sessions = -1;
     c->metrics = -1;
+    c->shared_drivers = -1;
     c->webui = -1;
     c->completion_timeout = -1;
     if (dir) {
@@ -117,6 +118,7 @@ void *livy_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_FLAG(max_sessions_per_user);
     MERGE_FLAG(max_starting_sessions);
     MERGE_FLAG(metrics);
+    MERGE_FLAG(shared_drivers);
     MERGE_FLAG(webui);
     MERGE_LIST(superusers);
     MERGE_LIST(allowed_users);
@@ -400,6 +402,11 @@ const command_rec livy_directives[] = {
                     "archives) must lie in; without any, batches may name remote URIs only"),
     AP_INIT_FLAG("LivyMetrics", set_dir_flag, DIR_OFFSET(metrics), LIVY_DIR_CONTEXTS,
                  "On: serve GET <mount>/metrics (Prometheus text, computed from the database)"),
+    AP_INIT_FLAG("LivySharedDrivers", set_dir_flag, DIR_OFFSET(shared_drivers),
+                 LIVY_DIR_CONTEXTS,
+                 "On: new pyspark, sql and shared sessions share a driver with the owner's "
+                 "sessions of the same settings (a session's conf livy.session.sharedDriver "
+                 "decides for it)"),
     AP_INIT_FLAG("LivyUI", set_dir_flag, DIR_OFFSET(webui), LIVY_DIR_CONTEXTS,
                  "On: serve the web UI at <mount>/ui/ (default Off)"),
     AP_INIT_TAKE1("LivyUIDirectory", set_webui_dir, NULL, LIVY_DIR_CONTEXTS,

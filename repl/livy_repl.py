@@ -43,6 +43,7 @@ import ast
 import base64
 import builtins
 import collections
+import ctypes
 import datetime
 import decimal
 import hashlib
@@ -88,6 +89,15 @@ CODE_FILENAME = "<stdin>"  # what user frames are called in tracebacks, as in Li
 DRIVER_FILENAMES = {__file__, os.path.abspath(__file__)}
 
 KIND_ALIASES = {"python": "pyspark", "scala": "spark", "r": "sparkr"}
+# What sessions sharing one driver can run: the Scala interpreter's compiled classes live in the
+# driver's one class directory under names every interpreter reuses, and SparkR binds to the
+# driver's default session.
+SHARED_DRIVER_KINDS = ("pyspark", "sql", "shared")
+
+# The sessions this process serves: one, or several when its driver is shared (an "open" from
+# the supervisor adds one). The process exits when the last one closes.
+PROCESS_LOCK = threading.Lock()
+OPEN_SESSIONS = {}
 # What SQL completion offers besides the catalog's names: Spark SQL's common keywords.
 SQL_KEYWORDS = (
     "ALTER", "AND", "AS", "ASC", "BETWEEN", "BY", "CACHE", "CASE", "CAST", "CREATE", "CROSS",
@@ -749,18 +759,24 @@ class StatementStream(io.TextIOBase):
     def __init__(self, real_stream):
         self.real_stream = real_stream
         self.target = real_stream
+        # Sessions that share the driver run their statements on threads of their own: each such
+        # thread writes into its statement's buffer, whatever the other sessions do.
+        self.thread_targets = {}
+
+    def current(self):
+        return self.thread_targets.get(threading.get_ident(), self.target)
 
     def write(self, text):
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8", "replace")
         try:
-            return self.target.write(text)
+            return self.current().write(text)
         except (OSError, ValueError):
             return len(text)  # a closed real stream must not fail user code
 
     def flush(self):
         try:
-            self.target.flush()
+            self.current().flush()
         except (OSError, ValueError):
             pass
 
@@ -868,12 +884,21 @@ class Statement:
 
 
 class ReplDriver:
-    def __init__(self, args):
+    """One session's REPL: its socket, statements, namespace and SparkSession. The first one of
+    the process (main) starts Spark; when the driver is shared, the others (guests) are opened
+    by the supervisor through a live session and reuse that Spark."""
+
+    def __init__(self, args, secret=None):
         self.session_id = args.session_id
         self.socket_path = args.socket
         self.conf_path = args.conf_file
         self.conf_fd = args.conf_fd
-        self.secret = read_secret(args.secret_fd)
+        self.secret = read_secret(args.secret_fd) if secret is None else secret
+        self.guest = False  # opened in a running shared driver (not the process's first session)
+        self.shared_driver = False  # this process's driver may host other sessions
+        self.root_spark = None  # the driver's first SparkSession; guests get newSession()s
+        self.closed = False
+        self.runner_ident = None  # the thread that runs this session's statements
         self.handshake_slots = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
         self.proxy_user = None
         self.session_kind = KIND_ALIASES.get(args.kind, args.kind)
@@ -1111,6 +1136,10 @@ class ReplDriver:
                 break
         self.drop_connection(connection)
 
+    def job_group(self, statement_id):
+        """The Spark job group of a statement: unique in the driver, whichever session it is."""
+        return "%s.%d" % (self.session_id, statement_id) if self.guest else str(statement_id)
+
     def handle_line(self, connection, line):
         try:
             message = json.loads(line.decode("utf-8"))
@@ -1134,6 +1163,8 @@ class ReplDriver:
                 ).start()
             elif op == "shutdown":
                 self.begin_shutdown("shutdown requested by the supervisor")
+            elif op == "open":
+                self.on_open(message)
             else:
                 self.log("ignoring unknown control op %r" % (op,))
         except Exception:
@@ -1180,6 +1211,83 @@ class ReplDriver:
                 if self.send({"type": "fatal", "msg": self.fatal_message}):
                     self.fatal_delivered.set()
 
+    def on_open(self, message):
+        """The supervisor opens another session in this shared driver: same owner, proxy user
+        and Spark settings (its side checks), its own socket beside ours, secret, namespace and
+        SparkSession."""
+        session_id = message.get("session")
+        socket_path = message.get("socket")
+        kind = KIND_ALIASES.get(message.get("kind") or "", message.get("kind"))
+        secret_hex = message.get("secret")
+        why = None
+        if not self.shared_driver:
+            why = "this driver is not shared"
+        elif self.state != "ready" or self.shutdown_requested:
+            why = "this driver is not ready"
+        elif not (isinstance(session_id, str) and session_id.isdigit()):
+            why = "a malformed session id"
+        elif not (isinstance(socket_path, str)
+                  and os.path.dirname(socket_path) == os.path.dirname(self.socket_path)
+                  and os.path.basename(socket_path) == "repl-%s.sock" % session_id):
+            why = "a socket outside this driver's directory"
+        elif kind not in SHARED_DRIVER_KINDS:
+            why = "kind %.20r cannot share a driver" % (kind,)
+        elif not (isinstance(secret_hex, str) and re.fullmatch(r"[0-9a-f]{64,}", secret_hex)):
+            why = "a malformed secret"
+        if why is not None:
+            self.log("refused to open session %.20r in this driver: %s" % (session_id, why))
+            return
+        with PROCESS_LOCK:
+            if session_id in OPEN_SESSIONS:
+                return  # open already (a supervisor that sends it again reconnects anyway)
+            guest = ReplDriver.opened_from(self, session_id, socket_path, kind,
+                                           bytes.fromhex(secret_hex))
+            OPEN_SESSIONS[session_id] = guest
+        try:
+            guest.listen()
+        except OSError as error:
+            self.log("could not open session %s in this driver: %s" % (session_id, error))
+            with PROCESS_LOCK:
+                OPEN_SESSIONS.pop(session_id, None)
+            return
+        threading.Thread(target=guest.progress_loop, name="progress-%s" % session_id,
+                         daemon=True).start()
+        threading.Thread(target=guest.statement_loop, name="session-%s" % session_id,
+                         daemon=True).start()
+        self.log("session %s joined this shared driver" % session_id)
+        guest.log("REPL for session %s (kind %s) in the shared driver of session %s, listening "
+                  "on %s" % (session_id, kind, self.session_id, socket_path))
+
+    @classmethod
+    def opened_from(cls, host, session_id, socket_path, kind, secret):
+        args = argparse.Namespace(session_id=session_id, socket=socket_path, conf_file=None,
+                                  conf_fd=None, secret_fd=None, kind=kind, log_file=None,
+                                  pid_file=None)
+        guest = cls(args, secret=secret)
+        guest.guest = True
+        guest.shared_driver = True
+        guest.proxy_user = host.proxy_user
+        for name in ("gateway", "sc", "status_tracker", "root_spark", "stdout", "stderr",
+                     "output_max_bytes", "sql_row_cap", "cancel_kill_after_s", "app_id",
+                     "spark_ui_url", "scala_class_dir", "main_thread_id"):
+            setattr(guest, name, getattr(host, name))
+        guest.spark = host.root_spark.newSession()
+        guest.namespace["spark"] = guest.spark
+        guest.namespace["sc"] = guest.sc
+        guest.add_sql_context()
+        guest.state = "ready"
+        return guest
+
+    def add_sql_context(self):
+        try:
+            from pyspark.sql import SQLContext
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.namespace["sqlContext"] = SQLContext(self.sc, self.spark)
+        except Exception as error:
+            self.log("sqlContext is not available: %s" % error)
+
     def on_execute(self, message):
         statement_id = message.get("id")
         if not isinstance(statement_id, int):
@@ -1216,7 +1324,7 @@ class ReplDriver:
     def run_cancel_ladder(self, statement):
         """Cancel the statement's Spark jobs, repeatedly (a statement may start new jobs); after
         a second also interrupt the interpreter; past the kill bound, give up on this child."""
-        group = str(statement.id)
+        group = self.job_group(statement.id)
         started = time.monotonic()
         first_attempt = True
         while not statement.done.is_set():
@@ -1238,15 +1346,28 @@ class ReplDriver:
                     except Exception as error:
                         self.log("interrupting the Scala interpreter failed: %s" % error)
                 else:
-                    statement.interrupt_sent = True
-                    try:
-                        signal.pthread_kill(self.main_thread_id, signal.SIGINT)
-                    except (OSError, ProcessLookupError):
-                        pass
+                    self.interrupt(statement)
             if elapsed >= self.cancel_kill_after_s:
                 self.give_up_on_statement(statement)
                 return
             statement.done.wait(CANCEL_RETRY_INTERVAL_S)
+
+    def interrupt(self, statement):
+        """KeyboardInterrupt in the statement's user code: a SIGINT when it runs on the main
+        thread (it also ends a blocking sleep or read); on a shared driver's other threads an
+        asynchronous exception, raised at its next Python instruction."""
+        statement.interrupt_sent = True
+        if self.runner_ident is None or self.runner_ident == self.main_thread_id:
+            try:
+                signal.pthread_kill(self.main_thread_id, signal.SIGINT)
+            except (OSError, ProcessLookupError):
+                pass
+            return
+        with self.lock:
+            if self.armed_statement is not statement or statement.done.is_set():
+                return
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.runner_ident),
+                                                       ctypes.py_object(KeyboardInterrupt))
 
     def group_has_running_jobs(self, group):
         tracker = self.status_tracker
@@ -1257,6 +1378,21 @@ class ReplDriver:
         return False
 
     def give_up_on_statement(self, statement):
+        if self.others_open():
+            message = ("statement %d did not stop within %.0f s of its cancel; the session "
+                       "closes (the shared driver runs on for its other sessions; the statement's "
+                       "thread ends with it)" % (statement.id, self.cancel_kill_after_s))
+            self.log(message)
+            with self.lock:
+                if self.running is statement:
+                    self.running = None
+                self.finish_statement(statement, None)
+                self.fatal_message = message
+                self.send({"type": "fatal", "msg": message})
+                self.shutdown_requested = True
+                self.work_available.notify_all()
+            self.close()
+            return
         message = (
             "statement %d did not stop within %.0f s of its cancel; this REPL exits so that the "
             "session's interpreter can be replaced (its Python variables are lost)"
@@ -1283,7 +1419,7 @@ class ReplDriver:
                 candidates = self.complete_python(code[:cursor])
             elif kind == "sql":
                 candidates = self.complete_sql(code[:cursor])
-            elif kind == "spark" and self.sc is not None:
+            elif kind == "spark" and self.sc is not None and not self.shared_driver:
                 candidates = self.scala_interpreter().complete(code, cursor)
         except Exception as error:
             self.log("completion failed: %s" % error)
@@ -1353,9 +1489,15 @@ class ReplDriver:
         self.send({"type": "started", "id": statement.id, "started": statement.started_ms})
         output = None
         try:
-            install_sigint_handler(self)  # user code may have replaced it
+            if threading.get_ident() == self.main_thread_id:
+                install_sigint_handler(self)  # user code may have replaced it
+            if self.guest:
+                # the JVM's active session is per thread: this session's, for code that asks
+                self.sc._jvm.org.apache.spark.sql.SparkSession.setActiveSession(
+                    self.spark._jsparkSession)
             self.sc.setJobGroup(
-                str(statement.id), "mod_livy statement %d" % statement.id, interruptOnCancel=True
+                self.job_group(statement.id), "mod_livy session %s statement %d"
+                % (self.session_id, statement.id), interruptOnCancel=True
             )
             output = self.execute(statement)
             output = bound_output(output, self.output_max_bytes)
@@ -1365,8 +1507,7 @@ class ReplDriver:
                          % (statement.id, "".join(traceback.format_exception(error)).rstrip()))
             output = error_output(statement.id, "InternalError", str(error) or repr(error), [])
         finally:
-            self.stdout.target = self.stdout.real_stream
-            self.stderr.target = self.stderr.real_stream
+            self.release_output()
         if statement.interrupt_sent:
             self.reset_py4j_connection()
         with self.lock:
@@ -1390,6 +1531,12 @@ class ReplDriver:
 
     def execute(self, statement):
         kind = statement.kind
+        if self.shared_driver and kind in ("spark", "sparkr"):
+            language = "Scala" if kind == "spark" else "R"
+            return error_output(
+                statement.id, "NotSupported",
+                "%s statements need a driver of their own: this session shares its driver "
+                "(livy.session.sharedDriver)." % language, [])
         if kind == "pyspark":
             return self.execute_python(statement)
         if kind == "sql":
@@ -1404,9 +1551,21 @@ class ReplDriver:
 
     def capture_output(self):
         buffer = io.StringIO()
-        self.stdout.target = buffer
-        self.stderr.target = buffer
+        if self.guest:
+            self.stdout.thread_targets[threading.get_ident()] = buffer
+            self.stderr.thread_targets[threading.get_ident()] = buffer
+        else:
+            self.stdout.target = buffer
+            self.stderr.target = buffer
         return buffer
+
+    def release_output(self):
+        if self.guest:
+            self.stdout.thread_targets.pop(threading.get_ident(), None)
+            self.stderr.thread_targets.pop(threading.get_ident(), None)
+        else:
+            self.stdout.target = self.stdout.real_stream
+            self.stderr.target = self.stderr.real_stream
 
     def execute_python(self, statement):
         buffer = self.capture_output()
@@ -1555,7 +1714,7 @@ class ReplDriver:
         try:
             tracker = self.status_tracker
             total = completed = 0
-            for job_id in tracker.getJobIdsForGroup(str(statement_id)):
+            for job_id in tracker.getJobIdsForGroup(self.job_group(statement_id)):
                 job = tracker.getJobInfo(job_id)
                 if job is None:
                     continue
@@ -1591,6 +1750,7 @@ class ReplDriver:
         self.spark_local_ip = local_ip if isinstance(local_ip, str) and local_ip else None
         self.generate_auth_secret = conf.get("generate_auth_secret") is True
         self.cluster_driver = conf.get("cluster_driver") is True
+        self.shared_driver = conf.get("shared_driver") is True
         return {str(key): str(value) for key, value in (conf.get("spark") or {}).items()}
 
     def relay_jvm_output(self, read_fd):
@@ -1656,17 +1816,11 @@ class ReplDriver:
         self.sc = SparkContext(conf=conf, gateway=self.gateway)
         install_sigint_handler(self)  # SparkContext installed its own, which would kill us
         self.spark = SparkSession.builder.getOrCreate()
+        self.root_spark = self.spark
         self.status_tracker = self.sc.statusTracker()
         self.namespace["spark"] = self.spark
         self.namespace["sc"] = self.sc
-        try:
-            from pyspark.sql import SQLContext
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.namespace["sqlContext"] = SQLContext(self.sc, self.spark)
-        except Exception as error:
-            self.log("sqlContext is not available: %s" % error)
+        self.add_sql_context()
 
     def startup_failure_message(self, error):
         if self.jvm_reader is not None:
@@ -1717,8 +1871,67 @@ class ReplDriver:
 
     def force_exit_later(self):
         time.sleep(SHUTDOWN_FORCE_AFTER_S)
+        if self.closed:
+            return
+        if self.others_open():
+            self.log("the running statement did not stop within %.0f s; the session closes "
+                     "without it (its thread ends with the shared driver)" % SHUTDOWN_FORCE_AFTER_S)
+            self.close()
+            return
         self.log("Spark did not stop within %.0f s; exiting anyway" % SHUTDOWN_FORCE_AFTER_S)
         self.exit_now(0)
+
+    def others_open(self):
+        with PROCESS_LOCK:
+            return any(other is not self for other in OPEN_SESSIONS.values())
+
+    def statement_loop(self):
+        """Runs the session's statements until it is shut down, then closes it."""
+        self.runner_ident = threading.get_ident()
+        while True:
+            try:
+                statement = self.next_statement()
+                if statement is None:
+                    break
+                self.run_statement(statement)
+            except KeyboardInterrupt:
+                pass  # a late cancel interrupt; the statement it was for has already ended
+            except Exception:
+                # a bug in the driver must not take the session's interpreter down with it
+                self.log("driver error between statements: %s" % traceback.format_exc().rstrip())
+        self.close()
+
+    def close(self):
+        """The session ends. The last one of the process stops Spark and exits; another one of a
+        shared driver says closed to the supervisor and leaves the driver to the others."""
+        with PROCESS_LOCK:
+            if self.closed:
+                return
+            self.closed = True
+            OPEN_SESSIONS.pop(self.session_id, None)
+            last = not OPEN_SESSIONS
+        if last:
+            self.log("stopping Spark")
+            self.stop_spark()
+            self.exit_now(0)
+        if self.r is not None:
+            self.r.stop()
+        self.log("session %s closed; the shared driver runs on" % self.session_id)
+        with self.lock:
+            self.exiting = True
+            self.send({"type": "closed"})
+            if self.listener is not None:
+                self.listener.close()
+            if self.connection is not None:
+                self.drop_connection(self.connection)
+            self.work_available.notify_all()  # ends the progress thread
+        try:
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
+        if threading.get_ident() == self.main_thread_id:
+            # the process lives while other sessions do; the last one exits it
+            threading.Event().wait()
 
     def stop_spark(self):
         if self.r is not None:
@@ -1777,9 +1990,11 @@ class ReplDriver:
         sys.stdin = io.StringIO()  # input() in user code must fail, not block
         install_sigint_handler(self)
         signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(
-            target=self.begin_shutdown, args=("SIGTERM received",), daemon=True).start())
+            target=shut_down_all, args=("SIGTERM received",), daemon=True).start())
         threading.Thread(target=self.progress_loop, name="progress", daemon=True).start()
 
+        with PROCESS_LOCK:
+            OPEN_SESSIONS[self.session_id] = self
         self.log("REPL for session %s (kind %s) listening on %s"
                  % (self.session_id, self.session_kind, self.socket_path))
         try:
@@ -1802,20 +2017,14 @@ class ReplDriver:
                      % (time.monotonic() - started, self.app_id, self.spark_ui_url))
             self.send({"type": "ready", "app_id": self.app_id, "spark_ui_url": self.spark_ui_url})
 
-        while True:
-            try:
-                statement = self.next_statement()
-                if statement is None:
-                    break
-                self.run_statement(statement)
-            except KeyboardInterrupt:
-                pass  # a late cancel interrupt; the statement it was for has already ended
-            except Exception:
-                # a bug in the driver must not take the session's interpreter down with it
-                self.log("driver error between statements: %s" % traceback.format_exc().rstrip())
-        self.log("stopping Spark")
-        self.stop_spark()
-        self.exit_now(0)
+        self.statement_loop()
+
+
+def shut_down_all(reason):
+    with PROCESS_LOCK:
+        sessions = list(OPEN_SESSIONS.values())
+    for session in sessions:
+        session.begin_shutdown(reason)
 
 
 def driver_address(master):

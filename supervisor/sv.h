@@ -161,6 +161,15 @@ struct sv_session {
     int done;                    /* finished: the loop forgets it */
     int warm;                    /* a warm REPL (sv_warm.c) no session has taken yet */
     int warm_stop_inflight;      /* ... being stopped to make room, unless taken meanwhile */
+    /* Shared drivers (sql/006_shared_drivers.sql): a shared session runs in a REPL process
+     * that other shared sessions with the same share_key may join; each has its own socket
+     * there (repl-<id>.sock beside the first one's repl.sock). */
+    int shared;                  /* its row asks for a shared driver */
+    const char *share_key;       /* owner, proxy user and Spark settings: who may share */
+    int guest;                   /* joined a process another session started */
+    int share_wait;              /* no process yet: waits for one of its key to be ready */
+    apr_int64_t share_wait_since_ms;
+    int left;                    /* its REPL closed it; the process runs on for the others */
 };
 
 /* A batch: spark-submit, run in its own process group with the REPLs' isolation; its output

@@ -30,6 +30,7 @@ void sv_config_defaults(sv_config_t *c, apr_pool_t *p)
     c->repl_driver = LIVY_REPL_DRIVER;
     c->spark_master = "local[*]";
     c->max_sessions = 8;
+    c->shared_driver_max_sessions = 8;
     c->heartbeat_interval_ms = 5000;
     c->supervisor_dead_after_ms = 30000;
     c->idle_timeout_ms = 3600 * 1000;
@@ -155,6 +156,7 @@ static const char *set_key(sv_config_t *c, const char *key, const char *value, a
         {"sql_row_cap", offsetof(sv_config_t, sql_row_cap), 0},
         {"repl_min_uid", offsetof(sv_config_t, repl_min_uid), 1},
         {"warm_sessions", offsetof(sv_config_t, warm_sessions), 0},
+        {"shared_driver_max_sessions", offsetof(sv_config_t, shared_driver_max_sessions), 1},
     };
 
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {

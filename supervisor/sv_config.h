@@ -24,6 +24,7 @@ typedef struct sv_config {
     const char *spark_master;
     int max_sessions;
     int warm_sessions;             /* REPLs kept started ahead of demand, within max_sessions */
+    int shared_driver_max_sessions; /* sessions one shared driver hosts at most */
     apr_int64_t heartbeat_interval_ms;
     apr_int64_t supervisor_dead_after_ms;
     apr_int64_t idle_timeout_ms;   /* 0 = never */

@@ -254,12 +254,42 @@ void sv_session_flush_log(sv_session_t *s)
 
 /* ---- files and the child's configuration ---- */
 
+/* Sessions of ours, s aside, that still use s's REPL process (a shared driver's). */
+static int process_mates(sv_session_t *s)
+{
+    if (!s->shared || s->pid <= 0)
+        return 0;
+    int n = 0;
+    for (apr_hash_index_t *hi = apr_hash_first(s->sv->iter, s->sv->sessions); hi;
+         hi = apr_hash_next(hi)) {
+        sv_session_t *t = apr_hash_this_val(hi);
+        if (t != s && t->shared && t->pid == s->pid && !t->done && !t->end_pending)
+            n++;
+    }
+    return n;
+}
+
+/* Whether another session of ours still uses dir (a shared driver's directory). */
+static int dir_in_use(sv_session_t *s)
+{
+    for (apr_hash_index_t *hi = apr_hash_first(s->sv->iter, s->sv->sessions); hi;
+         hi = apr_hash_next(hi)) {
+        sv_session_t *t = apr_hash_this_val(hi);
+        if (t != s && !t->done && t->dir && strcmp(t->dir, s->dir) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void remove_files(sv_session_t *s)
 {
     unlink(s->conf_path);
     unlink(s->pid_path);
     unlink(s->key_path);
-    sv_identity_remove_session_dir(s->dir, s->have_account ? &s->account : NULL);
+    if (s->guest)
+        unlink(s->sock_path);
+    if (!dir_in_use(s))
+        sv_identity_remove_session_dir(s->dir, s->have_account ? &s->account : NULL);
 }
 
 /* ---- ending ---- */
@@ -317,7 +347,7 @@ static void process_gone(sv_session_t *s, const char *how)
 {
     if (s->end_pending)
         return;
-    if (s->replace && replace_child(s, how) == 0)
+    if (s->replace && !s->shared && replace_child(s, how) == 0)
         return;
     if (s->fd >= 0) {
         close(s->fd);
@@ -356,6 +386,36 @@ static void process_gone(sv_session_t *s, const char *how)
     finish(s);
 }
 
+/* The REPL closed the session (or it would not close in time) while its process runs on for
+ * the other sessions sharing it: the session ends, the process is left alone. */
+static void session_left(sv_session_t *s, const char *how)
+{
+    if (s->end_pending)
+        return;
+    s->left = 1;
+    s->share_wait = 0;
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    s->in.len = s->out.len = 0;
+    const char *why;
+    if (s->orphan)
+        why = "";
+    else if (s->stopping && !s->failed)
+        why = apr_psprintf(s->pool, "session stopped (%s); it %s the shared driver (pid %d), "
+                           "which runs on for its other sessions", s->stop_reason, how,
+                           (int)s->pid);
+    else
+        why = apr_psprintf(s->pool, "the session %s the shared driver (pid %d)%s%.*s; the "
+                           "session is dead", how, (int)s->pid, s->failure ? " after: " : "",
+                           (int)(s->failure ? (strcspn(s->failure, "\n") < 200
+                                                   ? strcspn(s->failure, "\n") : 200) : 0),
+                           s->failure ? s->failure : "");
+    s->end_pending = why;
+    finish(s);
+}
+
 void sv_session_reaped(sv_session_t *s, int status)
 {
     s->reaped = 1;
@@ -379,6 +439,7 @@ void sv_session_begin_stop(sv_session_t *s, const char *reason)
         sv_db_send(s->sv, &r, NULL, s->id, 0, NULL, NULL);
     }
     if (s->pid <= 0) {
+        s->share_wait = 0;
         process_gone(s, "was never started");
         return;
     }
@@ -1004,7 +1065,7 @@ static void handle_message(sv_session_t *s, json_t *msg)
         sv_session_note(s, "fatal: %s", why);
         s->said_fatal = 1;
         /* Before ready, Spark could not start: the session dies. After, a new REPL can serve. */
-        if (s->phase == SV_PHASE_READY && !s->stopping)
+        if (s->phase == SV_PHASE_READY && !s->stopping && !s->shared)
             s->replace = 1;
         fail_child(s, why);
     }
@@ -1032,6 +1093,12 @@ static void handle_message(sv_session_t *s, json_t *msg)
     }
     else if (strcmp(type, "result") == 0) {
         on_result(s, msg);
+    }
+    else if (strcmp(type, "closed") == 0) {
+        /* a shared driver's session, closed by its REPL: the process serves others */
+        sv_info("session %" APR_INT64_T_FMT ": closed in the shared driver (pid %d)", s->id,
+                (int)s->pid);
+        session_left(s, s->stopping && !s->failed ? "left" : "was closed in");
     }
     else if (strcmp(type, "completion") == 0) {
         on_completion(s, msg);
@@ -1324,13 +1391,142 @@ static int resolve_account(sv_session_t *s, const store_sv_session_t *row, const
     return 0;
 }
 
+/* ---- shared drivers ---- */
+
+/* Who may share a process: the same owner, proxy user and Spark settings, field by field (the
+ * conf and lists as stored). The kind does not matter: every shareable kind runs there. */
+static const char *share_key(const store_sv_session_t *row, apr_pool_t *p)
+{
+    const char *fields[] = {row->owner, row->proxy_user, row->driver_memory,
+                            row->executor_memory, row->queue, row->conf, row->jars,
+                            row->py_files, row->files, row->archives};
+    const char *key = apr_psprintf(p, "%d/%d/%d", row->driver_cores, row->executor_cores,
+                                   row->num_executors);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        key = apr_pstrcat(p, key, "\x1f", fields[i] ? "=" : "-", fields[i] ? fields[i] : "",
+                          NULL);
+    return key;
+}
+
+/* The process s may join: a ready one of its key with room (*ready set), else one of its key
+ * still starting (*ready clear), else NULL. */
+static sv_session_t *find_driver(sv_session_t *s, int *ready)
+{
+    sv_session_t *starting = NULL;
+    *ready = 0;
+    for (apr_hash_index_t *hi = apr_hash_first(s->sv->iter, s->sv->sessions); hi;
+         hi = apr_hash_next(hi)) {
+        sv_session_t *h = apr_hash_this_val(hi);
+        if (h == s || !h->shared || h->pid <= 0 || h->done || h->end_pending || h->stopping
+            || h->failed || h->orphan || h->warm || !h->share_key
+            || strcmp(h->share_key, s->share_key) != 0)
+            continue;
+        if (process_mates(h) + 1 >= s->sv->cfg->shared_driver_max_sessions)
+            continue;
+        if (h->phase == SV_PHASE_READY && h->fd >= 0) {
+            *ready = 1;
+            return h;
+        }
+        if (h->phase != SV_PHASE_READY && !h->guest)
+            starting = h;
+    }
+    return starting;
+}
+
+/* Opens session s in h's process: a secret and a socket of its own, handed over on h's
+ * authenticated channel; s then connects like to any REPL. 0, or -1 with *err. */
+static int join_driver(sv_session_t *s, sv_session_t *h, const char **err)
+{
+    apr_pool_t *p = s->sv->iter;
+    if (sv_auth_random(s->key, sizeof s->key) != 0) {
+        *err = "no random bytes from the kernel for the session's secret";
+        return -1;
+    }
+    if (sv_auth_write_key(s->key_path, s->key, p, err) != 0)
+        return -1;
+    s->have_key = 1;
+    s->guest = 1;
+    s->share_wait = 0;
+    s->pid = h->pid;
+    s->own_child = 0;
+    /* (its account is h's: the same owner and proxy user resolved it) */
+    s->dir = apr_pstrdup(s->pool, h->dir);
+    s->sock_path = apr_psprintf(s->pool, "%s/repl-%" APR_INT64_T_FMT ".sock", s->dir, s->id);
+    char hex[2 * SV_AUTH_KEY_BYTES + 1];
+    sv_auth_hex(s->key, sizeof s->key, hex);
+    json_t *open = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "open", "session",
+                             apr_psprintf(p, "%" APR_INT64_T_FMT, s->id), "socket", s->sock_path,
+                             "secret", hex, "kind", s->kind);
+    explicit_bzero(hex, sizeof hex);
+    send_msg(h, open);
+    json_decref(open);
+    if (sv_child_write_pid_file(s->pid_path, s->pid, p) != 0)
+        sv_warn("session %" APR_INT64_T_FMT ": cannot write %s: %s", s->id, s->pid_path,
+                strerror(errno));
+    sv_info("session %" APR_INT64_T_FMT ": joining the shared driver of session %" APR_INT64_T_FMT
+            " (pid %d)", s->id, h->id, (int)s->pid);
+    sv_session_note(s, "joining the shared driver of session %" APR_INT64_T_FMT " (pid %d)",
+                    h->id, (int)s->pid);
+    store_sv_req_t r;
+    store_sv_req_set_child(&r, s->id, (int)s->pid, s->sock_path, p);
+    sv_db_send(s->sv, &r, NULL, s->id, 0, NULL, NULL);
+    apr_int64_t now = sv_now_ms();
+    s->phase = SV_PHASE_CONNECTING;
+    s->connect_since_ms = now;
+    s->connect_delay_ms = 10;
+    s->next_connect_ms = now + s->connect_delay_ms;
+    s->start_deadline_ms = s->sv->cfg->start_timeout_ms ? now + s->sv->cfg->start_timeout_ms : 0;
+    return 0;
+}
+
+/* A shared session without a process: joins a ready driver of its key, waits for one that is
+ * starting (so that sessions created together share it), or starts its own. */
+static void place_shared(sv_session_t *s)
+{
+    int ready;
+    const char *err;
+    sv_session_t *h = find_driver(s, &ready);
+    apr_int64_t now = sv_now_ms();
+    apr_int64_t wait_limit = s->sv->cfg->start_timeout_ms ? s->sv->cfg->start_timeout_ms
+                                                          : 5 * 60 * 1000;
+    int rc;
+    if (h && ready) {
+        rc = join_driver(s, h, &err);
+    }
+    else if (h && (!s->share_wait || now - s->share_wait_since_ms < wait_limit)) {
+        if (!s->share_wait) {
+            sv_session_note(s, "waiting for the shared driver that session %" APR_INT64_T_FMT
+                            " is starting", h->id);
+            s->share_wait_since_ms = now;
+        }
+        s->share_wait = 1;
+        return;
+    }
+    else {
+        s->share_wait = 0;
+        rc = start_process(s, &err);
+    }
+    if (rc != 0) {
+        s->share_wait = 0;
+        sv_error("session %" APR_INT64_T_FMT ": %s", s->id, err);
+        sv_session_note(s, "%s", err);
+        s->failed = 1;
+        s->failure = apr_pstrdup(s->pool, err);
+        process_gone(s, "could not be started");
+    }
+}
+
 void sv_session_spawn(sv_session_t *s, const store_sv_session_t *row)
 {
     apr_pool_t *p = s->sv->iter;
     const char *err;
+    s->shared = row->shared_driver;
+    s->share_key = s->shared ? share_key(row, s->pool) : NULL;
     int rc = resolve_account(s, row, &err);
     if (rc == 0) {
         json_t *conf = sv_spark_conf_build(s->sv->cfg, s->id, row, p);
+        if (s->shared)
+            json_object_set_new(conf, "shared_driver", json_true());
         /* The driver's temporary files go to the session's directory too (last -D wins). */
         json_t *spark = json_object_get(conf, "spark");
         json_t *opts = json_object_get(spark, "spark.driver.extraJavaOptions");
@@ -1347,6 +1543,10 @@ void sv_session_spawn(sv_session_t *s, const store_sv_session_t *row)
         int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (fd >= 0)
             close(fd);
+        if (s->shared) {
+            place_shared(s);
+            return;
+        }
         rc = start_process(s, &err);
     }
     if (rc != 0) {
@@ -1400,16 +1600,28 @@ void sv_session_adopt(sv_session_t *s, const store_sv_session_t *row)
     /* What talking to the REPL, and removing its directory later, take. */
     const char *why;
     s->warm = row->warm;
+    s->shared = row->shared_driver;
+    s->share_key = s->shared ? share_key(row, s->pool) : NULL;
     if (resolve_account(s, row, &why) != 0)
         sv_warn("session %" APR_INT64_T_FMT ": %s", s->id, why);
     s->have_key = sv_auth_read_key(s->key_path, s->key) == 0;
-    if (row->repl_socket)
+    if (row->repl_socket) {
         s->sock_path = apr_pstrdup(s->pool, row->repl_socket);
+        /* A session that joined a shared driver has its socket in that driver's directory. */
+        const char *slash = strrchr(s->sock_path, '/');
+        if (slash && strcmp(slash, "/repl.sock") != 0 && s->shared) {
+            s->guest = 1;
+            s->dir = apr_pstrmemdup(s->pool, s->sock_path, (apr_size_t)(slash - s->sock_path));
+        }
+    }
     pid_t pid = row->repl_pid;
     if (pid <= 0)
         pid = sv_child_read_pid_file(s->pid_path);
-    /* A pid can be reused: the process must be a REPL for this very socket. */
-    int ours = pid > 0 && sv_child_alive(pid) && sv_child_cmdline_contains(pid, s->sock_path);
+    /* A pid can be reused: the process must be a REPL for this very directory (the first
+     * session's socket, on its command line). */
+    int ours = pid > 0 && sv_child_alive(pid)
+               && sv_child_cmdline_contains(pid, apr_pstrcat(s->sv->iter, s->dir, "/repl.sock",
+                                                             NULL));
     if (row->ended) {
         s->orphan = 1;
         s->pid = ours ? pid : 0;
@@ -1497,6 +1709,16 @@ static void try_connect(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
  * them at once. */
 static void escalate(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
 {
+    if (process_mates(s) > 0) {
+        /* A shared driver that serves other sessions gets no signal: its REPL closes this
+         * session (it says closed); one that does not within the grace is left behind. */
+        apr_int64_t limit = s->stop_since_ms + (s->failed ? 10000 : s->sv->cfg->stop_grace_ms);
+        if (now >= limit)
+            session_left(s, "did not close in time in");
+        else
+            lower(deadline, limit);
+        return;
+    }
     apr_int64_t grace = s->failed ? 0 : s->sv->cfg->stop_grace_ms;
     apr_int64_t term_at = s->stop_since_ms + grace / 2;
     apr_int64_t kill_at = s->stop_since_ms + grace;
@@ -1546,6 +1768,14 @@ void sv_session_work(sv_session_t *s, apr_int64_t now, apr_int64_t *deadline)
     if (s->end_pending) {
         finish(s);
         return;
+    }
+    if (s->share_wait) {
+        if (!s->stopping)
+            place_shared(s);
+        if (s->share_wait) {
+            lower(deadline, now + 100);
+            return;
+        }
     }
     /* Has the process ended? Ours: waitpid said so. Adopted: it no longer runs. */
     int gone;

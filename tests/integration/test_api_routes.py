@@ -409,10 +409,10 @@ def test_schema_3_fills_the_tails_of_existing_sessions_and_batches(pg, work_dir)
                     " INSERT INTO batches (file) SELECT 'x.py' FROM generate_series(0, 1);"
                     " INSERT INTO batch_log (batch_id, seq, line) SELECT 1, g, 'b' || g"
                     "  FROM generate_series(0, 3) g", db=dbname)
-    assert pg.psql("SELECT max(version) FROM livy_schema_version", db=dbname) == [("5",)]
-    # schema 5: the rows that were there are sessions, none of them warm
-    assert pg.psql("SELECT count(*) FILTER (WHERE warm), count(*) FROM sessions", db=dbname) == [
-        ("0", "3")]
+    assert pg.psql("SELECT max(version) FROM livy_schema_version", db=dbname) == [("6",)]
+    # schema 5: the rows that were there are sessions, none of them warm; schema 6: none shared
+    assert pg.psql("SELECT count(*) FILTER (WHERE warm), count(*) FILTER (WHERE shared_driver),"
+                   " count(*) FROM sessions", db=dbname) == [("0", "0", "3")]
     tails = {int(i): json.loads(t) for i, t in
              pg.psql("SELECT id, log_tail::text FROM sessions ORDER BY id", db=dbname)}
     assert tails == {0: [], 1: [f"s{g}" for g in range(5, 15)], 2: ['only "one"']}

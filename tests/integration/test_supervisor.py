@@ -428,7 +428,7 @@ def test_refuses_a_python_without_pyspark_naming_the_setting(tmp_base, cluster):
 
 
 def test_migrate_is_idempotent_and_prints_the_version(supervisor):
-    assert supervisor["sv"].migrate().strip() == "schema version 5"
+    assert supervisor["sv"].migrate().strip() == "schema version 6"
 
 
 def test_registers_and_heartbeats(cluster, supervisor):
