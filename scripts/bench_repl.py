@@ -204,6 +204,54 @@ def floor(master, warmup, n):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def shared_memory(server, n, conf):
+    """n sessions on one shared driver (livy.session.sharedDriver): the driver's PSS with its
+    first session alone, idle after a small job, then with all n, each idle after the same job;
+    and each joining session's start (POST /sessions -> idle)."""
+    shared = dict(conf, **{"livy.session.sharedDriver": "true"})
+    job = "spark.range(1000).selectExpr('sum(id)').collect()[0][0]"
+    sids, joins = [], []
+    try:
+        r = server.post("/sessions", json={"kind": "pyspark", "conf": shared})
+        r.raise_for_status()
+        sids.append(r.json()["id"])
+        wait_state(server, sids[0], {"idle"})
+        run_code(server, sids[0], job)
+        time.sleep(5)
+        one = session_memory(server, sids[:1])[sids[0]][0]
+        for _ in range(n - 1):
+            t = time.monotonic()
+            r = server.post("/sessions", json={"kind": "pyspark", "conf": shared})
+            r.raise_for_status()
+            sids.append(r.json()["id"])
+            wait_state(server, sids[-1], {"idle"}, interval=0.01)
+            joins.append(time.monotonic() - t)
+        for sid in sids[1:]:
+            run_code(server, sid, job)
+        apps = {server.get(f"/sessions/{sid}").json()["appId"] for sid in sids}
+        time.sleep(5)
+        return one, session_memory(server, sids[:1])[sids[0]][0], joins, len(apps)
+    finally:
+        for sid in sids:
+            server.delete(f"/sessions/{sid}")
+        time.sleep(3)
+
+
+def run_code(server, sid, code):
+    r = server.post(f"/sessions/{sid}/statements", json={"code": code})
+    r.raise_for_status()
+    st = r.json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        body = server.get(f"/sessions/{sid}/statements/{st}").json()
+        if body["state"] in ("available", "error", "cancelled"):
+            if body["state"] != "available" or body["output"]["status"] != "ok":
+                raise SystemExit(f"session {sid}: {code!r} failed: {body}")
+            return body["output"]
+        time.sleep(0.02)
+    raise SystemExit(f"session {sid}: {code!r} did not finish within 120 s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--starts", type=int, default=5, help="cold session starts (median reported)")
@@ -212,6 +260,8 @@ def main():
     ap.add_argument("--completions", type=int, default=200, help="timed completion requests")
     ap.add_argument("--idle-sessions", type=int, default=3,
                     help="sessions started side by side to measure an idle session's memory (0: skip)")
+    ap.add_argument("--shared-sessions", type=int, default=10,
+                    help="sessions on one shared driver, for its memory (0: skip)")
     ap.add_argument("--warm-starts", type=int, default=20,
                     help="sessions created on a server with warm_sessions 1, each once a warm REPL is "
                          "ready (0: skip)")
@@ -229,8 +279,10 @@ def main():
     pg = h.PgCluster(base, "pg").setup()
     if args.durable:
         h.make_durable(pg)
+    room = max(8, args.shared_sessions + 1)
     server = h.LivyServer(base, "httpd", pg, mpm=args.mpm, supervisor="managed", log_level="warn",
-                          supervisor_conf={"spark_master": args.master})
+                          supervisor_conf={"spark_master": args.master, "max_sessions": room,
+                                           "shared_driver_max_sessions": room})
     try:
         h.check_spark()
         server.start()
@@ -252,6 +304,17 @@ def main():
             mean = statistics.mean(per)
             print(f"  mean {mean:.1f} MiB per idle session, all {args.idle_sessions}: {sum(per):.1f} MiB;"
                   f" idle sessions that fit in 20 GiB: {int(20 * 1024 / mean)}")
+
+        if args.shared_sessions > 1:
+            one, alln, joins, apps = shared_memory(server, args.shared_sessions, conf)
+            n = args.shared_sessions
+            print(f"\nshared driver (livy.session.sharedDriver): {n} sessions in {apps} driver(s), "
+                  f"each idle after a small job (PSS of the driver's processes):")
+            print(f"  1 session {one:.1f} MiB; {n} sessions {alln:.1f} MiB ({alln / one:.2f}x one; "
+                  f"{alln / n:.1f} MiB per session); idle shared sessions that fit in 20 GiB: "
+                  f"{int(20 * 1024 / (alln / n))}")
+            print(f"  joining session start (POST /sessions -> idle), {len(joins)} sessions: "
+                  f"p50 {ms(pct(joins, 50))}   max {ms(max(joins))}")
 
         r = server.post("/sessions", json={"kind": "pyspark", "conf": conf})
         r.raise_for_status()

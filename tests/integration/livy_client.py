@@ -203,3 +203,36 @@ def finish_server(factory) -> None:
     problems = factory.finish()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+class UserClient(Client):
+    """A Client whose requests carry one user's credentials (HTTP Basic, the harness's
+    password for that user)."""
+
+    def __init__(self, server: h.LivyServer, db: h.PgCluster, dbname: str, user: str):
+        super().__init__(server, db, dbname)
+        self.user = user
+        self.server = _AuthServer(server, (user, h.password(user)))
+
+
+class _AuthServer:
+    """A LivyServer whose requests carry auth unless they name their own."""
+
+    def __init__(self, server: h.LivyServer, auth):
+        self._server, self._auth = server, auth
+
+    def __getattr__(self, name):
+        return getattr(self._server, name)
+
+    def request(self, method, path, **kw):
+        kw.setdefault("auth", self._auth)
+        return self._server.request(method, path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json=None, **kw):
+        return self.request("POST", path, json=json, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)

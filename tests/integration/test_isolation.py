@@ -21,9 +21,6 @@ import livy_harness as h
 USERS = ("alice", "bob")
 
 
-password = h.password
-
-
 @pytest.fixture(scope="module")
 def iso_htpasswd(work_dir):
     return h.write_htpasswd(work_dir / "isolation-htpasswd", USERS)
@@ -34,33 +31,7 @@ def auth_conf(htpasswd: Path, *policy: str) -> str:
                                                   "LivyImpersonation On") + policy))
 
 
-class UserClient(lc.Client):
-    """A Client whose requests carry one user's credentials."""
-
-    def __init__(self, server, db, dbname, user):
-        super().__init__(server, db, dbname)
-        self.server = _AuthServer(server, (user, password(user)))
-
-
-class _AuthServer:
-    def __init__(self, server, auth):
-        self._server, self._auth = server, auth
-
-    def __getattr__(self, name):
-        return getattr(self._server, name)
-
-    def request(self, method, path, **kw):
-        kw.setdefault("auth", self._auth)
-        return self._server.request(method, path, **kw)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, json=None, **kw):
-        return self.request("POST", path, json=json, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
+UserClient = lc.UserClient
 
 
 @pytest.fixture(scope="module")
