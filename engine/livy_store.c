@@ -30,6 +30,8 @@
 
 #define STATEMENT_COLS "id, code, state, output, progress, started, completed"
 #define EPOCH_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+/* The most code a new statement's NOTIFY carries ("session:id:kind:code"). */
+#define LIVY_NOTIFY_CODE_MAX "7680"
 #define ENDED_STATES "('shutting_down','error','dead','killed','success')"
 
 static const char *const query_sql[Q__COUNT] = {
@@ -124,8 +126,12 @@ static const char *const query_sql[Q__COUNT] = {
         " RETURNING id, next_statement_id - 1 AS sid, kind),"
         " ins AS (INSERT INTO statements (session_id, id, code, kind)"
         " SELECT s.id, s.sid, $2, coalesce($3, s.kind) FROM s"
-        " RETURNING session_id, " STATEMENT_COLS "),"
-        " n AS (SELECT pg_notify('livy_statements', session_id::text) FROM ins)"
+        " RETURNING session_id, kind, " STATEMENT_COLS "),"
+        /* the statement itself rides along when it fits NOTIFY's payload (under 8000 bytes):
+         * its supervisor sends it to the REPL without reading it back */
+        " n AS (SELECT pg_notify('livy_statements', session_id::text"
+        "  || CASE WHEN octet_length(code) <= " LIVY_NOTIFY_CODE_MAX " THEN ':' || id || ':'"
+        "  || kind || ':' || code ELSE '' END) FROM ins)"
         " SELECT ins.id, ins.code, ins.state, ins.output, ins.progress, ins.started,"
         " ins.completed FROM ins, n",
 

@@ -75,6 +75,9 @@ MAX_PENDING_HANDSHAKES = 8
 LOG_BUFFER_MAX_LINES = 10000
 JVM_TAIL_LINES = 40  # JVM output kept for a fatal message
 PROGRESS_INTERVAL_S = 0.25
+# "started" is sent for a statement still running this long after it began: one that is done by
+# then says when it started in its result, and the database is written once, not twice.
+STARTED_REPORT_AFTER_S = 0.01
 CANCEL_RETRY_INTERVAL_S = 0.5
 CANCEL_INTERRUPT_AFTER_S = 1.0
 DEFAULT_CANCEL_KILL_AFTER_S = 30.0
@@ -1480,13 +1483,12 @@ class ReplDriver:
             if self.shutdown_requested:
                 return None
             statement = self.queue.popleft()
+            statement.started_ms = now_ms()
             self.running = statement
             self.work_available.notify_all()  # wakes the progress thread
             return statement
 
     def run_statement(self, statement):
-        statement.started_ms = now_ms()
-        self.send({"type": "started", "id": statement.id, "started": statement.started_ms})
         output = None
         try:
             if threading.get_ident() == self.main_thread_id:
@@ -1700,6 +1702,9 @@ class ReplDriver:
                 statement = self.running
             if statement is None:
                 continue
+            if statement.done.wait(STARTED_REPORT_AFTER_S):
+                continue
+            self.send({"type": "started", "id": statement.id, "started": statement.started_ms})
             last_sent = 0.0
             while not statement.done.wait(PROGRESS_INTERVAL_S):
                 progress = self.statement_progress(statement.id)

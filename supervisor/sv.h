@@ -281,6 +281,9 @@ short sv_session_poll_events(sv_session_t *s);
 void sv_session_on_poll(sv_session_t *s, short revents);
 /* The process was reaped with this wait status. */
 void sv_session_reaped(sv_session_t *s, int status);
+/* A new statement's NOTIFY payload after the session id ("id:kind:code"): sends it to the
+ * REPL when it is the next one and nothing else is pending (1), else 0 (read it back). */
+int sv_session_dispatch(sv_session_t *s, const char *payload);
 /* After a database outage: a new hello on the live connection makes the child re-send every
  * result not acknowledged (lines already read wait in the buffer and are kept). */
 void sv_session_resync(sv_session_t *s);

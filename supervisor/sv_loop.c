@@ -400,10 +400,11 @@ static void drain_notifies(sv_t *sv)
     while (sv->conn && (n = PQnotifies(sv->conn)) != NULL) {
         char *end;
         long long id = strtoll(n->extra ? n->extra : "", &end, 10);
-        int has_id = n->extra && *n->extra && *end == '\0';
+        int has_id = n->extra && *n->extra && (*end == '\0' || *end == ':');
         sv_session_t *s = has_id ? sv_find_session(sv, (apr_int64_t)id) : NULL;
         if (strcmp(n->relname, "livy_statements") == 0) {
-            if (s)
+            /* a new statement may come with the notification: sent at once when it can be */
+            if (s && !(*end == ':' && sv_session_dispatch(s, end + 1)))
                 s->need_statements = 1;
         }
         else if (strcmp(n->relname, "livy_completions") == 0) {

@@ -587,6 +587,47 @@ static void drop_inflight(sv_session_t *s, int id)
 
 /* The answer to sync_statements: sends every waiting statement not yet sent, in id order, and
  * every cancel not yet sent. */
+static void send_execute(sv_session_t *s, int id, const char *code, const char *kind)
+{
+    json_t *msg = json_pack("{s:s,s:i,s:s,s:s}", "op", "execute", "id", id, "code",
+                            code ? code : "", "kind", execute_kind(kind, s->kind));
+    if (!msg) {
+        /* code that is not UTF-8 cannot come from the module; say so rather than drop it */
+        msg = json_pack("{s:s,s:i,s:s,s:s}", "op", "execute", "id", id, "code",
+                        "raise ValueError('statement code is not valid UTF-8')", "kind",
+                        "pyspark");
+    }
+    send_msg(s, msg);
+    json_decref(msg);
+    if (!find_inflight(s, id, NULL)) {
+        sv_inflight_t *f = apr_array_push(s->inflight);
+        f->id = id;
+        f->cancel_sent = 0;
+    }
+    sv_debug("session %" APR_INT64_T_FMT ": sent statement %d", s->id, id);
+}
+
+int sv_session_dispatch(sv_session_t *s, const char *payload)
+{
+    /* "id:kind:code", the statement right after the last one sent, to a REPL that waits for
+     * nothing else from the database: anything else is read back as usual */
+    if (!sv_db_ok(s->sv) || s->fd < 0 || s->phase != SV_PHASE_READY || s->stopping
+        || s->statements_inflight || s->need_statements || s->done || s->end_pending)
+        return 0;
+    char *end;
+    long id = strtol(payload, &end, 10);
+    if (end == payload || *end != ':' || id != s->last_sent + 1)
+        return 0;
+    const char *kind = end + 1;
+    const char *colon = strchr(kind, ':');
+    if (!colon || colon == kind)
+        return 0;
+    s->last_sent = (int)id;
+    send_execute(s, (int)id, colon + 1, apr_pstrmemdup(s->sv->iter, kind,
+                                                       (apr_size_t)(colon - kind)));
+    return 1;
+}
+
 static void pending_read(sv_t *sv, sv_op_t *op, PGresult *res)
 {
     sv_session_t *s = sv_find_session(sv, op->session);
@@ -619,17 +660,7 @@ static void pending_read(sv_t *sv, sv_op_t *op, PGresult *res)
                 sv_db_send(sv, &r, NULL, s->id, st->id, NULL, NULL);
                 continue;
             }
-            json_t *msg = json_pack("{s:s,s:i,s:s,s:s}", "op", "execute", "id", st->id, "code",
-                                    st->code ? st->code : "", "kind",
-                                    execute_kind(st->kind, s->kind));
-            send_msg(s, msg);
-            json_decref(msg);
-            if (!find_inflight(s, st->id, NULL)) {
-                sv_inflight_t *f = apr_array_push(s->inflight);
-                f->id = st->id;
-                f->cancel_sent = 0;
-            }
-            sv_debug("session %" APR_INT64_T_FMT ": sent statement %d", s->id, st->id);
+            send_execute(s, st->id, st->code, st->kind);
         }
         sv_inflight_t *f = find_inflight(s, st->id, NULL);
         if (f && st->cancel_requested && !f->cancel_sent) {

@@ -775,12 +775,17 @@ def test_completion(server):
 def test_writes_notify_the_supervisor_with_their_commit(server):
     """A psql session LISTENs on the supervisor's channels while requests are made; psql prints
     what it received when its next query completes. Failed requests notify nobody (the NOTIFY is
-    in the same transaction as the row), reads notify nobody."""
+    in the same transaction as the row), reads notify nobody. A new statement's notification
+    carries the statement ("session:id:kind:code") when its code fits (7680 bytes), else only
+    the session's id."""
+    big = "x = 1  # " + "y" * 7672  # 7681 bytes
     with server.db.listen("livy_sessions", "livy_statements") as listener:
         a = create(server, {"name": "a", "kind": "pyspark"})
         b = create(server, {"name": "b", "kind": "sql"})
         err(server.post("/sessions", json={"name": "a"}), 400)                      # duplicate: none
         st = post_code(server, a["id"], kind=None)
+        fits = post_code(server, a["id"], code=big[:7680], kind="sql")
+        too_big = post_code(server, a["id"], code=big)
         err(server.post(f"/sessions/{a['id']}/statements", json={"code": 1}), 400)  # none
         ok(server.get(f"/sessions/{a['id']}"))                                      # reads: none
         ok(server.get(f"/sessions/{a['id']}/statements"))
@@ -792,7 +797,9 @@ def test_writes_notify_the_supervisor_with_their_commit(server):
     assert got == [
         ("livy_sessions", str(a["id"])),     # create a
         ("livy_sessions", str(b["id"])),     # create b
-        ("livy_statements", str(a["id"])),   # statement in a
+        ("livy_statements", f"{a['id']}:{st['id']}:pyspark:1 + 1"),  # statement in a
+        ("livy_statements", f"{a['id']}:{fits['id']}:sql:{big[:7680]}"),  # it fits
+        ("livy_statements", str(a["id"])),   # 7681 bytes of code: read back by the supervisor
         ("livy_statements", str(a["id"])),   # cancel in a
         ("livy_sessions", str(b["id"])),     # stop b
         ("livy_sessions", str(a["id"])),     # delete a
